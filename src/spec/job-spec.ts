@@ -1,0 +1,75 @@
+/**
+ * The compiled job: what a job file means once it has been validated, defaults filled and units
+ * converted (memory in bytes, time in ms, paths absolute). Code after `compileJob` trusts it.
+ */
+
+export type Scalar = string | number | boolean;
+
+export type TaskSource =
+  | { kind: 'each'; items: Array<Scalar | Record<string, Scalar>> }
+  | { kind: 'matrix'; axes: Record<string, Scalar[]> }
+  /** `glob` as written; relative globs match from `cwd` (the job file's folder). */
+  | { kind: 'files'; glob: string; cwd: string }
+  /** `parent` is an absolute folder. */
+  | { kind: 'folders'; parent: string }
+  /** `file` is an absolute CSV (`,`) or TSV (`\t`, by extension `.tsv`/`.tab`) file. */
+  | { kind: 'table'; file: string }
+  | {
+      kind: 'chunks';
+      file: string;
+      format: 'fasta' | 'fastq' | 'lines';
+      /** Exactly one of count and sizeBytes is set. */
+      count?: number;
+      sizeBytes?: number;
+    };
+
+export type FailureReason = 'exit' | 'oom' | 'timeout' | 'lost';
+export type AttemptReason = 'ok' | FailureReason | 'infra' | 'cancelled';
+
+export interface Resources {
+  cpus: number;
+  /** null: not limited and not reserved. */
+  memoryBytes: number | null;
+  /** null: no time limit. */
+  timeMs: number | null;
+}
+
+export interface RetryPolicy {
+  /** Retries after the first attempt; 0 means one attempt. */
+  max: number;
+  on: FailureReason[];
+  escalate: { memory: number; time: number };
+}
+
+export interface JobSpec {
+  name: string;
+  /** Absolute path of the job file, or a label such as `<api>` when built in code. */
+  file: string;
+  /** Relative paths in the job file resolve against this folder. */
+  baseDir: string;
+  /** The command template (from `command` or `script`). */
+  command: string;
+  tasks: TaskSource;
+  vars: Record<string, string>;
+  resources: Resources;
+  retry: RetryPolicy;
+  /** null: as many as the machine's resources allow. */
+  concurrency: number | null;
+  /** Absolute folder where committed task outputs live. */
+  outdir: string;
+  gather: string | null;
+}
+
+/**
+ * One task before it is rendered: the variables its source gives it and the input files whose
+ * identity belongs in its cache key.
+ */
+export interface TaskSeed {
+  index: number;
+  /** Unique in the job; a single path segment (it names the output folder). */
+  name: string;
+  /** Variables from the task source (not `index`, `name`, `out`, nor the job's `vars`). */
+  vars: Record<string, string>;
+  /** Absolute paths of files or folders the task reads, for the cache key. */
+  inputs: string[];
+}
