@@ -49,6 +49,8 @@ export interface JobSpec {
   baseDir: string;
   /** The command template (from `command` or `script`). */
   command: string;
+  /** Which field the command came from, for error locations. */
+  commandField: 'command' | 'script';
   tasks: TaskSource;
   vars: Record<string, string>;
   resources: Resources;

@@ -1,0 +1,97 @@
+import { Launcher } from '../../runner/launcher.js';
+import { identityOf, isAlive } from '../../engine/process-identity.js';
+import type { Capacity } from '../../engine/plan-job.js';
+import type { ProcessIdentity } from '../../store/store.js';
+import type { AttemptLaunch, Backend, BackendCapabilities, OrphanAttempt, ResultListener } from '../backend.js';
+import { localCapacity } from './local-capacity.js';
+import { OrphanWatch } from './orphan-watch.js';
+
+export interface LocalBackendOptions {
+  /** Hand fanout less of this machine than it has. */
+  limits?: Partial<Capacity>;
+  /** Between terminate and kill, when an attempt is stopped. */
+  graceMs: number;
+}
+
+/**
+ * Attempts as processes on this machine, started and supervised by one native launcher process
+ * that outlives the coordinator if it is killed (see src/runner/launcher.ts).
+ */
+export class LocalBackend implements Backend {
+  readonly name = 'local';
+  readonly capabilities: BackendCapabilities = { arrays: false, cancel: true, liveLogs: true, maxArraySize: null };
+  private launcher: Launcher | undefined;
+  private orphans: OrphanWatch | undefined;
+  private onResult: ResultListener = () => {};
+
+  constructor(private readonly options: LocalBackendOptions) {}
+
+  capacity(): Capacity {
+    return localCapacity(this.options.limits);
+  }
+
+  async start(onResult: ResultListener): Promise<ProcessIdentity> {
+    this.onResult = onResult;
+    this.launcher = Launcher.start();
+    this.launcher.onDone((id, result) => this.onResult(id, result));
+    return identityOf(this.launcher.pid);
+  }
+
+  submit(launches: AttemptLaunch[]): void {
+    const launcher = this.requireLauncher();
+    for (const launch of launches) {
+      launcher.launch({
+        id: launch.id,
+        attemptDir: launch.attemptDir,
+        cwd: launch.cwd,
+        stagingOut: launch.stagingOut,
+        finalOut: launch.finalOut,
+        memoryBytes: launch.memoryBytes,
+        timeMs: launch.timeMs,
+        graceMs: this.options.graceMs,
+        command: launch.command,
+        env: launch.env,
+      });
+    }
+  }
+
+  cancel(ids: number[], options: { force: boolean }): void {
+    const orphaned = ids.filter((id) => this.orphans?.has(id));
+    for (const id of ids) if (!this.orphans?.has(id)) this.launcher?.cancel(id, options);
+    // Orphans belong to an earlier launcher we cannot talk to; it cancels all it runs on SIGTERM.
+    if (orphaned.length > 0 && this.orphanSupervisor) signal(this.orphanSupervisor, options.force ? 'SIGKILL' : 'SIGTERM');
+  }
+
+  private orphanSupervisor: ProcessIdentity | null = null;
+
+  adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void {
+    this.orphanSupervisor = supervisor;
+    this.orphans ??= new OrphanWatch(supervisor, (id, result) => this.onResult(id, result));
+    this.orphans.add(orphans);
+  }
+
+  async terminate(supervisor: ProcessIdentity): Promise<void> {
+    if (!isAlive(supervisor)) return;
+    signal(supervisor, 'SIGTERM');
+    while (isAlive(supervisor)) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
+  async close(): Promise<void> {
+    this.orphans?.stop();
+    await this.launcher?.close();
+  }
+
+  private requireLauncher(): Launcher {
+    if (!this.launcher) throw new Error('LocalBackend.submit called before start');
+    return this.launcher;
+  }
+}
+
+function signal(process_: ProcessIdentity, name: NodeJS.Signals): void {
+  if (!isAlive(process_)) return;
+  try {
+    process.kill(process_.pid, name);
+  } catch {
+    // It ended between the check and the signal: nothing left to stop.
+  }
+}

@@ -1,0 +1,10 @@
+import { availableParallelism, totalmem } from 'node:os';
+import type { Capacity } from '../../engine/plan-job.js';
+
+/** This machine, unless the user hands fanout less of it (`--cpus`, `--memory`). */
+export function localCapacity(limits: Partial<Capacity> = {}): Capacity {
+  return {
+    cpus: limits.cpus ?? availableParallelism(),
+    memoryBytes: limits.memoryBytes ?? totalmem(),
+  };
+}

@@ -1,0 +1,70 @@
+import { resolve } from 'node:path';
+import { Engine } from '../engine/engine.js';
+import { UserError } from '../errors.js';
+import { parseDuration, parseMemory } from '../spec/units.js';
+
+/** Options every command shares. */
+export interface GlobalOptions {
+  home?: string;
+}
+
+/** Options that say how much of the machine to use and how to stop attempts. */
+export interface MachineOptions {
+  cpus?: string;
+  memory?: string;
+  grace?: string;
+}
+
+export function homeFolder(options: GlobalOptions): string {
+  return resolve(options.home ?? process.env.FANOUT_HOME ?? '.fanout');
+}
+
+export function openEngine(options: GlobalOptions & MachineOptions): Engine {
+  const cpus = options.cpus ?? process.env.FANOUT_CPUS;
+  const memory = options.memory ?? process.env.FANOUT_MEMORY;
+  const grace = options.grace ?? process.env.FANOUT_GRACE;
+  return Engine.open({
+    home: homeFolder(options),
+    limits: {
+      cpus: cpus === undefined ? undefined : positiveInteger(cpus, '--cpus'),
+      memoryBytes: memory === undefined ? undefined : parsed(parseMemory(memory), '--memory', 'a size such as 8GB'),
+    },
+    graceMs: grace === undefined ? undefined : parsed(parseDuration(grace), '--grace', 'a duration such as 10s'),
+  });
+}
+
+export function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UserError(`${flag} must be a whole number of at least 1, not "${text}"`);
+  return value;
+}
+
+function parsed<T>(value: T | null, flag: string, example: string): T {
+  if (value === null) throw new UserError(`${flag} is not ${example}`);
+  return value;
+}
+
+/** `--set key=value` pairs. */
+export function parseSets(pairs: string[]): Record<string, string> {
+  const set: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new UserError(`--set ${pair}: expected key=value`);
+    set[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return set;
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Run a command body with an engine that is closed afterwards. */
+export async function withEngine<T>(options: GlobalOptions & MachineOptions, body: (engine: Engine) => Promise<T> | T): Promise<T> {
+  const engine = openEngine(options);
+  try {
+    return await body(engine);
+  } finally {
+    engine.close();
+  }
+}

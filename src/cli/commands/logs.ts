@@ -1,0 +1,36 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { UserError } from '../../errors.js';
+import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
+import { GATHER_INDEX } from '../../store/store.js';
+import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
+
+export function registerLogs(program: Command): void {
+  program
+    .command('logs')
+    .description("print a task attempt's stdout (or stderr); `gather` names the gather step")
+    .argument('<run-or-task>', 'run id or job name, then the task; or just the task (latest run)')
+    .argument('[task]')
+    .option('--attempt <n>', 'which attempt (default: the last)')
+    .option('--stderr', 'print stderr instead of stdout')
+    .action((first: string, second: string | undefined, options: GlobalOptions & { attempt?: string; stderr?: boolean }) =>
+      withEngine(options, async (engine) => {
+        const run = engine.resolveRun(second === undefined ? undefined : first);
+        const name = second ?? first;
+        const task = engine.store.getTask(run.id, name);
+        const index = task ? task.index : name === 'gather' ? GATHER_INDEX : undefined;
+        if (index === undefined) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
+        const attempts = engine.store.attempts(run.id, index);
+        if (attempts.length === 0) throw new UserError(`task "${name}" of run ${run.id} has not run yet`);
+        const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
+        const attempt = attempts.find((a) => a.attempt === wanted);
+        if (!attempt) throw new UserError(`task "${name}" has no attempt ${wanted}`, `it has ${attempts.length}`);
+        const file = join(attempt.dir, options.stderr ? STDERR_FILE : STDOUT_FILE);
+        if (!existsSync(file)) throw new UserError(`no log at ${file}`, 'the attempt may not have started');
+        await new Promise<void>((resolve, reject) => {
+          createReadStream(file).on('error', reject).on('end', resolve).pipe(process.stdout, { end: false });
+        });
+      }),
+    );
+}

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import type { RunHandle, RunOutcome } from '../../engine/engine.js';
+import { collect, parseSets, positiveInteger, withEngine, type GlobalOptions, type MachineOptions } from '../cli-context.js';
+import { countsLine, statusJson } from '../output.js';
+import { ProgressView } from '../progress-view.js';
+
+interface RunOptions extends GlobalOptions, MachineOptions {
+  set: string[];
+  concurrency?: string;
+  fresh?: boolean;
+  json?: boolean;
+}
+
+export function registerRun(program: Command, setExitCode: (code: number) => void): void {
+  program
+    .command('run')
+    .description('run every task of a job file on this machine (resumes an interrupted run)')
+    .argument('<file>', 'the job file (YAML or JSON)')
+    .option('--set <key=value>', 'override a value of `vars` (repeatable)', collect, [])
+    .option('--concurrency <n>', 'the most tasks running at once')
+    .option('--fresh', 'ignore the cache: run every task again')
+    .option('--json', 'print the final status as JSON')
+    .option('--cpus <n>', 'cpus fanout may use (default: all)')
+    .option('--memory <size>', 'memory fanout may use (default: all)')
+    .option('--grace <duration>', 'between terminate and kill when stopping a task (default 10s)')
+    .action(async (file: string, options: RunOptions) => {
+      const code = await withEngine(options, async (engine) => {
+        const handle = await engine.start(file, {
+          set: parseSets(options.set),
+          fresh: options.fresh,
+          concurrency: options.concurrency === undefined ? undefined : positiveInteger(options.concurrency, '--concurrency'),
+        });
+        return follow(handle, options.json === true);
+      });
+      setExitCode(code);
+    });
+}
+
+/** Show progress until the run ends; Ctrl-C once stops it cleanly, twice forces. */
+export async function follow(handle: RunHandle, json: boolean): Promise<number> {
+  const view = new ProgressView(json ? 'quiet' : process.stderr.isTTY ? 'tty' : 'lines');
+  if (!json) view.note(`run ${handle.run.id} (${handle.run.job}): ${handle.progress().total} tasks, outputs in ${handle.run.spec.outdir}`);
+  handle.onProgress((progress) => view.update(progress));
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    if (!json) view.note(interrupts === 1 ? `${signal}: stopping; running tasks are terminated (Ctrl-C again to kill them)` : `${signal}: killing running tasks`);
+    handle.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let outcome: RunOutcome;
+  try {
+    outcome = await handle.done;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  view.finish(handle.progress());
+  if (json) process.stdout.write(`${JSON.stringify(statusJson(outcome.run, outcome.counts))}\n`);
+  else {
+    const gather = outcome.gather === null ? '' : `; gather ${outcome.gather}`;
+    process.stderr.write(`run ${outcome.run.id} ${outcome.run.state}: ${countsLine(outcome.counts)}${gather}\n`);
+    if (outcome.counts.failed > 0) process.stderr.write(`see \`fanout tasks ${outcome.run.id} --state failed\` and \`fanout logs ${outcome.run.id} TASK\`\n`);
+  }
+  if (outcome.run.state === 'succeeded') return 0;
+  return outcome.run.state === 'cancelled' && interrupts > 0 ? 130 : 1;
+}

@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { formatDuration } from '../../spec/units.js';
+import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { statusJson, table } from '../output.js';
+
+export function registerRuns(program: Command): void {
+  program
+    .command('runs')
+    .description('every run, newest first')
+    .option('--json', 'print as JSON')
+    .action((options: GlobalOptions & { json?: boolean }) =>
+      withEngine(options, (engine) => {
+        const runs = engine.store.listRuns().map((run) => statusJson(run, engine.store.counts(run.id)));
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(runs)}\n`);
+          return;
+        }
+        const rows = runs.map((r) => [
+          String(r.run),
+          r.job,
+          r.state,
+          `${r.counts.succeeded + r.counts.skipped}/${r.total}`,
+          String(r.counts.failed),
+          r.createdAt.replace('T', ' ').slice(0, 19),
+          formatDuration((r.endedAt ? Date.parse(r.endedAt) : Date.now()) - Date.parse(r.createdAt)),
+        ]);
+        process.stdout.write(`${table(['RUN', 'JOB', 'STATE', 'DONE', 'FAILED', 'STARTED (UTC)', 'DURATION'], rows)}\n`);
+      }),
+    );
+}

@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import { formatDuration } from '../../spec/units.js';
+import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { countsLine, statusJson } from '../output.js';
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description("a run's state and its tasks counted by state")
+    .argument('[run]', 'run id or job name (default: the latest run)')
+    .option('--json', 'print as JSON')
+    .action((ref: string | undefined, options: GlobalOptions & { json?: boolean }) =>
+      withEngine(options, (engine) => {
+        const run = engine.resolveRun(ref);
+        const status = statusJson(run, engine.store.counts(run.id));
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(status)}\n`);
+          return;
+        }
+        const took = formatDuration((run.endedAt ?? Date.now()) - run.createdAt);
+        const gather = run.gatherState ? `\ngather: ${run.gatherState}` : '';
+        process.stdout.write(
+          `run ${run.id} (${run.job}): ${run.state}, ${took}\ntasks: ${status.total} (${countsLine(status.counts)})${gather}\noutputs: ${run.spec.outdir}\n`,
+        );
+      }),
+    );
+}

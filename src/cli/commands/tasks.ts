@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { UserError } from '../../errors.js';
+import { TASK_STATES, type TaskState } from '../../store/store.js';
+import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { bytesOrDash, durationOrDash, orDash, table, taskJson } from '../output.js';
+
+export function registerTasks(program: Command): void {
+  program
+    .command('tasks')
+    .description("one row per task: state, attempts, last reason, exit code, memory, duration")
+    .argument('[run]', 'run id or job name (default: the latest run)')
+    .option('--state <state>', `only tasks in this state (${TASK_STATES.join(', ')})`)
+    .option('--json', 'print as JSON')
+    .action((ref: string | undefined, options: GlobalOptions & { state?: string; json?: boolean }) =>
+      withEngine(options, (engine) => {
+        const state = options.state;
+        if (state !== undefined && !TASK_STATES.includes(state as TaskState)) {
+          throw new UserError(`--state ${state} is not a task state`, `use one of ${TASK_STATES.join(', ')}`);
+        }
+        const run = engine.resolveRun(ref);
+        const tasks = engine.store.listTasks(run.id, { state: state as TaskState | undefined });
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(tasks.map(taskJson))}\n`);
+          return;
+        }
+        const rows = tasks.map((t) => [
+          t.name,
+          t.state,
+          String(t.attempts),
+          orDash(t.reason),
+          orDash(t.exitCode),
+          bytesOrDash(t.memory),
+          bytesOrDash(t.peakMemory),
+          durationOrDash(t.durationMs),
+        ]);
+        process.stdout.write(`${table(['NAME', 'STATE', 'ATTEMPTS', 'REASON', 'EXIT', 'MEMORY', 'PEAK', 'DURATION'], rows)}\n`);
+      }),
+    );
+}

@@ -1,0 +1,62 @@
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../errors.js';
+import { registerCancel } from './commands/cancel.js';
+import { registerGather } from './commands/gather.js';
+import { registerLogs } from './commands/logs.js';
+import { registerRender } from './commands/render.js';
+import { registerRetry } from './commands/retry.js';
+import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
+import { registerSchema } from './commands/schema.js';
+import { registerStatus } from './commands/status.js';
+import { registerTasks } from './commands/tasks.js';
+import { registerValidate } from './commands/validate.js';
+
+/** Exit codes: 0 all succeeded, 1 a task failed for good, 2 usage or job-file error, 130 interrupted. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const setExitCode = (code: number) => {
+    exitCode = code;
+  };
+  const program = new Command('fanout')
+    .description('Run thousands of independent command-line tasks from one job file.')
+    .option('--home <dir>', 'where fanout keeps its state (default: .fanout, or FANOUT_HOME)')
+    .enablePositionalOptions(false)
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  registerRun(program, setExitCode);
+  registerStatus(program);
+  registerTasks(program);
+  registerLogs(program);
+  registerRetry(program, setExitCode);
+  registerCancel(program);
+  registerGather(program, setExitCode);
+  registerRuns(program);
+  registerRender(program);
+  registerValidate(program);
+  registerSchema(program);
+  program.hook('preAction', (_program, action) => {
+    const home = program.opts().home as string | undefined;
+    if (home !== undefined && action.opts().home === undefined) action.setOptionValue('home', home);
+  });
+  for (const command of program.commands) {
+    command.exitOverride();
+    // --home is accepted before or after the command name.
+    if (!command.options.some((o) => o.long === '--home')) command.option('--home <dir>', 'where fanout keeps its state');
+  }
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`fanout: ${error.describe()}\n`);
+      return 2;
+    }
+    process.stderr.write(`fanout: internal error (a bug in fanout; please report it with this output)\n${(error as Error)?.stack ?? error}\n`);
+    return 1;
+  }
+}

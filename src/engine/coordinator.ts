@@ -1,0 +1,266 @@
+import type { AttemptLaunch, Backend } from '../backends/backend.js';
+import type { AttemptResult } from '../runner/launcher.js';
+import type { JobSpec } from '../spec/job-spec.js';
+import { renderTemplate, type Template } from '../spec/template.js';
+import type { LaunchChange, ResultChange, RunRecord, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
+import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
+import { taskEnvironment, taskValues, type Capacity } from './plan-job.js';
+import { nextStep } from './retry-policy.js';
+
+export interface CoordinatorOptions {
+  store: Store;
+  backend: Backend;
+  layout: HomeLayout;
+  run: RunRecord;
+  command: Template;
+  capacity: Capacity;
+  /** The most attempts running at once (null: as many as fit). */
+  concurrency: number | null;
+  onProgress?: (progress: Progress) => void;
+}
+
+export interface Progress {
+  counts: TaskCounts;
+  total: number;
+  startedAt: number;
+}
+
+interface Running {
+  index: number;
+  attempt: number;
+  cpus: number;
+  memory: number;
+  /** Cut off by a coordinator that died: retried without counting against the retry budget. */
+  orphan: boolean;
+}
+
+/**
+ * Drives one run's tasks to the end: launches what fits, applies the retry policy to each
+ * result, and commits every change to the store in one transaction per batch, before acting
+ * on it (launches are recorded before they are submitted).
+ */
+export class Coordinator {
+  private readonly spec: JobSpec;
+  private readonly tasks: TaskRecord[];
+  private readonly counts: TaskCounts;
+  /** Retries go first so that a run's tail is not waiting on them. */
+  private readonly retryQueue: number[] = [];
+  private readonly queue: number[] = [];
+  private queueHead = 0;
+  private readonly running = new Map<number, Running>();
+  private readonly finished: Array<{ id: number; result: AttemptResult }> = [];
+  private nextId = 1;
+  private usedCpus = 0;
+  private usedMemory = 0;
+  private stopping: 'no' | 'graceful' | 'forced' = 'no';
+  private tickScheduled = false;
+  private readonly startedAt = Date.now();
+  private resolveDone: (() => void) | undefined;
+
+  constructor(private options: CoordinatorOptions) {
+    this.spec = options.run.spec;
+    this.tasks = options.store.listTasks(options.run.id);
+    this.counts = options.store.counts(options.run.id);
+    for (const task of this.tasks) if (task.state === 'pending') this.queue.push(task.index);
+  }
+
+  /** Called by the backend for every attempt that ends. */
+  readonly onResult = (id: number, result: AttemptResult): void => {
+    this.finished.push({ id, result });
+    this.scheduleTick();
+  };
+
+  /**
+   * Attempts a dead coordinator left `running`: adopt those that finished, keep watching those
+   * still running under its launcher, and retry the rest as `lost`.
+   */
+  recover(supervisorAlive: boolean): void {
+    const { store, run, backend } = this.options;
+    const orphans = store.runningAttempts(run.id).filter((attempt) => attempt.index >= 0);
+    if (orphans.length === 0) return;
+    const watched = orphans.map((attempt) => {
+      const task = this.tasks[attempt.index]!;
+      const id = this.nextId++;
+      this.occupy(id, { index: attempt.index, attempt: attempt.attempt, cpus: task.cpus, memory: attempt.memory ?? 0, orphan: true });
+      this.setState(task, 'running');
+      return { id, attemptDir: attempt.dir };
+    });
+    backend.adopt(watched, supervisorAlive ? run.launcher : null);
+  }
+
+  /** Run until every task has ended (or, once stopping, until nothing runs). */
+  drive(): Promise<void> {
+    return new Promise((resolve) => {
+      this.resolveDone = resolve;
+      this.scheduleTick();
+    });
+  }
+
+  /** First call: stop launching and terminate running attempts; second: kill them now. */
+  stop(): void {
+    this.stopping = this.stopping === 'no' ? 'graceful' : 'forced';
+    this.options.backend.cancel([...this.running.keys()], { force: this.stopping === 'forced' });
+    this.scheduleTick();
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== 'no';
+  }
+
+  setProgressListener(listener: (progress: Progress) => void): void {
+    this.options.onProgress = listener;
+  }
+
+  progress(): Progress {
+    return { counts: { ...this.counts }, total: this.tasks.length, startedAt: this.startedAt };
+  }
+
+  private scheduleTick(): void {
+    if (this.tickScheduled) return;
+    this.tickScheduled = true;
+    setImmediate(this.tick);
+  }
+
+  private readonly tick = (): void => {
+    this.tickScheduled = false;
+    const results = this.takeResults();
+    const taskStates = this.stopping !== 'no' ? this.cancelPending() : [];
+    const launches = this.stopping === 'no' ? this.pickLaunches() : [];
+    if (results.length || launches.length || taskStates.length) {
+      this.options.store.commit({ results, launches: launches.map((l) => l.change), taskStates });
+      if (launches.length) this.options.backend.submit(launches.map((l) => l.launch));
+      this.options.onProgress?.(this.progress());
+    }
+    if (this.running.size === 0 && (this.stopping !== 'no' || !this.hasQueued())) this.resolveDone?.();
+  };
+
+  private takeResults(): ResultChange[] {
+    const changes: ResultChange[] = [];
+    for (const { id, result } of this.finished.splice(0)) {
+      const running = this.running.get(id);
+      if (!running) continue;
+      this.release(id, running);
+      const task = this.tasks[running.index]!;
+      const counted = { attempts: task.attempts - task.retryBase, memory: task.memory, timeMs: task.timeMs };
+      let step = nextStep(result.reason, counted, this.spec.retry, this.options.capacity.memoryBytes);
+      if (running.orphan && result.reason === 'lost') {
+        // The coordinator's crash is not the task's failure: retry it without spending its budget.
+        step = { state: 'pending', memory: task.memory, timeMs: task.timeMs };
+        task.retryBase++;
+      }
+      if (this.stopping !== 'no' && step.state === 'pending') step = { ...step, state: 'cancelled' };
+      task.memory = step.memory;
+      task.timeMs = step.timeMs;
+      task.reason = result.reason;
+      task.exitCode = result.exitCode;
+      task.peakMemory = result.peakMemory;
+      this.setState(task, step.state);
+      if (step.state === 'pending') this.retryQueue.push(task.index);
+      const out = finalOut(this.spec.outdir, task.name);
+      changes.push({
+        runId: this.options.run.id,
+        index: task.index,
+        attempt: running.attempt,
+        result,
+        task: { ...step, retryBase: task.retryBase },
+        cache: result.reason === 'ok' ? { key: task.cacheKey, runId: this.options.run.id, index: task.index, attempt: running.attempt, out } : undefined,
+      });
+    }
+    return changes;
+  }
+
+  private pickLaunches(): Array<{ change: LaunchChange; launch: AttemptLaunch }> {
+    const picked: Array<{ change: LaunchChange; launch: AttemptLaunch }> = [];
+    const limit = this.options.concurrency ?? Number.POSITIVE_INFINITY;
+    while (this.running.size < limit && this.hasQueued()) {
+      const index = this.takeFitting();
+      if (index === undefined) break;
+      picked.push(this.launch(this.tasks[index]!));
+    }
+    return picked;
+  }
+
+  /** The next queued task that fits in what is free; ones that do not fit wait their turn. */
+  private takeFitting(): number | undefined {
+    if (this.retryQueue.length > 0) {
+      const found = this.retryQueue.findIndex((index) => this.fits(this.tasks[index]!));
+      return found < 0 ? undefined : this.retryQueue.splice(found, 1)[0];
+    }
+    const index = this.queue[this.queueHead];
+    if (index === undefined || !this.fits(this.tasks[index]!)) return undefined;
+    this.queueHead++;
+    return index;
+  }
+
+  private fits(task: TaskRecord): boolean {
+    const { capacity } = this.options;
+    return this.usedCpus + task.cpus <= capacity.cpus && this.usedMemory + (task.memory ?? 0) <= capacity.memoryBytes;
+  }
+
+  private hasQueued(): boolean {
+    return this.retryQueue.length > 0 || this.queueHead < this.queue.length;
+  }
+
+  private launch(task: TaskRecord): { change: LaunchChange; launch: AttemptLaunch } {
+    const { run, layout } = this.options;
+    const attempt = task.attempts + 1;
+    task.attempts = attempt;
+    const id = this.nextId++;
+    const dir = layout.attemptDir(run.id, task.index, attempt);
+    const staging = stagingOut(this.spec.outdir, run.id, task.index, attempt);
+    const values = taskValues(this.spec, task.vars, task.index, task.name, staging);
+    this.occupy(id, { index: task.index, attempt, cpus: task.cpus, memory: task.memory ?? 0, orphan: false });
+    this.setState(task, 'running');
+    return {
+      change: { runId: run.id, index: task.index, attempt, dir, cpus: task.cpus, memory: task.memory, timeMs: task.timeMs, launchedAt: Date.now() },
+      launch: {
+        id,
+        attemptDir: dir,
+        cwd: dir,
+        stagingOut: staging,
+        finalOut: finalOut(this.spec.outdir, task.name),
+        cpus: task.cpus,
+        memoryBytes: task.memory,
+        timeMs: task.timeMs,
+        command: renderTemplate(this.options.command, values),
+        env: taskEnvironment(values, {
+          FANOUT_RUN: String(run.id),
+          FANOUT_TASK: task.name,
+          FANOUT_ATTEMPT: String(attempt),
+          FANOUT_OUT: staging,
+        }),
+      },
+    };
+  }
+
+  private cancelPending(): NonNullable<Parameters<Store['commit']>[0]['taskStates']> {
+    const cancelled: Array<{ runId: number; index: number; state: TaskState }> = [];
+    const take = (index: number) => {
+      const task = this.tasks[index]!;
+      if (task.state !== 'pending') return;
+      this.setState(task, 'cancelled');
+      cancelled.push({ runId: this.options.run.id, index, state: 'cancelled' });
+    };
+    for (const index of this.retryQueue.splice(0)) take(index);
+    for (; this.queueHead < this.queue.length; this.queueHead++) take(this.queue[this.queueHead]!);
+    return cancelled;
+  }
+
+  private occupy(id: number, running: Running): void {
+    this.running.set(id, running);
+    this.usedCpus += running.cpus;
+    this.usedMemory += running.memory;
+  }
+
+  private release(id: number, running: Running): void {
+    this.running.delete(id);
+    this.usedCpus -= running.cpus;
+    this.usedMemory -= running.memory;
+  }
+
+  private setState(task: TaskRecord, state: TaskState): void {
+    this.counts[task.state]--;
+    this.counts[state]++;
+    task.state = state;
+  }
+}

@@ -1,0 +1,292 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Backend } from '../backends/backend.js';
+import { LocalBackend } from '../backends/local/local-backend.js';
+import { localCapacity } from '../backends/local/local-capacity.js';
+import { UserError } from '../errors.js';
+import type { AttemptResult } from '../runner/launcher.js';
+import { loadJobFile } from '../spec/load-job-file.js';
+import { parseTemplate } from '../spec/template.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
+import { Coordinator, type Progress } from './coordinator.js';
+import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
+import { HomeLayout } from './home-layout.js';
+import { newTasks, planJob, type Capacity, type PlannedJob } from './plan-job.js';
+import { currentProcess, isAlive } from './process-identity.js';
+import { lostResult } from '../backends/local/orphan-watch.js';
+
+export interface EngineOptions {
+  /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */
+  home: string;
+  /** Hand fanout less of this machine than it has. */
+  limits?: Partial<Capacity>;
+  /** Between terminate and kill when an attempt is stopped (default 10 s). */
+  graceMs?: number;
+}
+
+export interface RunOutcome {
+  run: RunRecord;
+  counts: TaskCounts;
+  gather: GatherOutcome | null;
+}
+
+/** A run being driven by this process. */
+export interface RunHandle {
+  readonly run: RunRecord;
+  progress(): Progress;
+  onProgress(listener: (progress: Progress) => void): void;
+  /** First call: stop launching and terminate what runs; second call: kill it now. */
+  stop(): void;
+  readonly done: Promise<RunOutcome>;
+}
+
+export interface StartOptions {
+  set?: Record<string, string>;
+  concurrency?: number;
+  /** Ignore the cache: run every task again. */
+  fresh?: boolean;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+
+/**
+ * The one place that knows how a run goes: plan, decide between a new run and a resume, claim
+ * it, recover what a dead coordinator left, drive the tasks, gather. The CLI (and later the API
+ * and the dashboard) are thin faces over it.
+ */
+export class Engine {
+  readonly layout: HomeLayout;
+  readonly store: Store;
+  private readonly me: ProcessIdentity = currentProcess();
+
+  private constructor(private readonly options: EngineOptions) {
+    this.layout = new HomeLayout(resolve(options.home));
+    this.store = new SqliteStore(this.layout.storePath);
+  }
+
+  static open(options: EngineOptions): Engine {
+    return new Engine(options);
+  }
+
+  capacity(): Capacity {
+    return localCapacity(this.options.limits);
+  }
+
+  /** Load and plan a job file without running it: every bad input is refused here. */
+  async plan(file: string, set: Record<string, string> = {}): Promise<PlannedJob> {
+    const { spec, locate } = loadJobFile(file, { set });
+    return planJob(spec, { locate, chunkDir: this.layout.chunkDir, capacity: this.capacity() });
+  }
+
+  /**
+   * Run a job file. An interrupted run of the same job with the same plan resumes in place;
+   * otherwise a new run starts, skipping tasks whose cache key matches done work.
+   */
+  async start(file: string, options: StartOptions = {}): Promise<RunHandle> {
+    const planned = await this.plan(file, options.set);
+    const job = planned.spec.name;
+    const latest = this.store.listRuns({ job, limit: 1 })[0];
+    if (latest?.state === 'running') {
+      this.claim(latest);
+      if (!options.fresh && latest.planKey === planned.planKey) return this.drive(latest, options.concurrency);
+      // The job changed since that run was cut off: settle it (adopting what finished) and start anew.
+      await (await this.drive(latest, undefined, { stopAtOnce: true })).done;
+    }
+    const skipped = options.fresh ? new Set<number>() : this.doneTasks(planned);
+    const created = this.store.createRun(
+      {
+        job,
+        jobFile: planned.spec.file,
+        spec: planned.spec,
+        backend: 'local',
+        planKey: planned.planKey,
+        tasks: newTasks(planned, skipped),
+        coordinator: this.me,
+      },
+      isAlive,
+    );
+    if ('heldBy' in created) throw alreadyRunning(job, created.heldBy);
+    return this.drive(created.run, options.concurrency);
+  }
+
+  /** Drive an earlier run again: requeue its failed (and, unless `failedOnly`, cancelled) tasks. */
+  async retry(run: RunRecord, options: { failedOnly: boolean; concurrency?: number }): Promise<RunHandle> {
+    this.claim(run);
+    const states = options.failedOnly ? ['failed'] : ['failed', 'cancelled'];
+    const requeued = this.store
+      .listTasks(run.id)
+      .filter((task) => states.includes(task.state))
+      .map((task) => ({ runId: run.id, index: task.index, state: 'pending' as const, resetRetries: true }));
+    this.store.commit({ taskStates: requeued, run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
+    return this.drive(this.store.getRun(run.id)!, options.concurrency);
+  }
+
+  /** Stop a run: through its live coordinator, or by settling it here when none is left. */
+  async cancel(run: RunRecord): Promise<'signalled' | 'settled' | 'not-running'> {
+    if (run.state !== 'running') return 'not-running';
+    if (run.coordinator && isAlive(run.coordinator) && run.coordinator.pid !== process.pid) {
+      process.kill(run.coordinator.pid, 'SIGTERM');
+      return 'signalled';
+    }
+    this.claim(run);
+    await (await this.drive(run, undefined, { stopAtOnce: true })).done;
+    return 'settled';
+  }
+
+  /** Run the gather of a run whose tasks all succeeded, again. */
+  async gather(run: RunRecord): Promise<GatherOutcome> {
+    const counts = this.store.counts(run.id);
+    const unfinished = counts.pending + counts.running + counts.failed + counts.cancelled;
+    if (unfinished > 0) {
+      throw new UserError(`run ${run.id} has ${unfinished} task(s) that have not succeeded`, `run \`fanout retry ${run.id}\` first`);
+    }
+    if (run.spec.gather === null) throw new UserError(`job ${run.job} has no gather`, 'add `gather:` to the job file');
+    this.claim(run);
+    const backend = this.backend();
+    const waiter = new ResultWaiter();
+    try {
+      await backend.start(waiter.deliver);
+      return await runGather({ store: this.store, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
+    } finally {
+      await backend.close();
+      this.store.releaseRun(run.id, this.me);
+    }
+  }
+
+  /** A run by id or job name (its latest run); the latest run of all when omitted. */
+  resolveRun(ref?: string): RunRecord {
+    const run = ref === undefined ? this.store.listRuns({ limit: 1 })[0] : this.findRun(ref);
+    if (!run) {
+      throw new UserError(ref === undefined ? 'there are no runs here yet' : `no run "${ref}"`, ref === undefined ? 'start one with `fanout run job.yaml`' : 'see `fanout runs`');
+    }
+    return run;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private findRun(ref: string): RunRecord | undefined {
+    if (/^\d+$/.test(ref)) {
+      const run = this.store.getRun(Number(ref));
+      if (run) return run;
+    }
+    return this.store.listRuns({ job: ref, limit: 1 })[0];
+  }
+
+  private claim(run: RunRecord): void {
+    const holder = this.store.claimRun(run.id, this.me, isAlive);
+    if (holder) throw alreadyRunning(run.job, holder);
+  }
+
+  /** Tasks whose cache key matches done work whose output is still where this run keeps it. */
+  private doneTasks(planned: PlannedJob): Set<number> {
+    const hits = this.store.lookupCache(planned.tasks.map((task) => task.cacheKey));
+    const done = new Set<number>();
+    for (const task of planned.tasks) {
+      const hit = hits.get(task.cacheKey);
+      if (hit && hit.out === task.out && existsSync(task.out)) done.add(task.index);
+    }
+    return done;
+  }
+
+  private backend(): Backend {
+    return new LocalBackend({ limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS });
+  }
+
+  private async drive(claimed: RunRecord, concurrency?: number, options: { stopAtOnce?: boolean } = {}): Promise<RunHandle> {
+    const { store, layout } = this;
+    const backend = this.backend();
+    const previousLauncher = claimed.launcher;
+    const coordinator = new Coordinator({
+      store,
+      backend,
+      layout,
+      run: claimed,
+      command: parseTemplate(claimed.spec.command),
+      capacity: this.capacity(),
+      concurrency: concurrency ?? claimed.spec.concurrency,
+    });
+    const waiter = new ResultWaiter();
+    const launcher = await backend.start((id, result) => (id === GATHER_ATTEMPT_ID ? waiter.deliver(id, result) : coordinator.onResult(id, result)));
+    store.setLauncher(claimed.id, launcher);
+    this.settleInterruptedGather(claimed);
+    coordinator.recover(previousLauncher !== null && isAlive(previousLauncher));
+    if (options.stopAtOnce) coordinator.stop();
+
+    const done = (async (): Promise<RunOutcome> => {
+      try {
+        await coordinator.drive();
+        const counts = coordinator.progress().counts;
+        const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
+        let gather: GatherOutcome | null = null;
+        if (!coordinator.isStopping && allDone) {
+          gather = await runGather({ store, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
+        }
+        const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
+        store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
+        return { run: store.getRun(claimed.id)!, counts: store.counts(claimed.id), gather };
+      } finally {
+        await backend.close();
+        store.setLauncher(claimed.id, null);
+        store.releaseRun(claimed.id, this.me);
+      }
+    })();
+
+    const listeners: Array<(progress: Progress) => void> = [];
+    coordinator.setProgressListener((progress) => listeners.forEach((listener) => listener(progress)));
+    return {
+      run: claimed,
+      progress: () => coordinator.progress(),
+      onProgress: (listener) => listeners.push(listener),
+      stop: () => coordinator.stop(),
+      done,
+    };
+  }
+
+  /** A gather cut off by a crash has no result to adopt; it simply runs again. */
+  private settleInterruptedGather(run: RunRecord): void {
+    const cut = this.store.runningAttempts(run.id).filter((attempt) => attempt.index === GATHER_INDEX);
+    if (cut.length === 0) return;
+    this.store.commit({
+      results: cut.map((attempt) => ({
+        runId: run.id,
+        index: GATHER_INDEX,
+        attempt: attempt.attempt,
+        result: lostResult('the coordinator stopped while the gather ran'),
+        task: { state: 'failed', memory: null, timeMs: null, retryBase: 0 },
+      })),
+    });
+  }
+}
+
+function alreadyRunning(job: string, holder: ProcessIdentity): UserError {
+  return new UserError(
+    `job ${job} is already running under another fanout (pid ${holder.pid} on ${holder.host})`,
+    'wait for it to finish, or stop it with `fanout cancel`',
+  );
+}
+
+/** Hands one attempt's result to whoever awaits it. */
+class ResultWaiter {
+  private readonly waiting = new Map<number, (result: AttemptResult) => void>();
+  private readonly arrived = new Map<number, AttemptResult>();
+
+  readonly deliver = (id: number, result: AttemptResult): void => {
+    const resolve = this.waiting.get(id);
+    if (resolve) {
+      this.waiting.delete(id);
+      resolve(result);
+    } else this.arrived.set(id, result);
+  };
+
+  readonly wait = (id: number): Promise<AttemptResult> => {
+    const early = this.arrived.get(id);
+    if (early) {
+      this.arrived.delete(id);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  };
+}

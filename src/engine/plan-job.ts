@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { JobFileError } from '../errors.js';
+import { expandTasks } from '../expand/expand-tasks.js';
+import type { JobSpec } from '../spec/job-spec.js';
+import type { Locate } from '../spec/load-job-file.js';
+import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../spec/template.js';
+import { formatBytes } from '../spec/units.js';
+import type { NewTask } from '../store/store.js';
+import { cacheKey } from './cache-key.js';
+import { finalOut } from './home-layout.js';
+
+/** The machine (or node) that attempts run on, as far as scheduling is concerned. */
+export interface Capacity {
+  cpus: number;
+  memoryBytes: number;
+}
+
+/** A job ready to run: its tasks with their variables and cache keys, every template checked. */
+export interface PlannedJob {
+  spec: JobSpec;
+  command: Template;
+  gather: Template | null;
+  tasks: PlannedTask[];
+  /** Changes when any task's name or cache key changes; a run resumes in place only under the same plan. */
+  planKey: string;
+}
+
+export interface PlannedTask {
+  index: number;
+  name: string;
+  /** The job's `vars` overlaid with the task source's variables. */
+  vars: Record<string, string>;
+  cacheKey: string;
+  /** Where the task's output is once committed. */
+  out: string;
+}
+
+/** Variables every task has besides its own, and that gather templates have. */
+export const TASK_BUILTINS = ['index', 'name', 'out', 'outdir'] as const;
+export const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
+
+/** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
+const OUT_PLACEHOLDER = '\0out\0';
+
+export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; capacity: Capacity }): Promise<PlannedJob> {
+  const { locate } = options;
+  checkResources(spec, options.capacity, locate);
+  const command = parseOrThrow(spec.command, locate, spec.commandField);
+  const gather = spec.gather === null ? null : parseOrThrow(spec.gather, locate, 'gather');
+  if (gather) checkVariables(gather, [...Object.keys(spec.vars), ...GATHER_BUILTINS], locate, 'gather', 'a gather');
+
+  const seeds = await expandTasks(spec.tasks, { locate, chunkDir: options.chunkDir });
+  const first = seeds[0];
+  if (first) checkVariables(command, [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS], locate, spec.commandField, 'a task');
+
+  const plan = createHash('sha256');
+  const tasks = seeds.map((seed): PlannedTask => {
+    const vars = { ...spec.vars, ...seed.vars };
+    const rendered = renderTemplate(command, taskValues(spec, vars, seed.index, seed.name, OUT_PLACEHOLDER));
+    const task = { index: seed.index, name: seed.name, vars, cacheKey: cacheKey(rendered, vars, seed.inputs), out: finalOut(spec.outdir, seed.name) };
+    plan.update(`${task.name}\0${task.cacheKey}\0`);
+    return task;
+  });
+  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32) };
+}
+
+/** Every value a task's template can name. */
+export function taskValues(spec: JobSpec, vars: Record<string, string>, index: number, name: string, out: string): Record<string, TemplateValue> {
+  return { ...vars, index: String(index), name, out, outdir: spec.outdir };
+}
+
+/** Every variable a task sees in its environment: FANOUT_<NAME> for each template value. */
+export function taskEnvironment(values: Record<string, TemplateValue>, extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values)) {
+    env[`FANOUT_${key.toUpperCase()}`] = typeof value === 'string' ? value : value.join('\n');
+  }
+  return Object.assign(env, extra);
+}
+
+export function newTasks(planned: PlannedJob, skipped: ReadonlySet<number>): NewTask[] {
+  const { resources } = planned.spec;
+  return planned.tasks.map((task) => ({
+    index: task.index,
+    name: task.name,
+    vars: task.vars,
+    cacheKey: task.cacheKey,
+    state: skipped.has(task.index) ? 'skipped' : 'pending',
+    cpus: resources.cpus,
+    memory: resources.memoryBytes,
+    timeMs: resources.timeMs,
+  }));
+}
+
+function parseOrThrow(source: string, locate: Locate, field: string): Template {
+  try {
+    return parseTemplate(source);
+  } catch (error) {
+    if (error instanceof TemplateSyntaxError) throw new JobFileError(locate(field), error.message, 'write {{ name }} or {{ name | raw }}');
+    throw error;
+  }
+}
+
+function checkVariables(template: Template, known: string[], locate: Locate, field: string, what: string): void {
+  for (const variable of template.variables) {
+    if (known.includes(variable)) continue;
+    const similar = known.find((k) => k.toLowerCase() === variable.toLowerCase() || k.startsWith(variable) || variable.startsWith(k));
+    throw new JobFileError(
+      locate(field),
+      `{{ ${variable} }} names a variable that ${what} does not have`,
+      similar ? `did you mean {{ ${similar} }}?` : `known variables: ${[...new Set(known)].join(', ')}`,
+    );
+  }
+}
+
+function checkResources(spec: JobSpec, capacity: Capacity, locate: Locate): void {
+  const { cpus, memoryBytes } = spec.resources;
+  if (cpus > capacity.cpus) {
+    throw new JobFileError(locate('resources.cpus'), `asks for ${cpus} cpus but this machine has ${capacity.cpus}`, `ask for at most ${capacity.cpus}`);
+  }
+  if (memoryBytes !== null && memoryBytes > capacity.memoryBytes) {
+    throw new JobFileError(
+      locate('resources.memory'),
+      `asks for ${formatBytes(memoryBytes)} but this machine has ${formatBytes(capacity.memoryBytes)}`,
+      `ask for at most ${formatBytes(capacity.memoryBytes)}`,
+    );
+  }
+}

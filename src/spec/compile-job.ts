@@ -1,0 +1,88 @@
+import { isAbsolute, resolve } from 'node:path';
+import { JobFileError } from '../errors.js';
+import type { JobFile } from './job-schema.js';
+import type { JobSpec, TaskSource } from './job-spec.js';
+import type { Locate } from './load-job-file.js';
+import { parseDuration, parseMemory } from './units.js';
+
+export interface CompileContext {
+  /** Absolute job-file path, or a label such as `<api>`. */
+  file: string;
+  defaultName: string;
+  baseDir: string;
+  cwd: string;
+  set: Record<string, string>;
+  locate: Locate;
+}
+
+const ALL_FAILURES = ['exit', 'oom', 'timeout', 'lost'] as const;
+
+/** Fill defaults, convert units and resolve paths; after this, code trusts the JobSpec. */
+export function compileJob(job: JobFile, context: CompileContext): JobSpec {
+  const { locate, baseDir } = context;
+  const name = job.name ?? sanitizeName(context.defaultName);
+  const vars: Record<string, string> = {};
+  for (const [key, value] of Object.entries(job.vars ?? {})) vars[key] = String(value);
+  Object.assign(vars, context.set);
+
+  const memoryText = job.resources?.memory;
+  const memoryBytes = memoryText === undefined ? null : parseMemory(memoryText);
+  if (memoryText !== undefined && memoryBytes === null) {
+    throw new JobFileError(locate('resources.memory'), `"${memoryText}" is not a size`, 'write a size with a unit, e.g. 512MB or 4GB');
+  }
+  const timeText = job.resources?.time;
+  const timeMs = timeText === undefined ? null : parseDuration(timeText);
+  if (timeText !== undefined && timeMs === null) {
+    throw new JobFileError(locate('resources.time'), `"${timeText}" is not a duration`, 'write a duration with a unit, e.g. 90s, 30m or 2h');
+  }
+
+  return {
+    name,
+    file: context.file,
+    baseDir,
+    command: job.command ?? job.script!,
+    commandField: job.command === undefined ? 'script' : 'command',
+    tasks: compileTaskSource(job.tasks, baseDir, locate),
+    vars,
+    resources: { cpus: job.resources?.cpus ?? 1, memoryBytes, timeMs },
+    retry: {
+      max: job.retry?.max ?? 0,
+      on: job.retry?.on ?? [...ALL_FAILURES],
+      escalate: { memory: job.retry?.escalate?.memory ?? 1, time: job.retry?.escalate?.time ?? 1 },
+    },
+    concurrency: job.concurrency ?? null,
+    outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolve(baseDir, job.outdir),
+    gather: job.gather ?? null,
+  };
+}
+
+function compileTaskSource(tasks: JobFile['tasks'], baseDir: string, locate: Locate): TaskSource {
+  if (tasks.each) return { kind: 'each', items: tasks.each };
+  if (tasks.matrix) return { kind: 'matrix', axes: tasks.matrix };
+  if (tasks.files !== undefined) return { kind: 'files', glob: tasks.files, cwd: baseDir };
+  if (tasks.folders !== undefined) return { kind: 'folders', parent: resolve(baseDir, tasks.folders) };
+  if (tasks.table !== undefined) return { kind: 'table', file: resolve(baseDir, tasks.table) };
+  const chunks = tasks.chunks!;
+  const file = isAbsolute(chunks.file) ? chunks.file : resolve(baseDir, chunks.file);
+  const format = chunks.format ?? formatFromExtension(file);
+  if (chunks.size !== undefined) {
+    const sizeBytes = parseMemory(chunks.size);
+    if (sizeBytes === null) {
+      throw new JobFileError(locate('tasks.chunks.size'), `"${chunks.size}" is not a size`, 'write a size with a unit, e.g. 10MB');
+    }
+    return { kind: 'chunks', file, format, sizeBytes };
+  }
+  return { kind: 'chunks', file, format, count: chunks.count! };
+}
+
+function formatFromExtension(file: string): 'fasta' | 'fastq' | 'lines' {
+  if (/\.(fa|fasta|fna|faa|ffn)$/i.test(file)) return 'fasta';
+  if (/\.(fq|fastq)$/i.test(file)) return 'fastq';
+  return 'lines';
+}
+
+/** A job named after its file must still be a valid name: `my job.yaml` → `my_job`. */
+function sanitizeName(stem: string): string {
+  const cleaned = stem.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '');
+  return cleaned || 'job';
+}

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { JobFileError, UserError, type SourceLocation } from '../errors.js';
+import { compileJob } from './compile-job.js';
+import { validateJobFile } from './validate-job-file.js';
+import type { JobSpec } from './job-spec.js';
+
+/** A loaded job and a way to point back into its file. */
+export interface LoadedJob {
+  spec: JobSpec;
+  locate: Locate;
+}
+
+/** Maps a dotted job-file field (`tasks.chunks.count`) to its file and line. */
+export type Locate = (field: string) => SourceLocation;
+
+export interface LoadOptions {
+  /** `--set key=value` overrides of `vars`. */
+  set?: Record<string, string>;
+  /** Folder the default outdir goes under (the current folder). */
+  cwd?: string;
+}
+
+/** Read, validate and compile a YAML or JSON job file. Every problem is a JobFileError. */
+export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`, 'check the path', {
+      cause: error,
+    });
+  }
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const displayName = path;
+  const firstError = document.errors[0];
+  if (firstError) {
+    const line = firstError.linePos?.[0].line;
+    throw new JobFileError(
+      { file: displayName, line },
+      `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`,
+      'fix the syntax at that line',
+    );
+  }
+  const locate: Locate = (field) => ({ file: displayName, field, line: lineOf(document, lines, field) });
+  const data: unknown = document.toJS();
+  const jobFile = validateJobFile(data, locate);
+  const spec = compileJob(jobFile, {
+    file,
+    defaultName: basename(file, extname(file)),
+    baseDir: dirname(file),
+    cwd: options.cwd ?? process.cwd(),
+    set: options.set ?? {},
+    locate,
+  });
+  return { spec, locate };
+}
+
+/** The line of the deepest node that exists on the field's path. */
+function lineOf(document: Document, lines: LineCounter, field: string): number | undefined {
+  const path = fieldPath(field);
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? document.contents : document.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** `tasks.each[2].sample` → ['tasks', 'each', 2, 'sample']. */
+export function fieldPath(field: string): Array<string | number> {
+  const path: Array<string | number> = [];
+  for (const match of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+    if (match[2] !== undefined) path.push(Number(match[2]));
+    else path.push(match[1]!);
+  }
+  return path;
+}
+
+/** ['tasks', 'each', 2, 'sample'] → `tasks.each[2].sample`. */
+export function fieldName(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
