@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
 import { GATHER_INDEX } from '../../store/store.js';
+import type { Engine } from '../../engine/engine.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
@@ -21,7 +22,7 @@ export function registerLogs(program: Command): void {
         const task = engine.store.getTask(run.id, name);
         const index = task ? task.index : name === 'gather' ? GATHER_INDEX : undefined;
         if (index === undefined) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
-        const attempts = engine.store.attempts(run.id, index);
+        const attempts = attemptsBehind(engine, run.id, index, task?.state === 'skipped' ? task.cacheKey : undefined);
         if (attempts.length === 0) throw new UserError(`task "${name}" of run ${run.id} has not run yet`);
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);
@@ -33,4 +34,11 @@ export function registerLogs(program: Command): void {
         });
       }),
     );
+}
+
+/** A skipped task's logs are those of the earlier attempt whose work it reused. */
+function attemptsBehind(engine: Engine, runId: number, index: number, reusedKey: string | undefined) {
+  if (reusedKey === undefined) return engine.store.attempts(runId, index);
+  const origin = engine.store.lookupCache([reusedKey]).get(reusedKey);
+  return origin ? engine.store.attempts(origin.runId, origin.index).filter((a) => a.attempt <= origin.attempt) : [];
 }

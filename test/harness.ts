@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+/** The built CLI: integration suites run fanout exactly as users do. */
+export const FANOUT_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fanout.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A scratch folder for one test: job files, data, `.fanout/` and outputs all live in it. */
+export class Sandbox {
+  readonly dir: string;
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(prefix = 'fanout-test-') {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  write(relative: string, content: string): string {
+    const file = this.path(relative);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+    return file;
+  }
+
+  /** Run `fanout ...args` in the sandbox and wait for it. */
+  run(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+    const child = this.start(args, options);
+    return finished(child, options.timeoutMs ?? 120_000);
+  }
+
+  /** Start `fanout ...args` without waiting; the test stops it or awaits `finished`. */
+  start(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+    const child = spawn(process.execPath, [FANOUT_BIN, ...args], {
+      cwd: this.dir,
+      env: { ...process.env, FANOUT_HOME: undefined, FANOUT_PROGRESS_SECONDS: '1', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Read the store directly, as a second opinion on what the CLI says. */
+  query<T = Record<string, unknown>>(sql: string, ...params: unknown[]): T[] {
+    const db = new Database(this.path('.fanout', 'state.db'), { readonly: true });
+    try {
+      return db.prepare(sql).all(...params) as T[];
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Stop anything the test left running (by pid), then remove the folder. */
+  cleanup(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function finished(child: ChildProcess, timeoutMs = 120_000): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk) => (stdout += chunk));
+  child.stderr?.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`fanout did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      // Let the pipes drain what the process wrote before it exited.
+      setImmediate(() => resolvePromise({ code, signal, stdout, stderr }));
+    });
+  });
+}
+
+/** Poll until `check` returns a value, or fail after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | undefined | null | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const value = check();
+      if (value) return value;
+    } catch {
+      // Not there yet (the store may not exist yet): try again.
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
