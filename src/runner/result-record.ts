@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AttemptReason } from '../spec/job-spec.js';
+import type { AttemptResult } from './launcher.js';
+
+/**
+ * The files the launcher leaves in every attempt folder. The result record is what survives the
+ * coordinator: a restarted coordinator adopts an attempt by reading it.
+ */
+
+export const STDOUT_FILE = '.fanout.out';
+export const STDERR_FILE = '.fanout.err';
+export const RESULT_FILE = '.fanout.result.json';
+
+/** The record on disk: an AttemptResult plus who it was. */
+export interface ResultRecord extends AttemptResult {
+  id: number;
+  /** The task's process (and process group) id; null when it never started. */
+  pid: number | null;
+}
+
+const REASONS: ReadonlySet<string> = new Set<AttemptReason>([
+  'ok',
+  'exit',
+  'oom',
+  'timeout',
+  'lost',
+  'infra',
+  'cancelled',
+]);
+
+/**
+ * The attempt's result, or null while it has none. The launcher writes a temp file and renames
+ * it, so a file that does not parse was not written by it and counts as absent.
+ */
+export function readResultRecord(attemptDir: string): ResultRecord | null {
+  let text: string;
+  try {
+    text = readFileSync(join(attemptDir, RESULT_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw error;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return parseRecord(raw);
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+function parseRecord(raw: unknown): ResultRecord | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const r = raw as Record<string, unknown>;
+  if (!isInt(r.id) || typeof r.reason !== 'string' || !REASONS.has(r.reason)) return null;
+  if (!(r.exitCode === null || isInt(r.exitCode))) return null;
+  if (!(r.signal === null || typeof r.signal === 'string')) return null;
+  if (!isInt(r.startedAt) || !isInt(r.endedAt) || !isInt(r.peakMemory) || !isInt(r.cpuMs)) return null;
+  if (typeof r.host !== 'string') return null;
+  if (!(r.pid === null || r.pid === undefined || isInt(r.pid))) return null;
+  const record: ResultRecord = {
+    id: r.id,
+    reason: r.reason as AttemptReason,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    peakMemory: r.peakMemory,
+    cpuMs: r.cpuMs,
+    host: r.host,
+    pid: r.pid ?? null,
+  };
+  if (typeof r.error === 'string') record.error = r.error;
+  return record;
+}
