@@ -48,6 +48,7 @@ export class Sandbox {
       env: { ...process.env, FANOUT_HOME: undefined, FANOUT_PROGRESS_SECONDS: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    capture(child);
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
@@ -70,20 +71,31 @@ export class Sandbox {
   }
 }
 
+const outputs = new WeakMap<ChildProcess, { stdout: string; stderr: string }>();
+
+/** Collect a child's output from the start, so `finished` has all of it whenever it is called. */
+function capture(child: ChildProcess): void {
+  const output = { stdout: '', stderr: '' };
+  outputs.set(child, output);
+  child.stdout?.on('data', (chunk) => (output.stdout += chunk));
+  child.stderr?.on('data', (chunk) => (output.stderr += chunk));
+}
+
 export function finished(child: ChildProcess, timeoutMs = 120_000): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk) => (stdout += chunk));
-  child.stderr?.on('data', (chunk) => (stderr += chunk));
+  const output = outputs.get(child) ?? { stdout: '', stderr: '' };
   return new Promise((resolvePromise, reject) => {
+    const settle = () => setImmediate(() => resolvePromise({ code: child.exitCode, signal: child.signalCode, ...output }));
+    // It may have exited already (a test that kills it can be too late).
+    if (child.exitCode !== null || child.signalCode !== null) return settle();
+    const { stdout, stderr } = output;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`fanout did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
-    child.on('exit', (code, signal) => {
+    child.on('exit', () => {
       clearTimeout(timer);
       // Let the pipes drain what the process wrote before it exited.
-      setImmediate(() => resolvePromise({ code, signal, stdout, stderr }));
+      settle();
     });
   });
 }

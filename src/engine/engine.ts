@@ -221,7 +221,7 @@ export class Engine {
         const counts = coordinator.progress().counts;
         const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
         let gather: GatherOutcome | null = null;
-        if (!coordinator.isStopping && allDone) {
+        if (!coordinator.isStopping && allDone && claimed.spec.gather !== null) {
           gather = await runGather({ store, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
         }
         const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';

@@ -1,0 +1,120 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { finished, isRunning, Sandbox, waitFor } from './harness.js';
+
+/**
+ * SIGKILL of the coordinator at any moment: finished tasks are not rerun, tasks that finished
+ * while it was down are adopted, tasks cut off are retried as `lost`, and no half-written output
+ * is taken for done. Every task appends its name to runs.log, so a rerun would show.
+ */
+describe('SIGKILL of the coordinator', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box.cleanup());
+
+  const names = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`);
+  function writeJob(count: number, seconds: number, gather = '') {
+    box.write('job.yaml', [
+      `command: echo $$ > pid; sleep ${seconds}; echo {{ item }} >> ${box.path('runs.log')}; echo {{ item }} > {{ out }}/v`,
+      'tasks:',
+      `  each: [${names(count).join(', ')}]`,
+      'concurrency: 2',
+      gather,
+      '',
+    ].join('\n'));
+  }
+  const doneAttempts = () => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE state = 'done'`)[0]!.n;
+  const runLog = () => (existsSync(box.path('runs.log')) ? readFileSync(box.path('runs.log'), 'utf8').trim().split('\n') : []);
+
+  function expectAllDoneOnce(count: number) {
+    expect(runLog().sort()).toEqual(names(count).sort());
+    for (const name of names(count)) expect(readFileSync(box.path('fanout-out/job', name, 'v'), 'utf8')).toBe(`${name}\n`);
+  }
+
+  it('adopts tasks that finished while it was down, and reruns nothing', async () => {
+    writeJob(6, 0.6);
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => doneAttempts() >= 1, 20_000, 'a finished attempt');
+    first.kill('SIGKILL');
+    await finished(first);
+    // The launcher outlives the coordinator and finishes what was running.
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = await box.run(['run', 'job.yaml', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 6 } });
+    expectAllDoneOnce(6);
+    // Nothing needed a second attempt: the ones cut off were adopted, not rerun.
+    expect(box.query(`SELECT idx FROM attempts WHERE attempt > 1`)).toEqual([]);
+  });
+
+  it('keeps watching tasks still running under the old launcher when it comes back', async () => {
+    writeJob(4, 1.5);
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => box.query(`SELECT idx FROM attempts`).length >= 2, 20_000, 'two launches');
+    first.kill('SIGKILL');
+    await finished(first);
+    const second = await box.run(['run', 'job.yaml', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expectAllDoneOnce(4);
+    expect(box.query(`SELECT idx FROM attempts WHERE attempt > 1`)).toEqual([]);
+  });
+
+  it('retries tasks cut off with everything killed as lost, without leaving a partial output', async () => {
+    writeJob(3, 30);
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => box.query(`SELECT idx FROM attempts`).length >= 2, 20_000, 'two launches');
+    const attemptDirs = box.query<{ dir: string }>(`SELECT dir FROM attempts`).map((a) => a.dir);
+    const taskPids = await waitFor(() => {
+      const pids = attemptDirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
+      return pids.every(Boolean) && pids;
+    });
+    const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
+    // A machine crash, as far as fanout can tell: coordinator, launcher and tasks all gone.
+    first.kill('SIGKILL');
+    process.kill(launcher.pid, 'SIGKILL');
+    for (const pid of taskPids) process.kill(-pid, 'SIGKILL');
+    await finished(first);
+    await waitFor(() => !isRunning(launcher.pid) && taskPids.every((pid) => !isRunning(pid)), 10_000, 'everything to die');
+    expect(readdirSync(box.path('fanout-out/job')).filter((n) => !n.startsWith('.'))).toEqual([]);
+
+    // The same job again resumes the run in place. Its retries sleep 30 s too: what matters is
+    // what was recorded for the attempts cut off.
+    const second = box.start(['run', 'job.yaml', '--json']);
+    await waitFor(() => box.query(`SELECT idx FROM attempts WHERE reason = 'lost'`).length >= 2, 20_000, 'lost attempts');
+    const lost = box.query<{ idx: number; attempt: number }>(`SELECT idx, attempt FROM attempts WHERE reason = 'lost' ORDER BY idx`);
+    expect(lost.map((a) => a.attempt)).toEqual([1, 1]);
+    await waitFor(() => box.query(`SELECT idx FROM attempts WHERE attempt = 2`).length >= 1, 20_000, 'a retry');
+    second.kill('SIGINT');
+    await finished(second);
+  });
+
+  it('can be killed again and again at any moment and still ends with every task done exactly once', async () => {
+    writeJob(12, 0.4);
+    for (const delay of [150, 400, 700, 900, 1200]) {
+      const run = box.start(['run', 'job.yaml']);
+      await new Promise((r) => setTimeout(r, delay));
+      run.kill('SIGKILL');
+      await finished(run);
+    }
+    const last = await box.run(['run', 'job.yaml', '--json']);
+    expect(last.code, last.stderr).toBe(0);
+    const { counts } = JSON.parse(last.stdout);
+    expect(counts.failed).toBe(0);
+    expect(counts.succeeded + counts.skipped).toBe(12);
+    expectAllDoneOnce(12);
+  });
+
+  it('reruns a gather cut off by the kill, without rerunning tasks', async () => {
+    writeJob(2, 0.1, 'gather: sleep 2; for d in {{ outputs }}; do cat "$d/v"; done > all.txt');
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => box.query(`SELECT idx FROM attempts WHERE idx = -1`).length === 1, 20_000, 'the gather to start');
+    first.kill('SIGKILL');
+    await finished(first);
+    const second = await box.run(['run', 'job.yaml', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+    expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('t0\nt1\n');
+    expectAllDoneOnce(2);
+  });
+});
