@@ -118,3 +118,31 @@ describe('SIGKILL of the coordinator', () => {
     expectAllDoneOnce(2);
   });
 });
+
+describe('a launcher that dies under a live coordinator', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box.cleanup());
+
+  it('reports its attempts as lost, so they are retried instead of waited on forever', async () => {
+    box.write('job.yaml', [
+      `command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 30; fi; echo {{ item }} > {{ out }}/v`,
+      'tasks:',
+      '  each: [a, b]',
+      'retry:',
+      '  max: 1',
+      '  on: [lost]',
+      '',
+    ].join('\n'));
+    const run = box.start(['run', 'job.yaml', '--json']);
+    await waitFor(() => box.query(`SELECT idx FROM attempts`).length === 2, 20_000, 'two launches');
+    const dirs = box.query<{ dir: string }>('SELECT dir FROM attempts').map((a) => a.dir);
+    const pids = await waitFor(() => dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8'))).every(Boolean) && dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8'))));
+    const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
+    process.kill(launcher.pid, 'SIGKILL');
+    const result = await finished(run, 30_000);
+    for (const pid of pids) if (isRunning(pid)) process.kill(-pid, 'SIGKILL');
+    expect(result.code, result.stderr).toBe(0);
+    expect(box.query<{ reason: string }>('SELECT reason FROM attempts ORDER BY attempt, idx').map((a) => a.reason)).toEqual(['lost', 'lost', 'ok', 'ok']);
+  });
+});

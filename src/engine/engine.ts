@@ -5,6 +5,7 @@ import { LocalBackend } from '../backends/local/local-backend.js';
 import { localCapacity } from '../backends/local/local-capacity.js';
 import { UserError } from '../errors.js';
 import type { AttemptResult } from '../runner/launcher.js';
+import { lostResult } from '../runner/result-record.js';
 import { loadJobFile } from '../spec/load-job-file.js';
 import { parseTemplate } from '../spec/template.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -14,7 +15,6 @@ import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
 import { HomeLayout } from './home-layout.js';
 import { newTasks, planJob, type Capacity, type PlannedJob } from './plan-job.js';
 import { currentProcess, isAlive } from './process-identity.js';
-import { lostResult } from '../backends/local/orphan-watch.js';
 
 export interface EngineOptions {
   /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */

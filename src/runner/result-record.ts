@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AttemptReason } from '../spec/job-spec.js';
@@ -78,4 +79,10 @@ function parseRecord(raw: unknown): ResultRecord | null {
   };
   if (typeof r.error === 'string') record.error = r.error;
   return record;
+}
+
+/** The result of an attempt that vanished without a record: its supervisor is gone. */
+export function lostResult(error: string): AttemptResult {
+  const now = Date.now();
+  return { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
 }

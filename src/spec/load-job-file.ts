@@ -38,7 +38,7 @@ export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob 
   const displayName = path;
   const firstError = document.errors[0];
   if (firstError) {
-    const line = firstError.linePos?.[0].line;
+    const line = lines.linePos(firstError.pos[0]).line;
     throw new JobFileError(
       { file: displayName, line },
       `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`,

@@ -12,7 +12,7 @@ export function validateJobFile(data: unknown, locate: Locate): JobFile {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new JobFileError(locate(''), 'a job file must be a map of fields', 'start with `command:` and `tasks:`');
   }
-  const parsed = jobFileSchema.safeParse(data);
+  const parsed = jobFileSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw issueToError(parsed.error.issues[0]!, locate);
   const job = parsed.data;
 

@@ -1,4 +1,5 @@
 import { Launcher } from '../../runner/launcher.js';
+import { lostResult } from '../../runner/result-record.js';
 import { identityOf, isAlive } from '../../engine/process-identity.js';
 import type { Capacity } from '../../engine/plan-job.js';
 import type { ProcessIdentity } from '../../store/store.js';
@@ -22,6 +23,7 @@ export class LocalBackend implements Backend {
   readonly capabilities: BackendCapabilities = { arrays: false, cancel: true, liveLogs: true, maxArraySize: null };
   private launcher: Launcher | undefined;
   private orphans: OrphanWatch | undefined;
+  private orphanSupervisor: ProcessIdentity | null = null;
   private onResult: ResultListener = () => {};
 
   constructor(private readonly options: LocalBackendOptions) {}
@@ -32,13 +34,23 @@ export class LocalBackend implements Backend {
 
   async start(onResult: ResultListener): Promise<ProcessIdentity> {
     this.onResult = onResult;
-    this.launcher = Launcher.start();
-    this.launcher.onDone((id, result) => this.onResult(id, result));
-    return identityOf(this.launcher.pid);
+    return identityOf(this.startLauncher().pid);
+  }
+
+  private startLauncher(): Launcher {
+    const launcher = Launcher.start();
+    launcher.onDone((id, result) => this.onResult(id, result));
+    // Only a crash of the launcher itself leaves attempts unreported; the engine retries them.
+    launcher.onExit(({ pending }) => {
+      for (const id of pending) this.onResult(id, lostResult('the launcher process exited unexpectedly'));
+    });
+    this.launcher = launcher;
+    return launcher;
   }
 
   submit(launches: AttemptLaunch[]): void {
-    const launcher = this.requireLauncher();
+    if (!this.launcher) throw new Error('LocalBackend.submit called before start');
+    const launcher = this.launcher.exited ? this.startLauncher() : this.launcher;
     for (const launch of launches) {
       launcher.launch({
         id: launch.id,
@@ -62,8 +74,6 @@ export class LocalBackend implements Backend {
     if (orphaned.length > 0 && this.orphanSupervisor) signal(this.orphanSupervisor, options.force ? 'SIGKILL' : 'SIGTERM');
   }
 
-  private orphanSupervisor: ProcessIdentity | null = null;
-
   adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void {
     this.orphanSupervisor = supervisor;
     this.orphans ??= new OrphanWatch(supervisor, (id, result) => this.onResult(id, result));
@@ -79,11 +89,6 @@ export class LocalBackend implements Backend {
   async close(): Promise<void> {
     this.orphans?.stop();
     await this.launcher?.close();
-  }
-
-  private requireLauncher(): Launcher {
-    if (!this.launcher) throw new Error('LocalBackend.submit called before start');
-    return this.launcher;
   }
 }
 

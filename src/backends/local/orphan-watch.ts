@@ -1,9 +1,7 @@
 import { isAlive } from '../../engine/process-identity.js';
-import { readResultRecord } from '../../runner/result-record.js';
+import { lostResult, readResultRecord } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/store.js';
 import type { OrphanAttempt, ResultListener } from '../backend.js';
-import type { AttemptResult } from '../../runner/launcher.js';
-import { hostname } from 'node:os';
 
 const POLL_MS = 250;
 
@@ -51,9 +49,4 @@ export class OrphanWatch {
     }
     if (this.waiting.size > 0) this.timer = setTimeout(this.check, POLL_MS);
   };
-}
-
-export function lostResult(error: string): AttemptResult {
-  const now = Date.now();
-  return { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
 }
