@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
-import type { AttemptReason } from '../spec/job-spec.js';
+import { ATTEMPT_REASONS, type AttemptReason } from '../spec/job-spec.js';
 import { launcherPath } from './launcher-binary.js';
 
 /**
@@ -66,15 +66,6 @@ export interface LauncherExit {
 export type DoneListener = (id: number, result: AttemptResult) => void;
 export type ExitListener = (exit: LauncherExit) => void;
 
-const REASONS: ReadonlySet<string> = new Set<AttemptReason>([
-  'ok',
-  'exit',
-  'oom',
-  'timeout',
-  'lost',
-  'infra',
-  'cancelled',
-]);
 
 function checkField(what: string, value: string): string {
   if (value.includes('\0')) throw new TypeError(`fanout: ${what} contains a NUL character`);
@@ -260,7 +251,7 @@ export class Launcher {
   #onLine(line: string): void {
     const parts = line.split(' ');
     const [verb, idText, reason, exitCode, signal, startedAt, endedAt, peakMemory, cpuMs] = parts;
-    if (verb !== 'done' || cpuMs === undefined || reason === undefined || !REASONS.has(reason)) {
+    if (verb !== 'done' || cpuMs === undefined || reason === undefined || !ATTEMPT_REASONS.has(reason)) {
       process.stderr.write(`fanout: unexpected line from the launcher: ${line}\n`);
       return;
     }

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AttemptReason } from '../spec/job-spec.js';
+import { ATTEMPT_REASONS, type AttemptReason } from '../spec/job-spec.js';
 import type { AttemptResult } from './launcher.js';
 
 /**
@@ -20,15 +20,6 @@ export interface ResultRecord extends AttemptResult {
   pid: number | null;
 }
 
-const REASONS: ReadonlySet<string> = new Set<AttemptReason>([
-  'ok',
-  'exit',
-  'oom',
-  'timeout',
-  'lost',
-  'infra',
-  'cancelled',
-]);
 
 /**
  * The attempt's result, or null while it has none. The launcher writes a temp file and renames
@@ -59,7 +50,7 @@ function isInt(v: unknown): v is number {
 function parseRecord(raw: unknown): ResultRecord | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const r = raw as Record<string, unknown>;
-  if (!isInt(r.id) || typeof r.reason !== 'string' || !REASONS.has(r.reason)) return null;
+  if (!isInt(r.id) || typeof r.reason !== 'string' || !ATTEMPT_REASONS.has(r.reason)) return null;
   if (!(r.exitCode === null || isInt(r.exitCode))) return null;
   if (!(r.signal === null || typeof r.signal === 'string')) return null;
   if (!isInt(r.startedAt) || !isInt(r.endedAt) || !isInt(r.peakMemory) || !isInt(r.cpuMs)) return null;

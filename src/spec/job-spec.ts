@@ -26,6 +26,9 @@ export type TaskSource =
 export type FailureReason = 'exit' | 'oom' | 'timeout' | 'lost';
 export type AttemptReason = 'ok' | FailureReason | 'infra' | 'cancelled';
 
+/** Every way an attempt can end. */
+export const ATTEMPT_REASONS: ReadonlySet<string> = new Set<AttemptReason>(['ok', 'exit', 'oom', 'timeout', 'lost', 'infra', 'cancelled']);
+
 export interface Resources {
   cpus: number;
   /** null: not limited and not reserved. */

@@ -62,7 +62,21 @@ export interface TaskRecord extends Omit<NewTask, 'state'> {
   durationMs: number | null;
 }
 
-export interface AttemptRecord {
+/** How an attempt ended: its result record, as the store keeps it. */
+export interface AttemptOutcome {
+  reason: AttemptReason;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  peakMemory: number | null;
+  cpuMs: number | null;
+  host: string | null;
+  error?: string | null;
+}
+
+/** An attempt as recorded: launched, and once it is `done`, its outcome (null fields until then). */
+export interface AttemptRecord extends Omit<AttemptOutcome, 'reason' | 'error'> {
   runId: number;
   index: number;
   attempt: number;
@@ -72,13 +86,6 @@ export interface AttemptRecord {
   timeMs: number | null;
   launchedAt: number;
   reason: AttemptReason | null;
-  exitCode: number | null;
-  signal: string | null;
-  startedAt: number | null;
-  endedAt: number | null;
-  peakMemory: number | null;
-  cpuMs: number | null;
-  host: string | null;
   error: string | null;
 }
 
@@ -109,17 +116,7 @@ export interface ResultChange {
   runId: number;
   index: number;
   attempt: number;
-  result: {
-    reason: AttemptReason;
-    exitCode: number | null;
-    signal: string | null;
-    startedAt: number | null;
-    endedAt: number | null;
-    peakMemory: number | null;
-    cpuMs: number | null;
-    host: string | null;
-    error?: string | null;
-  };
+  result: AttemptOutcome;
   /** The task's next state, with the resources its next attempt asks for when it is retried. */
   task: { state: TaskState; memory: number | null; timeMs: number | null; retryBase: number };
   /** Set when the attempt succeeded: its output is done work the cache remembers. */
