@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { finished, isRunning, Sandbox, waitFor } from './harness.js';
+import { finished, isRunning, Sandbox, taskPids, waitFor } from './harness.js';
 
 describe('cancel and the run lock', () => {
   let box: Sandbox;
@@ -22,7 +21,7 @@ describe('cancel and the run lock', () => {
     slowJob();
     const run = box.start(['run', 'job.yaml']);
     await waitFor(() => running() === 2, 20_000, 'two running tasks');
-    const pids = box.query<{ dir: string }>('SELECT dir FROM attempts').map((a) => Number(readFileSync(`${a.dir}/pid`, 'utf8')));
+    const pids = await taskPids(box);
     run.kill('SIGINT');
     const result = await finished(run);
     expect(result.code).toBe(130);
@@ -61,7 +60,7 @@ describe('cancel and the run lock', () => {
     slowJob();
     const run = box.start(['run', 'job.yaml']);
     await waitFor(() => running() === 2, 20_000, 'two running tasks');
-    const pids = box.query<{ dir: string }>('SELECT dir FROM attempts').map((a) => Number(readFileSync(`${a.dir}/pid`, 'utf8')));
+    const pids = await taskPids(box);
     run.kill('SIGKILL');
     await finished(run);
     const cancel = await box.run(['cancel', '1', '--home', '.fanout']);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { finished, isRunning, Sandbox, waitFor } from './harness.js';
+import { finished, isRunning, Sandbox, taskPids, waitFor } from './harness.js';
 
 /**
  * SIGKILL of the coordinator at any moment: finished tasks are not rerun, tasks that finished
@@ -64,18 +64,14 @@ describe('SIGKILL of the coordinator', () => {
     writeJob(3, 30);
     const first = box.start(['run', 'job.yaml']);
     await waitFor(() => box.query(`SELECT idx FROM attempts`).length >= 2, 20_000, 'two launches');
-    const attemptDirs = box.query<{ dir: string }>(`SELECT dir FROM attempts`).map((a) => a.dir);
-    const taskPids = await waitFor(() => {
-      const pids = attemptDirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
-      return pids.every(Boolean) && pids;
-    });
+    const pids = await taskPids(box);
     const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
     // A machine crash, as far as fanout can tell: coordinator, launcher and tasks all gone.
     first.kill('SIGKILL');
     process.kill(launcher.pid, 'SIGKILL');
-    for (const pid of taskPids) process.kill(-pid, 'SIGKILL');
+    for (const pid of pids) process.kill(-pid, 'SIGKILL');
     await finished(first);
-    await waitFor(() => !isRunning(launcher.pid) && taskPids.every((pid) => !isRunning(pid)), 10_000, 'everything to die');
+    await waitFor(() => !isRunning(launcher.pid) && pids.every((pid) => !isRunning(pid)), 10_000, 'everything to die');
     expect(readdirSync(box.path('fanout-out/job')).filter((n) => !n.startsWith('.'))).toEqual([]);
 
     // The same job again resumes the run in place. Its retries sleep 30 s too: what matters is
@@ -136,8 +132,7 @@ describe('a launcher that dies under a live coordinator', () => {
     ].join('\n'));
     const run = box.start(['run', 'job.yaml', '--json']);
     await waitFor(() => box.query(`SELECT idx FROM attempts`).length === 2, 20_000, 'two launches');
-    const dirs = box.query<{ dir: string }>('SELECT dir FROM attempts').map((a) => a.dir);
-    const pids = await waitFor(() => dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8'))).every(Boolean) && dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8'))));
+    const pids = await taskPids(box);
     const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
     process.kill(launcher.pid, 'SIGKILL');
     const result = await finished(run, 30_000);

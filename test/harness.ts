@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +113,18 @@ export async function waitFor<T>(check: () => T | undefined | null | false, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The process ids that running tasks wrote to `pid` in their attempt folders (`echo $$ > pid`),
+ * waiting until every recorded attempt has written one: attempts are recorded before they start.
+ */
+export function taskPids(box: Sandbox): Promise<number[]> {
+  const dirs = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx >= 0 ORDER BY idx, attempt').map((a) => a.dir);
+  return waitFor(() => {
+    const pids = dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
+    return pids.every((pid) => pid > 0) && pids;
+  }, 20_000, 'every task to write its pid');
 }
 
 export function isRunning(pid: number): boolean {

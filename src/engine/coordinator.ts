@@ -118,7 +118,9 @@ export class Coordinator {
   private scheduleTick(): void {
     if (this.tickScheduled) return;
     this.tickScheduled = true;
-    setImmediate(this.tick);
+    // A microtask, not a turn of the event loop: every result that arrived in one read is
+    // already queued, and the next launches go out without waiting for other I/O.
+    queueMicrotask(this.tick);
   }
 
   private readonly tick = (): void => {

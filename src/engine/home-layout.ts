@@ -19,9 +19,12 @@ export class HomeLayout {
     return join(this.home, 'work', String(runId));
   }
 
-  /** An attempt's own working folder; its logs and result record sit in it. */
+  /**
+   * An attempt's own working folder; its logs and result record sit in it. One level, not
+   * `<index>/<attempt>`: creating folders is the costliest part of starting a tiny task.
+   */
   attemptDir(runId: number, index: number, attempt: number): string {
-    return join(this.runDir(runId), String(index), String(attempt));
+    return join(this.runDir(runId), `${index}.${attempt}`);
   }
 
   gatherDir(runId: number, attempt: number): string {
