@@ -60,6 +60,9 @@ describe('resume and the cache', () => {
     const retried = await box.run(['retry', '--failed', '--json']);
     expect(retried.code, retried.stderr).toBe(0);
     expect(JSON.parse(retried.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 3, failed: 0 } });
-    expect(readFileSync(box.path('runs.log'), 'utf8').split('\n').filter(Boolean)).toEqual(['a', 'b', 'c', 'b']);
+    // a and b run at the same time, so only the retry's place in the log is certain.
+    const ran = readFileSync(box.path('runs.log'), 'utf8').split('\n').filter(Boolean);
+    expect(ran.slice(0, 3).sort()).toEqual(['a', 'b', 'c']);
+    expect(ran.slice(3)).toEqual(['b']);
   });
 });
