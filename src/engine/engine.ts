@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { LocalBackend } from '../backends/local/local-backend.js';
-import { localCapacity } from '../backends/local/local-capacity.js';
 import { UserError } from '../errors.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
@@ -69,8 +68,9 @@ export class Engine {
     return new Engine(options);
   }
 
+  /** What one attempt may ask for and what may run at once: the backend's say. */
   capacity(): Capacity {
-    return localCapacity(this.options.limits);
+    return this.backend().capacity();
   }
 
   /** Load and plan a job file without running it: every bad input is refused here. */

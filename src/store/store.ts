@@ -160,7 +160,7 @@ export interface Store {
   /** Newest first. */
   listRuns(options?: { job?: string; limit?: number }): RunRecord[];
   counts(runId: number): TaskCounts;
-  listTasks(runId: number, options?: { state?: TaskState; names?: string[] }): TaskRecord[];
+  listTasks(runId: number, options?: { state?: TaskState }): TaskRecord[];
   getTask(runId: number, name: string): TaskRecord | null;
   attempts(runId: number, index: number): AttemptRecord[];
   runningAttempts(runId: number): AttemptRecord[];

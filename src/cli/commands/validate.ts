@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { withEngine, type GlobalOptions } from '../cli-context.js';
-import { collect, parseSets } from '../cli-context.js';
+import { collect, parseSets, withEngine, type GlobalOptions } from '../cli-context.js';
 import { printable } from '../output.js';
 
 export function registerValidate(program: Command): void {

@@ -175,13 +175,9 @@ export class SqliteStore implements Store {
     return counts;
   }
 
-  listTasks(runId: number, options: { state?: TaskState; names?: string[] } = {}): TaskRecord[] {
-    let rows: Row[];
-    if (options.names) {
-      rows = options.names.map((name) => this.statements.getTask.get(runId, name) as Row | undefined).filter((r): r is Row => !!r);
-    } else if (options.state) rows = this.statements.listTasksInState.all(runId, options.state) as Row[];
-    else rows = this.statements.listTasks.all(runId) as Row[];
-    return rows.map(toTask);
+  listTasks(runId: number, options: { state?: TaskState } = {}): TaskRecord[] {
+    const rows = options.state ? this.statements.listTasksInState.all(runId, options.state) : this.statements.listTasks.all(runId);
+    return (rows as Row[]).map(toTask);
   }
 
   getTask(runId: number, name: string): TaskRecord | null {
