@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox } from './harness.js';
+import { Sandbox, waitFor } from './harness.js';
 
 /** Each task appends its name to runs.log (outside fanout's folders), so reruns are visible. */
 const LOGGING_JOB = (command = 'echo {{ item }} > {{ out }}/v') =>
@@ -64,5 +64,21 @@ describe('resume and the cache', () => {
     const ran = readFileSync(box.path('runs.log'), 'utf8').split('\n').filter(Boolean);
     expect(ran.slice(0, 3).sort()).toEqual(['a', 'b', 'c']);
     expect(ran.slice(3)).toEqual(['b']);
+  });
+});
+
+describe('replacing an output', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box.cleanup());
+
+  it('swaps the new output in whole and leaves no copy of the old one behind', async () => {
+    box.write('job.yaml', 'command: echo {{ v }} > {{ out }}/value; touch {{ out }}/only-{{ v }}\ntasks:\n  each: [x]\nvars:\n  v: old\n');
+    expect((await box.run(['run', 'job.yaml'])).code).toBe(0);
+    expect((await box.run(['run', 'job.yaml', '--set', 'v=new'])).code).toBe(0);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(box.path('fanout-out/job/x')).sort()).toEqual(['only-new', 'value']);
+    expect(readFileSync(box.path('fanout-out/job/x/value'), 'utf8')).toBe('new\n');
+    await waitFor(() => readdirSync(box.path('fanout-out/job/.fanout-staging')).length === 0, 5000, 'the old output to be removed');
   });
 });

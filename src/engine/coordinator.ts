@@ -1,3 +1,4 @@
+import { rm } from 'node:fs';
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../spec/job-spec.js';
@@ -167,6 +168,9 @@ export class Coordinator {
         task: { ...step, retryBase: task.retryBase },
         cache: result.reason === 'ok' ? { key: task.cacheKey, runId: this.options.run.id, index: task.index, attempt: running.attempt, out } : undefined,
       });
+      // A commit that replaced an earlier output swapped the old one into the staging folder.
+      // (A failed attempt's staging folder is kept for inspection.)
+      if (result.reason === 'ok') removeLater(stagingOut(this.spec.outdir, this.options.run.id, task.index, running.attempt));
     }
     return changes;
   }
@@ -265,4 +269,9 @@ export class Coordinator {
     this.counts[state]++;
     task.state = state;
   }
+}
+
+/** Off the scheduling path: a leftover folder costs disk, not correctness. */
+function removeLater(path: string): void {
+  rm(path, { recursive: true, force: true }, () => {});
 }
