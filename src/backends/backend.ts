@@ -62,7 +62,5 @@ export interface Backend {
    * the result listener when it ends, as `lost` if it vanished without a result record.
    */
   adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void;
-  /** Stop everything an earlier supervisor still runs, and wait until it has. */
-  terminate(supervisor: ProcessIdentity): Promise<void>;
   close(): Promise<void>;
 }

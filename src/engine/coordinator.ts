@@ -1,9 +1,8 @@
-import { rm } from 'node:fs';
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../spec/job-spec.js';
 import { renderTemplate, type Template } from '../spec/template.js';
-import type { LaunchChange, ResultChange, RunRecord, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
+import type { LaunchChange, ProcessIdentity, ResultChange, RunRecord, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
 import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
 import { taskEnvironment, taskValues, type Capacity } from './plan-job.js';
 import { nextStep } from './retry-policy.js';
@@ -58,7 +57,7 @@ export class Coordinator {
   private readonly startedAt = Date.now();
   private resolveDone: (() => void) | undefined;
 
-  constructor(private options: CoordinatorOptions) {
+  constructor(private readonly options: CoordinatorOptions) {
     this.spec = options.run.spec;
     this.tasks = options.store.listTasks(options.run.id);
     this.counts = options.store.counts(options.run.id);
@@ -73,9 +72,9 @@ export class Coordinator {
 
   /**
    * Attempts a dead coordinator left `running`: adopt those that finished, keep watching those
-   * still running under its launcher, and retry the rest as `lost`.
+   * still running under its launcher (`supervisor`, null when it is gone), retry the rest as `lost`.
    */
-  recover(supervisorAlive: boolean): void {
+  recover(supervisor: ProcessIdentity | null): void {
     const { store, run, backend } = this.options;
     const orphans = store.runningAttempts(run.id).filter((attempt) => attempt.index >= 0);
     if (orphans.length === 0) return;
@@ -86,7 +85,7 @@ export class Coordinator {
       this.setState(task, 'running');
       return { id, attemptDir: attempt.dir };
     });
-    backend.adopt(watched, supervisorAlive ? run.launcher : null);
+    backend.adopt(watched, supervisor);
   }
 
   /** Run until every task has ended (or, once stopping, until nothing runs). */
@@ -106,10 +105,6 @@ export class Coordinator {
 
   get isStopping(): boolean {
     return this.stopping !== 'no';
-  }
-
-  setProgressListener(listener: (progress: Progress) => void): void {
-    this.options.onProgress = listener;
   }
 
   progress(): Progress {
@@ -168,9 +163,6 @@ export class Coordinator {
         task: { ...step, retryBase: task.retryBase },
         cache: result.reason === 'ok' ? { key: task.cacheKey, runId: this.options.run.id, index: task.index, attempt: running.attempt, out } : undefined,
       });
-      // A commit that replaced an earlier output swapped the old one into the staging folder.
-      // (A failed attempt's staging folder is kept for inspection.)
-      if (result.reason === 'ok') removeLater(stagingOut(this.spec.outdir, this.options.run.id, task.index, running.attempt));
     }
     return changes;
   }
@@ -269,9 +261,4 @@ export class Coordinator {
     this.counts[state]++;
     task.state = state;
   }
-}
-
-/** Off the scheduling path: a leftover folder costs disk, not correctness. */
-function removeLater(path: string): void {
-  rm(path, { recursive: true, force: true }, () => {});
 }

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { LocalBackend } from '../backends/local/local-backend.js';
 import { UserError } from '../errors.js';
@@ -11,7 +11,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
 import { Coordinator, type Progress } from './coordinator.js';
 import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
-import { HomeLayout } from './home-layout.js';
+import { HomeLayout, stagingOut } from './home-layout.js';
 import { newTasks, planJob, type Capacity, type PlannedJob } from './plan-job.js';
 import { currentProcess, isAlive } from './process-identity.js';
 
@@ -199,25 +199,28 @@ export class Engine {
     const { store, layout } = this;
     const backend = this.backend();
     const previousLauncher = claimed.launcher;
+    const listeners: Array<(progress: Progress) => void> = [];
     const coordinator = new Coordinator({
       store,
       backend,
       layout,
       run: claimed,
       command: parseTemplate(claimed.spec.command),
-      capacity: this.capacity(),
+      capacity: backend.capacity(),
       concurrency: concurrency ?? claimed.spec.concurrency,
+      onProgress: (progress) => listeners.forEach((listener) => listener(progress)),
     });
     const waiter = new ResultWaiter();
     const launcher = await backend.start((id, result) => (id === GATHER_ATTEMPT_ID ? waiter.deliver(id, result) : coordinator.onResult(id, result)));
     store.setLauncher(claimed.id, launcher);
     this.settleInterruptedGather(claimed);
-    coordinator.recover(previousLauncher !== null && isAlive(previousLauncher));
+    coordinator.recover(previousLauncher !== null && isAlive(previousLauncher) ? previousLauncher : null);
     if (options.stopAtOnce) coordinator.stop();
 
     const done = (async (): Promise<RunOutcome> => {
       try {
         await coordinator.drive();
+        removeReplacedOutputs(store, claimed);
         const counts = coordinator.progress().counts;
         const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
         let gather: GatherOutcome | null = null;
@@ -234,8 +237,6 @@ export class Engine {
       }
     })();
 
-    const listeners: Array<(progress: Progress) => void> = [];
-    coordinator.setProgressListener((progress) => listeners.forEach((listener) => listener(progress)));
     return {
       run: claimed,
       progress: () => coordinator.progress(),
@@ -258,6 +259,26 @@ export class Engine {
         task: { state: 'failed', memory: null, timeMs: null, retryBase: 0 },
       })),
     });
+  }
+}
+
+/**
+ * A commit that replaced an earlier output swapped the old one into the attempt's staging
+ * folder. Clear those once per drive, off the scheduling path; staging folders of attempts that
+ * failed stay for inspection.
+ */
+function removeReplacedOutputs(store: Store, run: RunRecord): void {
+  const staging = dirname(stagingOut(run.spec.outdir, run.id, 0, 1));
+  let entries: string[];
+  try {
+    entries = readdirSync(staging);
+  } catch {
+    return;
+  }
+  const succeeded = new Map(store.listTasks(run.id, { state: 'succeeded' }).map((task) => [task.index, task.attempts]));
+  for (const entry of entries) {
+    const [runId, index, attempt] = entry.split('.').map(Number);
+    if (runId === run.id && succeeded.get(index!) === attempt) rmSync(join(staging, entry), { recursive: true, force: true });
   }
 }
 

@@ -23,7 +23,6 @@ export class LocalBackend implements Backend {
   readonly capabilities: BackendCapabilities = { arrays: false, cancel: true, liveLogs: true, maxArraySize: null };
   private launcher: Launcher | undefined;
   private orphans: OrphanWatch | undefined;
-  private orphanSupervisor: ProcessIdentity | null = null;
   private onResult: ResultListener = () => {};
 
   constructor(private readonly options: LocalBackendOptions) {}
@@ -71,19 +70,13 @@ export class LocalBackend implements Backend {
     const orphaned = ids.filter((id) => this.orphans?.has(id));
     for (const id of ids) if (!this.orphans?.has(id)) this.launcher?.cancel(id, options);
     // Orphans belong to an earlier launcher we cannot talk to; it cancels all it runs on SIGTERM.
-    if (orphaned.length > 0 && this.orphanSupervisor) signal(this.orphanSupervisor, options.force ? 'SIGKILL' : 'SIGTERM');
+    const supervisor = this.orphans?.supervisor;
+    if (orphaned.length > 0 && supervisor) signal(supervisor, options.force ? 'SIGKILL' : 'SIGTERM');
   }
 
   adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void {
-    this.orphanSupervisor = supervisor;
     this.orphans ??= new OrphanWatch(supervisor, (id, result) => this.onResult(id, result));
     this.orphans.add(orphans);
-  }
-
-  async terminate(supervisor: ProcessIdentity): Promise<void> {
-    if (!isAlive(supervisor)) return;
-    signal(supervisor, 'SIGTERM');
-    while (isAlive(supervisor)) await new Promise((resolve) => setTimeout(resolve, 100));
   }
 
   async close(): Promise<void> {

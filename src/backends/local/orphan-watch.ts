@@ -15,7 +15,8 @@ export class OrphanWatch {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly supervisor: ProcessIdentity | null,
+    /** The launcher that still runs them; null when it is gone. */
+    readonly supervisor: ProcessIdentity | null,
     private readonly onResult: ResultListener,
   ) {}
 
