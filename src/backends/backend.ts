@@ -47,8 +47,10 @@ export type ResultListener = (id: number, result: AttemptResult) => void;
 export interface Backend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
-  /** The most one attempt can ask for, and what may run at once. */
+  /** The most one attempt can ask for, and whether attempts share it (see Capacity.shared). */
   capacity(): Capacity;
+  /** How many attempts may be in flight when the job and the user do not say (null: as many as fit). */
+  defaultConcurrency(): number | null;
   /**
    * Get ready to run attempts. Returns the identity of what supervises them, which the engine
    * records so that a later coordinator can adopt attempts still running after a crash.

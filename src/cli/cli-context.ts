@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
-import { Engine } from '../engine/engine.js';
+import type { Command } from 'commander';
+import { Engine, type PlanOptions } from '../engine/engine.js';
+import { backendNames, type BackendName } from '../spec/job-schema.js';
 import { UserError } from '../errors.js';
 import { parseDuration, parseMemory } from '../spec/units.js';
 
@@ -42,6 +44,28 @@ export function positiveInteger(text: string, flag: string): number {
 function parsed<T>(value: T | null, flag: string, example: string): T {
   if (value === null) throw new UserError(`${flag} is not ${example}`);
   return value;
+}
+
+/** Flags that change how a job file is read: `--set`, `--backend`, `--workdir`. */
+export interface PlanFlags {
+  set: string[];
+  backend?: string;
+  workdir?: string;
+}
+
+export function withPlanFlags(command: Command): Command {
+  return command
+    .option('--set <key=value>', 'override a value of `vars` (repeatable)', collect, [])
+    .option('--backend <name>', `where tasks run: ${backendNames.join(', ')} (default: the job file's backend, else local; or FANOUT_BACKEND)`)
+    .option('--workdir <dir>', "where attempt folders live; on a cluster, on the nodes' shared filesystem");
+}
+
+export function planOptions(flags: PlanFlags): PlanOptions {
+  const backend = flags.backend ?? process.env.FANOUT_BACKEND;
+  if (backend !== undefined && !(backendNames as readonly string[]).includes(backend)) {
+    throw new UserError(`--backend ${backend} is not a backend`, `use one of: ${backendNames.join(', ')}`);
+  }
+  return { set: parseSets(flags.set), backend: backend as BackendName | undefined, workdir: flags.workdir };
 }
 
 /** `--set key=value` pairs. */

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors.js';
+import { registerBackends } from './commands/backends.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerGather } from './commands/gather.js';
 import { registerLogs } from './commands/logs.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerRender(program);
   registerValidate(program);
   registerSchema(program);
+  registerBackends(program);
   program.hook('preAction', (_program, action) => {
     const home = program.opts().home as string | undefined;
     if (home !== undefined && action.opts().home === undefined) action.setOptionValue('home', home);

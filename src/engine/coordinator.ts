@@ -141,8 +141,9 @@ export class Coordinator {
       const task = this.tasks[running.index]!;
       const counted = { attempts: task.attempts - task.retryBase, memory: task.memory, timeMs: task.timeMs };
       let step = nextStep(result.reason, counted, this.spec.retry, this.options.capacity.memoryBytes);
-      if (running.orphan && result.reason === 'lost') {
-        // The coordinator's crash is not the task's failure: retry it without spending its budget.
+      if ((running.orphan || result.notStarted) && result.reason === 'lost') {
+        // A coordinator's crash, or an attempt that never started, is not the task's failure:
+        // retry it without spending its budget.
         step = { state: 'pending', memory: task.memory, timeMs: task.timeMs };
         task.retryBase++;
       }
@@ -192,6 +193,7 @@ export class Coordinator {
 
   private fits(task: TaskRecord): boolean {
     const { capacity } = this.options;
+    if (!capacity.shared) return true;
     return this.usedCpus + task.cpus <= capacity.cpus && this.usedMemory + (task.memory ?? 0) <= capacity.memoryBytes;
   }
 
@@ -204,7 +206,7 @@ export class Coordinator {
     const attempt = task.attempts + 1;
     task.attempts = attempt;
     const id = this.nextId++;
-    const dir = layout.attemptDir(run.id, task.index, attempt);
+    const dir = layout.attemptDir(run, task.index, attempt);
     const staging = stagingOut(this.spec.outdir, run.id, task.index, attempt);
     const values = taskValues(this.spec, task.vars, task.index, task.name, staging);
     this.occupy(id, { index: task.index, attempt, cpus: task.cpus, memory: task.memory ?? 0, orphan: false });

@@ -1,8 +1,12 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Backend } from '../backends/backend.js';
-import { LocalBackend } from '../backends/local/local-backend.js';
-import { UserError } from '../errors.js';
+import type { Locate } from '../spec/load-job-file.js';
+import type { AttemptLaunch, Backend } from '../backends/backend.js';
+import { ClusterBackend } from '../backends/cluster/cluster-backend.js';
+import { openBackend } from '../backends/open-backend.js';
+import { JobFileError, UserError } from '../errors.js';
+import type { BackendName } from '../spec/job-schema.js';
+import type { JobSpec } from '../spec/job-spec.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
 import { loadJobFile } from '../spec/load-job-file.js';
@@ -11,7 +15,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
 import { Coordinator, type Progress } from './coordinator.js';
 import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
-import { HomeLayout, stagingOut } from './home-layout.js';
+import { HomeLayout, stagingOut, type RunPlace } from './home-layout.js';
 import { newTasks, planJob, type Capacity, type PlannedJob } from './plan-job.js';
 import { currentProcess, isAlive } from './process-identity.js';
 
@@ -19,7 +23,7 @@ export interface EngineOptions {
   /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */
   home: string;
   /** Hand fanout less of this machine than it has. */
-  limits?: Partial<Capacity>;
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
   /** Between terminate and kill when an attempt is stopped (default 10 s). */
   graceMs?: number;
 }
@@ -40,8 +44,16 @@ export interface RunHandle {
   readonly done: Promise<RunOutcome>;
 }
 
-export interface StartOptions {
+/** What the command line may change about a job file without editing it. */
+export interface PlanOptions {
   set?: Record<string, string>;
+  /** Overrides the job file's `backend:`. */
+  backend?: BackendName;
+  /** Overrides the job file's `workdir:`. */
+  workdir?: string;
+}
+
+export interface StartOptions extends PlanOptions {
   concurrency?: number;
   /** Ignore the cache: run every task again. */
   fresh?: boolean;
@@ -68,15 +80,30 @@ export class Engine {
     return new Engine(options);
   }
 
-  /** What one attempt may ask for and what may run at once: the backend's say. */
-  capacity(): Capacity {
-    return this.backend().capacity();
+  /**
+   * Load and plan a job file without running it: every bad input is refused here, including what
+   * a cluster's scheduler would refuse (it is asked to check the first array without queueing it).
+   */
+  async plan(file: string, options: PlanOptions = {}): Promise<PlannedJob> {
+    const loaded = loadJobFile(file, { set: options.set });
+    const { locate } = loaded;
+    const spec: JobSpec = {
+      ...loaded.spec,
+      backend: options.backend ?? loaded.spec.backend,
+      workdir: options.workdir === undefined ? loaded.spec.workdir : resolve(options.workdir),
+    };
+    const backend = await this.openBackend(spec, { id: 0, spec }, 'check');
+    const planned = await planJob(spec, { locate, chunkDir: this.layout.chunkDir, capacity: backend.capacity() });
+    if (backend instanceof ClusterBackend) await this.checkWithScheduler(backend, planned, locate);
+    return planned;
   }
 
-  /** Load and plan a job file without running it: every bad input is refused here. */
-  async plan(file: string, set: Record<string, string> = {}): Promise<PlannedJob> {
-    const { spec, locate } = loadJobFile(file, { set });
-    return planJob(spec, { locate, chunkDir: this.layout.chunkDir, capacity: this.capacity() });
+  /** The submission script the first array of a job would have: `fanout render --backend`. */
+  async submissionScript(planned: PlannedJob): Promise<string> {
+    const spec = planned.spec;
+    const backend = await this.openBackend(spec, { id: (this.store.listRuns({ limit: 1 })[0]?.id ?? 0) + 1, spec });
+    if (!(backend instanceof ClusterBackend)) throw new UserError(`the ${backend.name} backend has no submission script`, 'pass --backend slurm or --backend sge');
+    return backend.renderFirstArray(this.sampleLaunches(planned, backend, { id: 0, spec }));
   }
 
   /**
@@ -84,7 +111,7 @@ export class Engine {
    * otherwise a new run starts, skipping tasks whose cache key matches done work.
    */
   async start(file: string, options: StartOptions = {}): Promise<RunHandle> {
-    const planned = await this.plan(file, options.set);
+    const planned = await this.plan(file, options);
     const job = planned.spec.name;
     const latest = this.store.listRuns({ job, limit: 1 })[0];
     if (latest?.state === 'running') {
@@ -99,7 +126,7 @@ export class Engine {
         job,
         jobFile: planned.spec.file,
         spec: planned.spec,
-        backend: 'local',
+        backend: planned.spec.backend ?? 'local',
         planKey: planned.planKey,
         tasks: newTasks(planned, skipped),
         coordinator: this.me,
@@ -143,7 +170,7 @@ export class Engine {
     }
     if (run.spec.gather === null) throw new UserError(`job ${run.job} has no gather`, 'add `gather:` to the job file');
     this.claim(run);
-    const backend = this.backend();
+    const backend = await this.openBackend(run.spec, run);
     const waiter = new ResultWaiter();
     try {
       await backend.start(waiter.deliver);
@@ -191,13 +218,57 @@ export class Engine {
     return done;
   }
 
-  private backend(): Backend {
-    return new LocalBackend({ limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS });
+  /** The backend a run (or, for `check`, a plan) uses: the spec's, local unless it names another. */
+  private openBackend(spec: JobSpec, run: RunPlace, purpose: 'run' | 'check' = 'run'): Promise<Backend> {
+    const runDir = purpose === 'check' ? join(this.layout.home, 'check') : this.layout.runDir(run);
+    return openBackend(
+      spec.backend ?? 'local',
+      spec,
+      { runDir, jobName: `fanout-${spec.name}-${run.id}` },
+      { limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS },
+    );
+  }
+
+  /** Refuse before the run is recorded what the scheduler would refuse at submission. */
+  private async checkWithScheduler(backend: ClusterBackend, planned: PlannedJob, locate: Locate): Promise<void> {
+    const { spec } = planned;
+    const asked = spec.cluster?.maxArraySize;
+    if (asked !== undefined && asked > backend.clusterMaxArraySize) {
+      throw new JobFileError(
+        locate('cluster.maxArraySize'),
+        `asks for arrays of ${asked} elements but the cluster allows at most ${backend.clusterMaxArraySize}`,
+        `set it to at most ${backend.clusterMaxArraySize}, or remove it`,
+      );
+    }
+    const place = { id: 0, spec };
+    const complaint = await backend.check(this.sampleLaunches(planned, backend, place), join(this.layout.home, 'check'));
+    if (complaint !== null) {
+      throw new UserError(
+        `${backend.name} refuses this job's first array: ${complaint}`,
+        `change the job's resources or its ${backend.name} settings (see \`fanout render ${planned.spec.file} --backend ${backend.name}\`)`,
+      );
+    }
+  }
+
+  /** Launches standing for the first array a run would submit (same resources; the first tasks). */
+  private sampleLaunches(planned: PlannedJob, backend: ClusterBackend, run: RunPlace): AttemptLaunch[] {
+    const { spec } = planned;
+    const count = Math.min(planned.tasks.length, backend.defaultConcurrency(), backend.maxArraySize * backend.pack);
+    return planned.tasks.slice(0, count).map((task) => ({
+      id: task.index,
+      attemptDir: this.layout.attemptDir(run, task.index, 1),
+      cwd: this.layout.attemptDir(run, task.index, 1),
+      cpus: spec.resources.cpus,
+      memoryBytes: spec.resources.memoryBytes,
+      timeMs: spec.resources.timeMs,
+      command: 'true',
+      env: {},
+    }));
   }
 
   private async drive(claimed: RunRecord, concurrency?: number, options: { stopAtOnce?: boolean } = {}): Promise<RunHandle> {
     const { store, layout } = this;
-    const backend = this.backend();
+    const backend = await this.openBackend(claimed.spec, claimed);
     const previousLauncher = claimed.launcher;
     const listeners: Array<(progress: Progress) => void> = [];
     const coordinator = new Coordinator({
@@ -207,7 +278,7 @@ export class Engine {
       run: claimed,
       command: parseTemplate(claimed.spec.command),
       capacity: backend.capacity(),
-      concurrency: concurrency ?? claimed.spec.concurrency,
+      concurrency: concurrency ?? claimed.spec.concurrency ?? backend.defaultConcurrency(),
       onProgress: (progress) => listeners.forEach((listener) => listener(progress)),
     });
     const waiter = new ResultWaiter();

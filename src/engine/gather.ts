@@ -37,7 +37,7 @@ export async function runGather(context: GatherContext, options: { force: boolea
   if (spec.gather === null) return 'skipped';
   const tasks = store.listTasks(run.id);
   const outputs = tasks.map((task) => finalOut(spec.outdir, task.name));
-  const manifest = layout.manifestPath(run.id);
+  const manifest = layout.manifestPath(run);
   writeManifest(manifest, tasks, outputs);
 
   const command = renderTemplate(parseTemplate(spec.gather), { ...spec.vars, outputs, manifest, outdir: spec.outdir });
@@ -48,7 +48,7 @@ export async function runGather(context: GatherContext, options: { force: boolea
   }
 
   const attempt = store.attempts(run.id, GATHER_INDEX).length + 1;
-  const dir = layout.gatherDir(run.id, attempt);
+  const dir = layout.gatherDir(run, attempt);
   const launchedAt = Date.now();
   store.commit({
     launches: [{ runId: run.id, index: GATHER_INDEX, attempt, dir, cpus: 1, memory: null, timeMs: null, launchedAt }],

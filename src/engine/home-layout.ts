@@ -1,4 +1,11 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+
+/** What places a run's work folder: its id, and the workdir its job asked for. */
+export interface RunPlace {
+  id: number;
+  spec: { workdir: string | null };
+}
 
 /**
  * Where fanout keeps things under its home (`.fanout/` by default): the store, each attempt's
@@ -15,24 +22,31 @@ export class HomeLayout {
     return join(this.home, 'chunks');
   }
 
-  runDir(runId: number): string {
-    return join(this.home, 'work', String(runId));
+  /**
+   * A run's work folder: under the home, or under the job's `workdir` (which on a cluster is on
+   * the nodes' shared filesystem). Several homes may share a workdir, so there the folder name
+   * carries a tag of the home as well as the run id.
+   */
+  runDir(run: RunPlace): string {
+    if (!run.spec.workdir) return join(this.home, 'work', String(run.id));
+    const tag = createHash('sha256').update(this.home).digest('hex').slice(0, 8);
+    return join(run.spec.workdir, `${tag}-${run.id}`);
   }
 
   /**
    * An attempt's own working folder; its logs and result record sit in it. One level, not
    * `<index>/<attempt>`: creating folders is the costliest part of starting a tiny task.
    */
-  attemptDir(runId: number, index: number, attempt: number): string {
-    return join(this.runDir(runId), `${index}.${attempt}`);
+  attemptDir(run: RunPlace, index: number, attempt: number): string {
+    return join(this.runDir(run), `${index}.${attempt}`);
   }
 
-  gatherDir(runId: number, attempt: number): string {
-    return join(this.runDir(runId), 'gather', String(attempt));
+  gatherDir(run: RunPlace, attempt: number): string {
+    return join(this.runDir(run), 'gather', String(attempt));
   }
 
-  manifestPath(runId: number): string {
-    return join(this.runDir(runId), 'manifest.json');
+  manifestPath(run: RunPlace): string {
+    return join(this.runDir(run), 'manifest.json');
   }
 }
 

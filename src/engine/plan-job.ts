@@ -11,8 +11,14 @@ import { finalOut } from './home-layout.js';
 
 /** The machine (or node) that attempts run on, as far as scheduling is concerned. */
 export interface Capacity {
+  /** The most one attempt may ask for. */
   cpus: number;
   memoryBytes: number;
+  /**
+   * True when every running attempt draws on this one capacity (one machine). False on a
+   * cluster: it only bounds one attempt (the largest node), and the scheduler places them.
+   */
+  shared: boolean;
 }
 
 /** A job ready to run: its tasks with their variables and cache keys, every template checked. */
@@ -115,13 +121,14 @@ function checkVariables(template: Template, known: string[], locate: Locate, fie
 
 function checkResources(spec: JobSpec, capacity: Capacity, locate: Locate): void {
   const { cpus, memoryBytes } = spec.resources;
+  const where = capacity.shared ? 'this machine has' : 'the largest node the cluster offers this job has';
   if (cpus > capacity.cpus) {
-    throw new JobFileError(locate('resources.cpus'), `asks for ${cpus} cpus but this machine has ${capacity.cpus}`, `ask for at most ${capacity.cpus}`);
+    throw new JobFileError(locate('resources.cpus'), `asks for ${cpus} cpus but ${where} ${capacity.cpus}`, `ask for at most ${capacity.cpus}`);
   }
   if (memoryBytes !== null && memoryBytes > capacity.memoryBytes) {
     throw new JobFileError(
       locate('resources.memory'),
-      `asks for ${formatBytes(memoryBytes)} but this machine has ${formatBytes(capacity.memoryBytes)}`,
+      `asks for ${formatBytes(memoryBytes)} but ${where} ${formatBytes(capacity.memoryBytes)}`,
       `ask for at most ${formatBytes(capacity.memoryBytes)}`,
     );
   }

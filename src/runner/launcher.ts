@@ -52,8 +52,10 @@ export interface AttemptResult {
   peakMemory: number;
   cpuMs: number;
   host: string;
-  /** Only with reason `infra`. */
+  /** Only with reasons `infra`, `lost` and `cancelled`. */
   error?: string;
+  /** Lost before its command ever ran (its array element ended first): not the task's failure. */
+  notStarted?: boolean;
 }
 
 export interface LauncherExit {

@@ -36,6 +36,10 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     throw new JobFileError(locate('resources.time'), `"${timeText}" is not a duration`, 'write a duration with a unit, e.g. 90s, 30m or 2h');
   }
 
+  if (job.cluster?.poll !== undefined && parseDuration(job.cluster.poll) === null) {
+    throw new JobFileError(locate('cluster.poll'), `"${job.cluster.poll}" is not a duration`, 'write a duration with a unit, e.g. 5s or 1m');
+  }
+
   return {
     name,
     file: context.file,
@@ -53,6 +57,12 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     concurrency: job.concurrency ?? null,
     outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolve(baseDir, job.outdir),
     gather: job.gather ?? null,
+    backend: job.backend ?? null,
+    profile: job.profile ?? null,
+    workdir: job.workdir === undefined ? null : resolve(baseDir, job.workdir),
+    cluster: job.cluster?.templates === undefined ? (job.cluster ?? {}) : { ...job.cluster, templates: resolve(baseDir, job.cluster.templates) },
+    slurm: job.slurm ?? {},
+    sge: job.sge ?? {},
   };
 }
 

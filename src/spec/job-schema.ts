@@ -46,6 +46,45 @@ const tasks = z
 
 const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost']);
 
+export const backendNames = ['local', 'slurm', 'sge'] as const;
+
+/** Settings every cluster backend shares; a config file may set them too (the job file wins). */
+export const clusterSettings = z
+  .strictObject({
+    pack: z.int().min(1).optional().describe('Run this many tasks one after another in each array element (default 1), for tiny tasks.'),
+    queueSize: z.int().min(1).optional().describe('The most array elements fanout keeps queued or running at once (default 500).'),
+    submitRate: z.number().positive().optional().describe('The most submissions (sbatch/qsub calls) per second (default 2).'),
+    maxArraySize: z.int().min(1).optional().describe("Split arrays at this many elements, if lower than the cluster's own limit."),
+    poll: duration.optional().describe('How often to ask the scheduler about the run at first (default 5s); it backs off to 60s while nothing changes.'),
+    templates: z.string().optional().describe('A folder of submission-script templates (slurm.sh, sge.sh) that override the built-in ones.'),
+  })
+  .describe('Options for the cluster backends (slurm, sge).');
+
+const extraLines = z.array(z.string()).describe('Extra scheduler options, one per entry, as you would write them after #SBATCH or #$.');
+
+export const slurmSettings = z
+  .strictObject({
+    partition: z.string().optional().describe('sbatch --partition.'),
+    account: z.string().optional().describe('sbatch --account.'),
+    qos: z.string().optional().describe('sbatch --qos.'),
+    constraint: z.string().optional().describe('sbatch --constraint.'),
+    gres: z.string().optional().describe('sbatch --gres, e.g. gpu:1.'),
+    extra: extraLines.optional(),
+  })
+  .describe('SLURM options.');
+
+export const sgeSettings = z
+  .strictObject({
+    queue: z.string().optional().describe('qsub -q.'),
+    pe: z.string().optional().describe('The parallel environment for tasks with more than one cpu (default threaded): -pe <pe> <cpus>.'),
+    memory: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+      .optional()
+      .describe('Resource names that get the memory per slot, e.g. [h_vmem] (default) or [mem_free, h_vmem].'),
+    extra: extraLines.optional(),
+  })
+  .describe('Grid Engine options.');
+
 export const jobFileSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Editors may point this at the published JSON Schema.'),
@@ -78,12 +117,25 @@ export const jobFileSchema = z
       })
       .optional(),
     concurrency: z.int().min(1).optional().describe('The most tasks running at once.'),
+    backend: z.enum(backendNames).optional().describe('Where tasks run (default local); `--backend` overrides it.'),
+    profile: z.string().optional().describe('A named profile from the fanout config file whose settings apply under this file.'),
+    workdir: z
+      .string()
+      .optional()
+      .describe("Where attempt folders (logs, result records) live; on a cluster it must be on the nodes' shared filesystem (default: .fanout/work)."),
+    cluster: clusterSettings.optional(),
+    slurm: slurmSettings.optional(),
+    sge: sgeSettings.optional(),
     outdir: z.string().optional().describe('Where task outputs are kept (default: fanout-out/<name> in the current folder).'),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
   })
   .describe('A fanout job file.');
 
 export type JobFile = z.infer<typeof jobFileSchema>;
+export type BackendName = (typeof backendNames)[number];
+export type ClusterSettings = z.infer<typeof clusterSettings>;
+export type SlurmSettings = z.infer<typeof slurmSettings>;
+export type SgeSettings = z.infer<typeof sgeSettings>;
 
 /** The JSON Schema that `fanout schema` prints and the package publishes. */
 export function jobFileJsonSchema(): Record<string, unknown> {

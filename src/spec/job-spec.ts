@@ -1,3 +1,5 @@
+import type { BackendName, ClusterSettings, SgeSettings, SlurmSettings } from './job-schema.js';
+
 /**
  * The compiled job: what a job file means once it has been validated, defaults filled and units
  * converted (memory in bytes, time in ms, paths absolute). Code after `compileJob` trusts it.
@@ -63,6 +65,15 @@ export interface JobSpec {
   /** Absolute folder where committed task outputs live. */
   outdir: string;
   gather: string | null;
+  /** From the job file; the CLI's `--backend` overrides it. null: local. */
+  backend: BackendName | null;
+  profile: string | null;
+  /** Absolute; null: under the fanout home. */
+  workdir: string | null;
+  /** Backend settings as the job file gives them; config files fill in the rest. */
+  cluster: ClusterSettings;
+  slurm: SlurmSettings;
+  sge: SgeSettings;
 }
 
 /**

@@ -33,20 +33,7 @@ export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob 
       cause: error,
     });
   }
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  const displayName = path;
-  const firstError = document.errors[0];
-  if (firstError) {
-    const line = lines.linePos(firstError.pos[0]).line;
-    throw new JobFileError(
-      { file: displayName, line },
-      `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`,
-      'fix the syntax at that line',
-    );
-  }
-  const locate: Locate = (field) => ({ file: displayName, field, line: lineOf(document, lines, field) });
-  const data: unknown = document.toJS();
+  const { data, locate } = parseYaml(text, path);
   const jobFile = validateJobFile(data, locate);
   const spec = compileJob(jobFile, {
     file,
@@ -57,6 +44,23 @@ export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob 
     locate,
   });
   return { spec, locate };
+}
+
+/** Parse YAML (or JSON) text; a syntax error names the file and line. */
+export function parseYaml(text: string, displayName: string): { data: unknown; locate: Locate } {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const firstError = document.errors[0];
+  if (firstError) {
+    const line = lines.linePos(firstError.pos[0]).line;
+    throw new JobFileError(
+      { file: displayName, line },
+      `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`,
+      'fix the syntax at that line',
+    );
+  }
+  const locate: Locate = (field) => ({ file: displayName, field, line: lineOf(document, lines, field) });
+  return { data: document.toJS(), locate };
 }
 
 /** The line of the deepest node that exists on the field's path. */

@@ -37,7 +37,7 @@ export function validateJobFile(data: unknown, locate: Locate): JobFile {
   return job;
 }
 
-function issueToError(issue: z.core.$ZodIssue, locate: Locate): UserError {
+export function issueToError(issue: z.core.$ZodIssue, locate: Locate): UserError {
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
     const field = fieldName([...issue.path, key]);

@@ -9,7 +9,7 @@ import { OrphanWatch } from './orphan-watch.js';
 
 export interface LocalBackendOptions {
   /** Hand fanout less of this machine than it has. */
-  limits?: Partial<Capacity>;
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
   /** Between terminate and kill, when an attempt is stopped. */
   graceMs: number;
 }
@@ -29,6 +29,10 @@ export class LocalBackend implements Backend {
 
   capacity(): Capacity {
     return localCapacity(this.options.limits);
+  }
+
+  defaultConcurrency(): null {
+    return null;
   }
 
   async start(onResult: ResultListener): Promise<ProcessIdentity> {

@@ -2,8 +2,9 @@ import { availableParallelism, totalmem } from 'node:os';
 import type { Capacity } from '../../engine/plan-job.js';
 
 /** This machine, unless the user hands fanout less of it (`--cpus`, `--memory`). */
-export function localCapacity(limits: Partial<Capacity> = {}): Capacity {
+export function localCapacity(limits: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>> = {}): Capacity {
   return {
+    shared: true,
     cpus: limits.cpus ?? availableParallelism(),
     memoryBytes: limits.memoryBytes ?? totalmem(),
   };

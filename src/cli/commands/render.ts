@@ -3,18 +3,22 @@ import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
 import { renderTemplate } from '../../spec/template.js';
-import { collect, parseSets, withEngine, type GlobalOptions } from '../cli-context.js';
+import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 
 export function registerRender(program: Command): void {
-  program
-    .command('render')
-    .description('print the exact command a task would run, without running it')
-    .argument('<file>', 'the job file')
-    .option('--task <name>', 'which task (default: the first)')
-    .option('--set <key=value>', 'override a value of `vars` (repeatable)', collect, [])
-    .action((file: string, options: GlobalOptions & { task?: string; set: string[] }) =>
+  withPlanFlags(
+    program
+      .command('render')
+      .description('print the exact command a task would run; with a cluster backend, the submission script of the first array')
+      .argument('<file>', 'the job file')
+      .option('--task <name>', 'which task (default: the first)'),
+  ).action((file: string, options: GlobalOptions & PlanFlags & { task?: string }) =>
       withEngine(options, async (engine) => {
-        const planned = await engine.plan(file, parseSets(options.set));
+        const planned = await engine.plan(file, planOptions(options));
+        if ((planned.spec.backend ?? 'local') !== 'local') {
+          process.stdout.write(await engine.submissionScript(planned));
+          return;
+        }
         const task = options.task === undefined ? planned.tasks[0] : planned.tasks.find((t) => t.name === options.task);
         if (!task) throw new UserError(`job ${planned.spec.name} has no task "${options.task}"`, 'run `fanout validate` to list task names');
         const nextRun = (engine.store.listRuns({ limit: 1 })[0]?.id ?? 0) + 1;

@@ -1,22 +1,22 @@
 import type { Command } from 'commander';
 import type { RunHandle, RunOutcome } from '../../engine/engine.js';
-import { collect, parseSets, positiveInteger, withEngine, type GlobalOptions, type MachineOptions } from '../cli-context.js';
+import { planOptions, positiveInteger, withEngine, withPlanFlags, type GlobalOptions, type MachineOptions, type PlanFlags } from '../cli-context.js';
 import { countsLine, statusJson } from '../output.js';
 import { ProgressView } from '../progress-view.js';
 
-interface RunOptions extends GlobalOptions, MachineOptions {
-  set: string[];
+interface RunOptions extends GlobalOptions, MachineOptions, PlanFlags {
   concurrency?: string;
   fresh?: boolean;
   json?: boolean;
 }
 
 export function registerRun(program: Command, setExitCode: (code: number) => void): void {
-  program
-    .command('run')
-    .description('run every task of a job file on this machine (resumes an interrupted run)')
-    .argument('<file>', 'the job file (YAML or JSON)')
-    .option('--set <key=value>', 'override a value of `vars` (repeatable)', collect, [])
+  withPlanFlags(
+    program
+      .command('run')
+      .description('run every task of a job file, here or on a cluster (resumes an interrupted run)')
+      .argument('<file>', 'the job file (YAML or JSON)'),
+  )
     .option('--concurrency <n>', 'the most tasks running at once')
     .option('--fresh', 'ignore the cache: run every task again')
     .option('--json', 'print the final status as JSON')
@@ -26,7 +26,7 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
     .action(async (file: string, options: RunOptions) => {
       const code = await withEngine(options, async (engine) => {
         const handle = await engine.start(file, {
-          set: parseSets(options.set),
+          ...planOptions(options),
           fresh: options.fresh,
           concurrency: options.concurrency === undefined ? undefined : positiveInteger(options.concurrency, '--concurrency'),
         });

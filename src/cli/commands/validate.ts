@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
-import { collect, parseSets, withEngine, type GlobalOptions } from '../cli-context.js';
+import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 import { printable } from '../output.js';
 
 export function registerValidate(program: Command): void {
-  program
-    .command('validate')
-    .description('check a job file and list its tasks, without running anything')
-    .argument('<file>', 'the job file')
-    .option('--set <key=value>', 'override a value of `vars` (repeatable)', collect, [])
-    .action((file: string, options: GlobalOptions & { set: string[] }) =>
+  withPlanFlags(
+    program
+      .command('validate')
+      .description('check a job file and list its tasks, without running anything (a cluster backend asks its scheduler to check too)')
+      .argument('<file>', 'the job file'),
+  ).action((file: string, options: GlobalOptions & PlanFlags) =>
       withEngine(options, async (engine) => {
-        const planned = await engine.plan(file, parseSets(options.set));
+        const planned = await engine.plan(file, planOptions(options));
         const names = planned.tasks.slice(0, 10).map((t) => printable(t.name));
         const more = planned.tasks.length > 10 ? `, … (${planned.tasks.length - 10} more)` : '';
         process.stdout.write(

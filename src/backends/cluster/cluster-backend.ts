@@ -1,0 +1,454 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, relative } from 'node:path';
+import type { Capacity } from '../../engine/plan-job.js';
+import type { AttemptResult } from '../../runner/launcher.js';
+import { readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
+import type { ProcessIdentity } from '../../store/store.js';
+import type { AttemptLaunch, Backend, BackendCapabilities, OrphanAttempt, ResultListener } from '../backend.js';
+import { planArrays, type PlannedArray } from './array-plan.js';
+import type { ResolvedClusterSettings } from './cluster-settings.js';
+import { writeAttemptFiles, writeRunner } from './element-runner.js';
+import type { SchedulerCommands } from './scheduler-commands.js';
+import { elementKey, SubmitError, type ClusterFacts, type ElementRef, type ElementReport, type Scheduler } from './scheduler.js';
+import { findTemplate, renderSubmissionScript, type ScriptTemplate } from './submission-script.js';
+
+export interface ClusterBackendOptions {
+  scheduler: Scheduler;
+  commands: SchedulerCommands;
+  settings: ResolvedClusterSettings;
+  facts: ClusterFacts;
+  /** The run's work folder on the shared filesystem: attempt folders, arrays, the runner. */
+  runDir: string;
+  /** Names the run's jobs in the queue: `fanout-<job>-<run>`. */
+  jobName: string;
+  graceMs: number;
+}
+
+/** How often result records are looked for; cheap, unlike asking the scheduler. */
+const SCAN_MS = 500;
+const MAX_POLL_MS = 60_000;
+/** Polls an ended element may go without word from the scheduler (accounting lags) before its attempts count as lost. */
+const PATIENCE_POLLS = 3;
+const SUBMIT_TRIES = 3;
+
+interface Attempt {
+  id: number;
+  dir: string;
+  element: Element | null;
+  reported: boolean;
+  cancelled: boolean;
+}
+
+interface Element {
+  ref: ElementRef;
+  arrayDir: string;
+  attempts: Attempt[];
+  /** What the last poll saw; `gone` once it left the queue. */
+  seen: 'submitted' | 'queued' | 'running' | 'gone';
+  pollsWithoutWord: number;
+}
+
+/**
+ * Attempts as elements of array jobs on a batch scheduler. Launches that ask for the same
+ * resources go in together as arrays (packed `pack` to an element, cut at the cluster's array
+ * limit), at most `submitRate` submissions a second. Results come from the result records the
+ * element runner writes on the shared filesystem; the scheduler is asked only which elements are
+ * still queued (one call per poll, backing off while nothing changes) and, for elements that left
+ * the queue without records, how they ended (OOM, timeout, node failure, cancelled outside).
+ * Jobs outlive the coordinator; a later one adopts them through the arrays' journal.
+ */
+export class ClusterBackend implements Backend {
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+  private onResult: ResultListener = () => {};
+  private readonly attempts = new Map<number, Attempt>();
+  private readonly elements = new Map<string, Element>();
+  private waiting: AttemptLaunch[] = [];
+  private readonly template: ScriptTemplate;
+  private runner: string | null = null;
+  private closed = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private wake: (() => void) | null = null;
+  private pollMs: number;
+  private nextPollAt = 0;
+  private nextSubmitAt = 0;
+
+  constructor(private readonly options: ClusterBackendOptions) {
+    this.name = options.scheduler.name;
+    this.capabilities = { arrays: true, cancel: true, liveLogs: true, maxArraySize: this.maxArraySize };
+    this.template = findTemplate(options.scheduler.name, options.settings.templateDirs);
+    this.pollMs = options.settings.pollMs;
+  }
+
+  /** The cluster's own array limit (MaxArraySize, max_aj_tasks). */
+  get clusterMaxArraySize(): number {
+    return this.options.facts.maxArraySize;
+  }
+
+  get pack(): number {
+    return this.options.settings.pack;
+  }
+
+  /** Arrays are cut at this many elements. */
+  get maxArraySize(): number {
+    const { settings, facts } = this.options;
+    return Math.min(facts.maxArraySize, settings.maxArraySize ?? Number.POSITIVE_INFINITY);
+  }
+
+  capacity(): Capacity {
+    const { largestNode } = this.options.facts;
+    return { cpus: largestNode.cpus, memoryBytes: largestNode.memoryBytes, shared: false };
+  }
+
+  /** The queue holds at most `queueSize` elements of `pack` attempts each. */
+  defaultConcurrency(): number {
+    return this.options.settings.queueSize * this.options.settings.pack;
+  }
+
+  async start(onResult: ResultListener): Promise<ProcessIdentity | null> {
+    this.onResult = onResult;
+    mkdirSync(join(this.options.runDir, 'arrays'), { recursive: true });
+    this.options.commands.logFile = join(this.options.runDir, 'scheduler-commands.log');
+    this.loopDone = this.loop();
+    // The scheduler supervises the jobs; there is no process of ours to record.
+    return null;
+  }
+
+  submit(launches: AttemptLaunch[]): void {
+    for (const launch of launches) {
+      writeAttemptFiles(launch, this.options.graceMs);
+      this.attempts.set(launch.id, { id: launch.id, dir: launch.attemptDir, element: null, reported: false, cancelled: false });
+    }
+    this.waiting.push(...launches);
+    this.wake?.();
+  }
+
+  cancel(ids: number[], options: { force: boolean }): void {
+    const elements = new Map<string, Element>();
+    for (const id of ids) {
+      const attempt = this.attempts.get(id);
+      if (!attempt || attempt.reported) continue;
+      attempt.cancelled = true;
+      if (attempt.element) elements.set(elementKey(attempt.element.ref), attempt.element);
+    }
+    const unsent = this.waiting.filter((launch) => this.attempts.get(launch.id)?.cancelled);
+    this.waiting = this.waiting.filter((launch) => !this.attempts.get(launch.id)?.cancelled);
+    for (const launch of unsent) this.report(this.attempts.get(launch.id)!, cancelledResult('cancelled before it was submitted'));
+    if (elements.size === 0) return;
+    this.options.scheduler.cancel([...elements.values()].map((element) => element.ref)).catch(() => {
+      // The next poll shows what is still queued; a failed scancel/qdel leaves those to end.
+    });
+    if (options.force) {
+      for (const element of elements.values()) {
+        for (const attempt of element.attempts) if (!attempt.reported) this.report(attempt, cancelledResult('cancelled'));
+      }
+    }
+    this.nextPollAt = 0;
+    this.pollMs = this.options.settings.pollMs;
+    this.wake?.();
+  }
+
+  adopt(orphans: OrphanAttempt[], _supervisor: ProcessIdentity | null): void {
+    const journal = this.readJournal();
+    for (const orphan of orphans) {
+      const attempt: Attempt = { id: orphan.id, dir: orphan.attemptDir, element: null, reported: false, cancelled: false };
+      this.attempts.set(orphan.id, attempt);
+      const record = readResultRecord(orphan.attemptDir);
+      if (record) {
+        this.report(attempt, record);
+        continue;
+      }
+      const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
+      if (!placed) {
+        // Never handed to the scheduler (the coordinator died before the submission).
+        this.report(attempt, lostResult('it was never submitted', true));
+        continue;
+      }
+      const key = elementKey(placed.ref);
+      let element = this.elements.get(key);
+      if (!element) {
+        element = { ref: placed.ref, arrayDir: placed.arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
+        this.elements.set(key, element);
+      }
+      element.attempts[placed.position] = attempt;
+      attempt.element = element;
+    }
+    for (const element of this.elements.values()) element.attempts = element.attempts.filter(Boolean);
+    this.nextPollAt = 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  /** The submission script of the first array these launches would make: what `fanout render --backend` prints. */
+  renderFirstArray(launches: AttemptLaunch[]): string {
+    const array = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize })[0];
+    if (!array) return '';
+    const arrayDir = join(this.options.runDir, 'arrays', '1');
+    return this.script(array, arrayDir, join(this.options.runDir, 'fanout-element.sh'));
+  }
+
+  /** Ask the scheduler to check the first array without queueing it: its complaint, or null. */
+  async check(launches: AttemptLaunch[], scratchDir: string): Promise<string | null> {
+    const array = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize })[0];
+    if (!array) return null;
+    mkdirSync(scratchDir, { recursive: true });
+    const path = join(scratchDir, `check-${process.pid}.sh`);
+    writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh')));
+    return this.options.scheduler.check(path);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const now = Date.now();
+        if (this.waiting.length > 0 && now >= this.nextSubmitAt) await this.submitWaiting();
+        this.scanRecords();
+        if (this.hasActiveElements() && Date.now() >= this.nextPollAt) await this.poll();
+      } catch (error) {
+        // A scheduler command that fails (controller down, timeout) is tried again next round.
+        process.emitWarning(`fanout: ${this.name}: ${(error as Error).message}`);
+        this.nextPollAt = Date.now() + this.pollMs;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.waiting.length > 0 ? Math.max(0, this.nextSubmitAt - Date.now()) : SCAN_MS);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  private async submitWaiting(): Promise<void> {
+    const launches = this.waiting;
+    this.waiting = [];
+    const arrays = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize });
+    const gap = 1000 / this.options.settings.submitRate;
+    for (const array of arrays) {
+      const wait = this.nextSubmitAt - Date.now();
+      if (wait > 0) await sleep(wait);
+      this.nextSubmitAt = Date.now() + gap;
+      await this.submitArray(array);
+    }
+    this.nextPollAt = Math.min(this.nextPollAt, Date.now() + this.options.settings.pollMs);
+  }
+
+  private async submitArray(array: PlannedArray): Promise<void> {
+    this.runner ??= writeRunner(this.options.runDir);
+    const arrayDir = this.claimArrayDir();
+    const lines = array.elements.map((element) => element.map((launch) => relative(this.options.runDir, launch.attemptDir)).join(' '));
+    writeFileSync(join(arrayDir, 'elements'), `${lines.join('\n')}\n`);
+    const scriptPath = join(arrayDir, 'script.sh');
+    writeFileSync(scriptPath, this.script(array, arrayDir, this.runner));
+    let jobId: string | null = null;
+    let complaint = '';
+    for (let tries = 1; tries <= SUBMIT_TRIES && jobId === null; tries++) {
+      try {
+        jobId = await this.options.scheduler.submit(scriptPath);
+      } catch (error) {
+        complaint = (error as Error).message;
+        if (!(error instanceof SubmitError) || tries === SUBMIT_TRIES) break;
+        await sleep(2000 * tries);
+      }
+    }
+    if (jobId === null) {
+      const error = `${this.options.scheduler.submitCommand} refused the array (${scriptPath}): ${complaint}`;
+      for (const launch of array.elements.flat()) this.report(this.attempts.get(launch.id)!, infraResult(error));
+      return;
+    }
+    writeFileSync(join(arrayDir, 'job'), `${jobId}\n`);
+    const cancelled: ElementRef[] = [];
+    array.elements.forEach((launches, position) => {
+      const ref = { jobId: jobId!, element: this.options.scheduler.firstElement + position };
+      const element: Element = { ref, arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
+      for (const launch of launches) {
+        const attempt = this.attempts.get(launch.id)!;
+        attempt.element = element;
+        element.attempts.push(attempt);
+      }
+      this.elements.set(elementKey(ref), element);
+      if (element.attempts.some((attempt) => attempt.cancelled)) cancelled.push(ref);
+    });
+    // Cancelled while the submission was on its way.
+    if (cancelled.length > 0) await this.options.scheduler.cancel(cancelled);
+  }
+
+  private script(array: PlannedArray, arrayDir: string, runner: string): string {
+    return renderSubmissionScript({
+      scheduler: this.options.scheduler,
+      template: this.template,
+      array: {
+        jobName: this.options.jobName,
+        elements: array.elements.length,
+        elementLogPattern: join(arrayDir, 'element-%ELEMENT%.log'),
+        resources: array.resources,
+      },
+      runner,
+      runDir: this.options.runDir,
+      elementList: join(arrayDir, 'elements'),
+    });
+  }
+
+  private claimArrayDir(): string {
+    const arrays = join(this.options.runDir, 'arrays');
+    for (let seq = readdirSync(arrays).length + 1; ; seq++) {
+      const dir = join(arrays, String(seq));
+      try {
+        mkdirSync(dir);
+        return dir;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+  }
+
+  /** Every submitted attempt's element, from the arrays' `elements` and `job` files. */
+  private readJournal(): Map<string, { ref: ElementRef; arrayDir: string; position: number }> {
+    const placed = new Map<string, { ref: ElementRef; arrayDir: string; position: number }>();
+    const arrays = join(this.options.runDir, 'arrays');
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(arrays);
+    } catch {
+      return placed;
+    }
+    for (const entry of entries) {
+      const arrayDir = join(arrays, entry);
+      let jobId: string;
+      let lines: string[];
+      try {
+        jobId = readFileSync(join(arrayDir, 'job'), 'utf8').trim();
+        lines = readFileSync(join(arrayDir, 'elements'), 'utf8').split('\n');
+      } catch {
+        continue;
+      }
+      lines.forEach((line, index) => {
+        const ref = { jobId, element: this.options.scheduler.firstElement + index };
+        line.split(' ').forEach((rel, position) => {
+          if (rel) placed.set(rel, { ref, arrayDir, position });
+        });
+      });
+    }
+    return placed;
+  }
+
+  private hasActiveElements(): boolean {
+    return this.elements.size > 0;
+  }
+
+  private scanRecords(): void {
+    for (const [key, element] of this.elements) {
+      if (element.seen === 'submitted' || element.seen === 'queued' || element.seen === 'running' || element.seen === 'gone') {
+        for (const attempt of element.attempts) {
+          if (attempt.reported) continue;
+          const record = readResultRecord(attempt.dir);
+          if (record) this.report(attempt, record);
+        }
+      }
+      if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
+    }
+  }
+
+  private async poll(): Promise<void> {
+    const jobIds = [...new Set([...this.elements.values()].map((element) => element.ref.jobId))];
+    const states = await this.options.scheduler.queued(jobIds);
+    let changed = false;
+    const gone: Element[] = [];
+    for (const element of this.elements.values()) {
+      const state = states.get(elementKey(element.ref)) ?? 'gone';
+      if (state !== element.seen) changed = true;
+      element.seen = state;
+      if (state === 'gone') gone.push(element);
+    }
+    if (gone.length > 0) {
+      // A record written just before the element left the queue is read before asking why.
+      this.scanRecords();
+      const unexplained = gone.filter((element) => element.attempts.some((attempt) => !attempt.reported));
+      if (unexplained.length > 0) {
+        const reports = await this.options.scheduler.ended(unexplained.map((element) => element.ref));
+        this.scanRecords();
+        for (const element of unexplained) this.explain(element, reports.get(elementKey(element.ref)));
+        for (const [key, element] of this.elements) if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
+      }
+    }
+    this.pollMs = changed ? this.options.settings.pollMs : Math.min(this.pollMs * 2, MAX_POLL_MS);
+    this.nextPollAt = Date.now() + this.pollMs;
+  }
+
+  /**
+   * An element left the queue with attempts that have no record. The one with a log was running
+   * when it ended and takes the scheduler's reason; the ones after it never started.
+   */
+  private explain(element: Element, report: ElementReport | undefined): void {
+    const everyCancelled = element.attempts.every((attempt) => attempt.reported || attempt.cancelled);
+    const silent = !report || report.end.state === 'unknown' || report.end.state === 'completed';
+    if (silent && !everyCancelled && ++element.pollsWithoutWord < PATIENCE_POLLS) {
+      this.nextPollAt = 0;
+      return;
+    }
+    const log = join(element.arrayDir, `element-${element.ref.element}.log`);
+    const said = report ? report.detail : 'the scheduler no longer knows how it ended';
+    for (const attempt of element.attempts) {
+      if (attempt.reported) continue;
+      if (attempt.cancelled) {
+        this.report(attempt, cancelledResult('cancelled'));
+        continue;
+      }
+      const started = existsSync(join(attempt.dir, STDOUT_FILE));
+      if (!started) {
+        this.report(attempt, lostResult(`its array element ended before it started (${said})`, true));
+        continue;
+      }
+      const usage = report?.usage;
+      const base = { ...lostResult('', false), peakMemory: usage?.peakMemory ?? 0, cpuMs: usage?.cpuMs ?? 0 };
+      switch (report?.end.state) {
+        case 'oom':
+          this.report(attempt, { ...base, reason: 'oom', error: undefined });
+          break;
+        case 'timeout':
+          this.report(attempt, { ...base, reason: 'timeout', error: undefined });
+          break;
+        case 'cancelled':
+          this.report(attempt, { ...base, error: `cancelled outside fanout (${said})` });
+          break;
+        case 'node-failure':
+          this.report(attempt, { ...base, error: `the scheduler failed it: ${said}` });
+          break;
+        default:
+          this.report(attempt, { ...base, error: `it ended without a result record (${said}); see ${log}` });
+      }
+    }
+  }
+
+  private report(attempt: Attempt, result: AttemptResult): void {
+    if (attempt.reported) return;
+    attempt.reported = true;
+    this.attempts.delete(attempt.id);
+    const clean = { ...result };
+    if (clean.error === undefined) delete clean.error;
+    this.onResult(attempt.id, clean);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function lostResult(error: string, notStarted: boolean): AttemptResult {
+  const now = Date.now();
+  return { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error, notStarted };
+}
+
+function cancelledResult(error: string): AttemptResult {
+  return { ...lostResult(error, false), reason: 'cancelled' };
+}
+
+function infraResult(error: string): AttemptResult {
+  return { ...lostResult(error, false), reason: 'infra' };
+}

@@ -1,0 +1,115 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { shellQuote } from '../../spec/shell-quote.js';
+import { RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
+import type { AttemptLaunch } from '../backend.js';
+
+/**
+ * What runs on a cluster node. It needs only a POSIX shell and the shared filesystem: no Node,
+ * no fanout install. An array element runs the attempts on its line of the element list one
+ * after another, each the way fanout's local launcher would: in its folder, logs to files, the
+ * output committed only on success, the result record written last (temp file, then rename).
+ *
+ * Memory is the scheduler's to enforce: it kills an element that passes its memory, and the
+ * backend then reads how it ended from the scheduler. An attempt with a log but no result
+ * record was the one running; one without a log never started. Time is enforced per attempt
+ * here too, with coreutils' `timeout` when the node has it (terminate, then kill after the
+ * grace period), because a packed element's limit is the sum of its attempts'.
+ */
+
+export const RUNNER_FILE = 'fanout-element.sh';
+/** Per attempt: `cd` into its folder, its environment, then its command. */
+export const TASK_FILE = '.fanout.task';
+/** Per attempt: id, staging and final output paths, as shell assignments. */
+export const COMMIT_FILE = '.fanout.commit';
+
+const RUNNER = `#!/bin/sh
+# fanout element runner (written by fanout; see src/backends/cluster/element-runner.ts).
+# usage: ${RUNNER_FILE} RUN_DIR ELEMENT_LIST ELEMENT  -- runs the attempts on line ELEMENT.
+run_dir=$1
+list=$2
+element=$3
+host=$(hostname 2>/dev/null || uname -n)
+has_timeout=$(command -v timeout 2>/dev/null)
+
+now_ms() {
+  t=$(date +%s%N 2>/dev/null)
+  case $t in
+    *N|'') echo "$(($(date +%s) * 1000))" ;;
+    *) echo "\${t%??????}" ;;
+  esac
+}
+
+# Move the staged output into place; an earlier output is moved aside first, then removed.
+commit_output() {
+  mkdir -p "\${final%/*}" || return 1
+  if [ -e "$final" ] || [ -L "$final" ]; then
+    rm -rf "$staging.replaced" && mv "$final" "$staging.replaced" || return 1
+  fi
+  mv "$staging" "$final" || return 1
+  rm -rf "$staging.replaced"
+}
+
+run_attempt() {
+  dir=$run_dir/$1
+  # Already ran: the scheduler restarted this element (requeue); keep the first result.
+  [ -f "$dir/${RESULT_FILE}" ] && return 0
+  id=0 staging='' final='' time_s='' grace_s=10
+  . "$dir/${COMMIT_FILE}" || return 0
+  [ -n "$staging" ] && mkdir -p "$staging"
+  started=$(now_ms)
+  if [ -n "$time_s" ] && [ -n "$has_timeout" ]; then
+    timeout -k "$grace_s" "$time_s" /bin/sh "$dir/${TASK_FILE}" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
+  else
+    /bin/sh "$dir/${TASK_FILE}" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
+  fi
+  code=$?
+  ended=$(now_ms)
+  reason=ok exit_code=$code signal=null error=''
+  if [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
+    reason=timeout
+    [ "$code" -gt 128 ] && exit_code=null signal="\"SIG$(kill -l $((code - 128)) 2>/dev/null)\""
+  elif [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then
+    reason=exit exit_code=null signal="\\"SIG$(kill -l $((code - 128)) 2>/dev/null)\\""
+  elif [ "$code" -ne 0 ]; then
+    reason=exit
+  elif [ -n "$final" ] && ! commit_output 2>> "$dir/${STDERR_FILE}"; then
+    reason=infra error=',"error":"could not move the output into place (see the attempt stderr)"'
+  fi
+  printf '{"id":%s,"reason":"%s","exitCode":%s,"signal":%s,"startedAt":%s,"endedAt":%s,"peakMemory":0,"cpuMs":0,"host":"%s","pid":null%s}\\n' \\
+    "$id" "$reason" "$exit_code" "$signal" "$started" "$ended" "$host" "$error" > "$dir/${RESULT_FILE}.tmp" &&
+    mv "$dir/${RESULT_FILE}.tmp" "$dir/${RESULT_FILE}"
+}
+
+line=$(sed -n "\${element}p" "$list")
+[ -n "$line" ] || { echo "fanout: element $element is not in $list" >&2; exit 3; }
+for attempt in $line; do
+  run_attempt "$attempt"
+done
+`;
+
+/** Write the runner into a run's work folder (once per run; rewriting it is harmless). */
+export function writeRunner(runDir: string): string {
+  mkdirSync(runDir, { recursive: true });
+  const path = join(runDir, RUNNER_FILE);
+  writeFileSync(path, RUNNER, { mode: 0o755 });
+  return path;
+}
+
+/** Write the files the runner reads for one attempt into its folder. */
+export function writeAttemptFiles(launch: AttemptLaunch, graceMs: number): void {
+  mkdirSync(launch.attemptDir, { recursive: true });
+  const exports = Object.entries(launch.env)
+    .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+    .map(([key, value]) => `export ${key}=${shellQuote(value)}\n`)
+    .join('');
+  const task = `cd ${shellQuote(launch.cwd)} || exit 125\n${exports}exec /bin/sh -c ${shellQuote(launch.command)}\n`;
+  writeFileSync(join(launch.attemptDir, TASK_FILE), task);
+  const commit =
+    `id=${launch.id}\n` +
+    `staging=${launch.stagingOut ? shellQuote(launch.stagingOut) : "''"}\n` +
+    `final=${launch.finalOut && launch.stagingOut ? shellQuote(launch.finalOut) : "''"}\n` +
+    `time_s=${launch.timeMs === null ? "''" : Math.max(1, Math.ceil(launch.timeMs / 1000))}\n` +
+    `grace_s=${Math.max(1, Math.ceil(graceMs / 1000))}\n`;
+  writeFileSync(join(launch.attemptDir, COMMIT_FILE), commit);
+}

@@ -1,0 +1,101 @@
+import type { ClusterSettings, SgeSettings, SlurmSettings } from '../../spec/job-schema.js';
+import type { SchedulerCommands } from './scheduler-commands.js';
+
+/**
+ * What a cluster backend needs from one batch scheduler (SLURM, Grid Engine). The backend owns
+ * arrays, packing, polling and failure classes; a scheduler only speaks its own commands.
+ */
+
+/** One element of an array job, as the scheduler names it. */
+export interface ElementRef {
+  jobId: string;
+  element: number;
+}
+
+export function elementKey(ref: ElementRef): string {
+  return `${ref.jobId}.${ref.element}`;
+}
+
+/** What the cluster looks like to the submitting user, read once per run. */
+export interface ClusterFacts {
+  /** The most elements one array may have. */
+  maxArraySize: number;
+  /** The largest node that jobs here may use (in the chosen partition or queue). */
+  largestNode: { cpus: number; memoryBytes: number };
+  /** Partitions or queues jobs may name, for "did you mean". */
+  queues: string[];
+}
+
+/** Resources every element of one array asks for. */
+export interface ElementResources {
+  cpus: number;
+  memoryBytes: number | null;
+  /** For the whole element: the sum over the attempts packed into it, plus a margin. */
+  timeMs: number | null;
+}
+
+export interface ArrayScript {
+  jobName: string;
+  elements: number;
+  /** Each element's scheduler output (the runner's own errors; attempts log to their folders). */
+  elementLogPattern: string;
+  resources: ElementResources;
+}
+
+/** How an element ended, by the scheduler's account. */
+export type ElementEnd =
+  | { state: 'completed'; exitCode: number | null }
+  | { state: 'failed'; exitCode: number | null }
+  | { state: 'oom' }
+  | { state: 'timeout' }
+  /** The node or the scheduler failed it: preempted, node failure, boot failure. */
+  | { state: 'node-failure'; detail: string }
+  | { state: 'cancelled' }
+  /** The scheduler no longer knows (or does not yet know) how it ended. */
+  | { state: 'unknown' };
+
+export interface ElementUsage {
+  peakMemory: number;
+  cpuMs: number;
+}
+
+export interface ElementReport {
+  end: ElementEnd;
+  /** What the scheduler said, for the attempt's error text. */
+  detail: string;
+  usage?: ElementUsage;
+}
+
+export interface Scheduler {
+  readonly name: 'slurm' | 'sge';
+  /** The array index of the first element (SLURM 0, Grid Engine 1). */
+  readonly firstElement: number;
+  /** The environment variable an element's index is in. */
+  readonly elementVariable: string;
+  /** Commands it needs on the submitting machine. */
+  readonly commands: readonly string[];
+  readonly submitCommand: string;
+  facts(): Promise<ClusterFacts>;
+  /** The directive lines (`#SBATCH …`, `#$ …`) of an array's submission script. */
+  directives(script: ArrayScript): string[];
+  /** Ask the scheduler to check a script without queueing it; returns its complaint, or null. */
+  check(scriptPath: string): Promise<string | null>;
+  /** Queue a script; returns the job id. Throws SubmitError with the scheduler's words. */
+  submit(scriptPath: string): Promise<string>;
+  /** One call for the whole run: which elements of these jobs are still queued or running. */
+  queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>>;
+  /** How elements that left the queue ended (keyed by elementKey); unknown ones may be missing. */
+  ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>>;
+  cancel(elements: readonly ElementRef[]): Promise<void>;
+}
+
+export class SubmitError extends Error {
+  override name = 'SubmitError';
+}
+
+export interface SchedulerContext {
+  commands: SchedulerCommands;
+  cluster: ClusterSettings;
+  slurm: SlurmSettings;
+  sge: SgeSettings;
+}

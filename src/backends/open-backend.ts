@@ -1,0 +1,54 @@
+import { UserError } from '../errors.js';
+import type { Capacity } from '../engine/plan-job.js';
+import type { BackendName } from '../spec/job-schema.js';
+import type { JobSpec } from '../spec/job-spec.js';
+import type { Backend } from './backend.js';
+import { ClusterBackend } from './cluster/cluster-backend.js';
+import { resolveClusterSettings } from './cluster/cluster-settings.js';
+import { CommandNotFound, SchedulerCommands } from './cluster/scheduler-commands.js';
+import type { ClusterFacts, Scheduler, SchedulerContext } from './cluster/scheduler.js';
+import { LocalBackend } from './local/local-backend.js';
+import { SgeScheduler } from './sge/sge-scheduler.js';
+import { SlurmScheduler } from './slurm/slurm-scheduler.js';
+
+/** Where a backend runs a run: its work folder and the name its jobs carry. */
+export interface BackendSite {
+  runDir: string;
+  jobName: string;
+}
+
+export interface BackendOptions {
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
+  graceMs: number;
+}
+
+const SETUP_HINT: Record<'slurm' | 'sge', string> = {
+  slurm: 'run fanout on a SLURM submit host (where sbatch and squeue work), or choose another backend; see README "SLURM"',
+  sge: 'run fanout on a Grid Engine submit host (where qsub and qstat work; SGE_ROOT set), or choose another backend; see README "Grid Engine"',
+};
+
+export function makeScheduler(name: 'slurm' | 'sge', context: SchedulerContext): Scheduler {
+  return name === 'slurm' ? new SlurmScheduler(context) : new SgeScheduler(context);
+}
+
+/** Read what a scheduler says about its cluster; a missing command becomes a clear refusal. */
+export async function readFacts(scheduler: Scheduler): Promise<ClusterFacts> {
+  try {
+    return await scheduler.facts();
+  } catch (error) {
+    if (error instanceof CommandNotFound) {
+      throw new UserError(`the ${scheduler.name} backend needs \`${error.command}\`, which is not on PATH here`, SETUP_HINT[scheduler.name]);
+    }
+    throw error;
+  }
+}
+
+/** The backend a run uses. Cluster backends ask their scheduler about the cluster first. */
+export async function openBackend(name: BackendName, spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
+  if (name === 'local') return new LocalBackend({ limits: options.limits, graceMs: options.graceMs });
+  const settings = resolveClusterSettings(spec);
+  const commands = new SchedulerCommands();
+  const scheduler = makeScheduler(name, { commands, cluster: spec.cluster ?? {}, slurm: settings.slurm, sge: settings.sge });
+  const facts = await readFacts(scheduler);
+  return new ClusterBackend({ scheduler, commands, settings, facts, runDir: site.runDir, jobName: site.jobName, graceMs: options.graceMs });
+}

@@ -1,0 +1,203 @@
+import { userInfo } from 'node:os';
+import { UserError } from '../../errors.js';
+import { said, type CommandOutput } from '../cluster/scheduler-commands.js';
+import {
+  elementKey,
+  SubmitError,
+  type ArrayScript,
+  type ClusterFacts,
+  type ElementEnd,
+  type ElementRef,
+  type ElementReport,
+  type Scheduler,
+  type SchedulerContext,
+} from '../cluster/scheduler.js';
+
+export const DEFAULT_PE = 'threaded';
+export const DEFAULT_MEMORY_RESOURCES = ['h_vmem'];
+
+/** Grid Engine (SGE, Son of Grid Engine, Debian's gridengine) through qsub, qstat, qacct, qdel, qconf, qhost. */
+export class SgeScheduler implements Scheduler {
+  readonly name = 'sge';
+  readonly firstElement = 1;
+  readonly elementVariable = 'SGE_TASK_ID';
+  readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
+  readonly submitCommand = 'qsub';
+
+  constructor(private readonly context: SchedulerContext) {}
+
+  async facts(): Promise<ClusterFacts> {
+    const config = await this.call('qconf', ['-sconf']);
+    if (config.code !== 0) throw new Error(`qconf -sconf failed: ${said(config)}`);
+    const limit = Number(/^max_aj_tasks\s+(\d+)/m.exec(config.stdout)?.[1] ?? 75000);
+    const queues = (await this.call('qconf', ['-sql'])).stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+    const { queue } = this.context.sge;
+    if (queue !== undefined && !queues.includes(queue.split('@')[0]!)) {
+      throw new UserError(`Grid Engine has no queue "${queue}" (qconf -sql lists: ${queues.join(', ') || 'none'})`, 'set sge.queue to one of those, or remove it');
+    }
+    const hosts = parseQhost((await this.call('qhost', [])).stdout);
+    return {
+      // 0 means unlimited.
+      maxArraySize: limit > 0 ? limit : 75_000,
+      largestNode: {
+        cpus: Math.max(0, ...hosts.map((host) => host.cpus)),
+        memoryBytes: Math.max(0, ...hosts.map((host) => host.memoryBytes)),
+      },
+      queues,
+    };
+  }
+
+  directives(script: ArrayScript): string[] {
+    const { sge } = this.context;
+    const { resources } = script;
+    const lines = [
+      `-N ${script.jobName}`,
+      `-t 1-${script.elements}`,
+      `-o ${script.elementLogPattern.replace('%ELEMENT%', '$TASK_ID')}`,
+      '-j y',
+      '-S /bin/sh',
+    ];
+    if (resources.cpus > 1) lines.push(`-pe ${sge.pe ?? DEFAULT_PE} ${resources.cpus}`);
+    const limits: string[] = [];
+    if (resources.memoryBytes !== null) {
+      // Grid Engine counts memory per slot: a 4-cpu task asking 8G asks 2G a slot.
+      const perSlotMb = Math.ceil(resources.memoryBytes / resources.cpus / 2 ** 20);
+      for (const name of sge.memory ?? DEFAULT_MEMORY_RESOURCES) limits.push(`${name}=${perSlotMb}M`);
+    }
+    if (resources.timeMs !== null) limits.push(`h_rt=${Math.ceil(resources.timeMs / 1000)}`);
+    if (limits.length > 0) lines.push(`-l ${limits.join(',')}`);
+    if (sge.queue !== undefined) lines.push(`-q ${sge.queue}`);
+    lines.push(...(sge.extra ?? []));
+    return lines.map((line) => `#$ ${line}`);
+  }
+
+  async check(scriptPath: string): Promise<string | null> {
+    const output = await this.call('qsub', ['-w', 'v', scriptPath]);
+    return output.code === 0 ? null : said(output);
+  }
+
+  async submit(scriptPath: string): Promise<string> {
+    const output = await this.call('qsub', ['-terse', scriptPath]);
+    const jobId = /^(\d+)/.exec(output.stdout.trim())?.[1];
+    if (output.code !== 0 || jobId === undefined) throw new SubmitError(said(output));
+    return jobId;
+  }
+
+  async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
+    const output = await this.call('qstat', ['-g', 'd', '-u', userInfo().username]);
+    if (output.code !== 0) throw new Error(`qstat failed: ${said(output)}`);
+    return parseQstat(output.stdout, new Set(jobIds));
+  }
+
+  async ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>> {
+    const reports = new Map<string, ElementReport>();
+    for (const jobId of new Set(elements.map((element) => element.jobId))) {
+      // Not found yet is normal: qacct sees a job once the accounting file is flushed.
+      const output = await this.call('qacct', ['-j', jobId]);
+      if (output.code !== 0) continue;
+      for (const [key, report] of parseQacct(output.stdout)) reports.set(key, report);
+    }
+    return reports;
+  }
+
+  async cancel(elements: readonly ElementRef[]): Promise<void> {
+    const byJob = new Map<string, number[]>();
+    for (const { jobId, element } of elements) byJob.set(jobId, [...(byJob.get(jobId) ?? []), element]);
+    for (const [jobId, tasks] of byJob) {
+      tasks.sort((a, b) => a - b);
+      const contiguous = tasks.at(-1)! - tasks[0]! + 1 === tasks.length;
+      // qdel takes one task range per job: a whole run of tasks in one call, else one call each.
+      if (contiguous) await this.call('qdel', [jobId, '-t', `${tasks[0]}-${tasks.at(-1)}`]);
+      else for (const task of tasks) await this.call('qdel', [jobId, '-t', String(task)]);
+    }
+  }
+
+  private call(command: string, args: string[]): Promise<CommandOutput> {
+    return this.context.commands.run(command, args);
+  }
+}
+
+/** `qhost`: HOSTNAME ARCH NCPU NSOC NCOR NTHR LOAD MEMTOT …; the `global` line has dashes. */
+export function parseQhost(text: string): Array<{ name: string; cpus: number; memoryBytes: number }> {
+  const hosts: Array<{ name: string; cpus: number; memoryBytes: number }> = [];
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 8 || fields[0] === 'HOSTNAME' || fields[0] === 'global' || !/^\d+$/.test(fields[2]!)) continue;
+    hosts.push({ name: fields[0]!, cpus: Number(fields[2]), memoryBytes: parseSgeSize(fields[7]!) });
+  }
+  return hosts;
+}
+
+/**
+ * `qstat -g d -u USER`: one line per array task; pending ones have no queue column, so the
+ * state is the fifth field and the task id the last.
+ */
+export function parseQstat(text: string, jobIds: ReadonlySet<string>): Map<string, 'queued' | 'running'> {
+  const states = new Map<string, 'queued' | 'running'>();
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 7 || !jobIds.has(fields[0]!)) continue;
+    const task = fields.at(-1)!;
+    if (!/^\d+$/.test(task)) continue;
+    const state = fields[4]!;
+    // qw, hqw, Eqw wait; r, t, Rr, dr, s… have a slot.
+    states.set(elementKey({ jobId: fields[0]!, element: Number(task) }), state.includes('q') ? 'queued' : 'running');
+  }
+  return states;
+}
+
+/** `qacct -j ID`: blocks of `key value` lines separated by `====` lines, one per task. */
+export function parseQacct(text: string): Map<string, ElementReport> {
+  const reports = new Map<string, ElementReport>();
+  for (const block of text.split(/^=+\s*$/m)) {
+    const field = (name: string) => new RegExp(`^${name}\\s+(.*?)\\s*$`, 'm').exec(block)?.[1];
+    const jobId = field('jobnumber');
+    const task = field('taskid');
+    if (jobId === undefined || task === undefined || !/^\d+$/.test(task)) continue;
+    const failed = field('failed') ?? '0';
+    const exitStatus = Number(field('exit_status') ?? 0);
+    const maxvmem = parseSgeSize(field('maxvmem') ?? '0');
+    const maxrss = parseSgeSize(field('ru_maxrss') ?? '0');
+    const wallclockS = parseFloat(field('ru_wallclock') ?? '0');
+    const category = field('category') ?? '';
+    const end = sgeEnd({ failed, exitStatus, maxvmem, wallclockS, category });
+    reports.set(elementKey({ jobId, element: Number(task) }), {
+      end,
+      detail: `Grid Engine: failed ${failed}, exit status ${exitStatus}, maxvmem ${field('maxvmem') ?? '?'}`,
+      usage: { peakMemory: Math.max(maxrss, 0), cpuMs: Math.round(parseFloat(field('cpu') ?? '0') * 1000) },
+    });
+  }
+  return reports;
+}
+
+/**
+ * How a task ended, from its accounting: over its `h_rt` → timeout; killed at or near its memory
+ * limit (`h_vmem` and the like, from the job's category) → oom; otherwise by its exit.
+ */
+export function sgeEnd(task: { failed: string; exitStatus: number; maxvmem: number; wallclockS: number; category: string }): ElementEnd {
+  const failedCode = parseInt(task.failed, 10) || 0;
+  const limit = (name: string) => new RegExp(`(?:^|[\\s,])${name}=([^,\\s]+)`).exec(task.category)?.[1];
+  const hRt = limit('h_rt');
+  const memoryLimits = ['h_vmem', 'h_rss', 's_vmem', 'mem_free'].map(limit).filter((value): value is string => value !== undefined);
+  const killed = task.exitStatus === 137 || task.exitStatus === 152 || failedCode === 37 || failedCode === 100;
+  if (killed && hRt !== undefined && task.wallclockS >= parseSgeDuration(hRt) - 1) return { state: 'timeout' };
+  if (killed && memoryLimits.some((value) => task.maxvmem >= parseSgeSize(value) * 0.95)) return { state: 'oom' };
+  if (failedCode !== 0 && failedCode !== 100 && failedCode !== 37) return { state: 'node-failure', detail: `failed ${task.failed}` };
+  if (failedCode === 0 && task.exitStatus === 0) return { state: 'completed', exitCode: 0 };
+  if (task.exitStatus === 137 && failedCode === 100) return { state: 'cancelled' };
+  return { state: 'failed', exitCode: task.exitStatus };
+}
+
+/** `3.324MB`, `23.5G`, `128M`, `4.914KB`, `0.000B` → bytes (Grid Engine's units are powers of 1024). */
+export function parseSgeSize(text: string): number {
+  const match = /^([\d.]+)\s*([KMGTP]?)B?$/i.exec(text.trim());
+  if (!match) return 0;
+  const power = ' KMGTP'.indexOf((match[2] || ' ').toUpperCase());
+  return Math.round(Number(match[1]) * 1024 ** Math.max(power, 0));
+}
+
+/** `70`, `0:1:10`, `00:01:10` → seconds. */
+export function parseSgeDuration(text: string): number {
+  const parts = text.split(':').map(Number);
+  return parts.reduce((total, part) => total * 60 + (Number.isFinite(part) ? part : 0), 0);
+}

@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Command } from 'commander';
+import { configPlaces, templatePlaces } from '../../backends/cluster/cluster-settings.js';
+import { SchedulerCommands } from '../../backends/cluster/scheduler-commands.js';
+import { findTemplate } from '../../backends/cluster/submission-script.js';
+import { localCapacity } from '../../backends/local/local-capacity.js';
+import { makeScheduler, readFacts } from '../../backends/open-backend.js';
+import { formatBytes } from '../../spec/units.js';
+
+interface BackendReport {
+  name: string;
+  usable: boolean;
+  detail: string;
+  settings: string[];
+  template?: string;
+  missingCommands?: string[];
+}
+
+export function registerBackends(program: Command): void {
+  program
+    .command('backends')
+    .description('list the backends, where each reads its settings, and check that each is usable here')
+    .option('--json', 'print the reports as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const reports = [localReport(), await clusterReport('slurm'), await clusterReport('sge')];
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+        return;
+      }
+      for (const report of reports) {
+        process.stdout.write(`${report.name.padEnd(6)} ${report.usable ? 'usable  ' : 'unusable'} ${report.detail}\n`);
+        for (const line of report.settings) process.stdout.write(`       settings: ${line}\n`);
+        if (report.template) process.stdout.write(`       template: ${report.template}\n`);
+      }
+    });
+}
+
+function localReport(): BackendReport {
+  const capacity = localCapacity();
+  return {
+    name: 'local',
+    usable: true,
+    detail: `processes on this machine: ${capacity.cpus} cpus, ${formatBytes(capacity.memoryBytes)} (--cpus, --memory, FANOUT_CPUS, FANOUT_MEMORY)`,
+    settings: ['command-line flags and FANOUT_* variables'],
+  };
+}
+
+async function clusterReport(name: 'slurm' | 'sge'): Promise<BackendReport> {
+  const commands = new SchedulerCommands();
+  const scheduler = makeScheduler(name, { commands, cluster: {}, slurm: {}, sge: {} });
+  const settings = [
+    ...configPlaces().map((place) => `${place.path} (${place.role} config, \`${name}:\` and \`cluster:\`)${existsSync(place.path) ? '' : ' — not present'}`),
+    `the job file's \`${name}:\` and \`cluster:\` sections, and \`profile:\``,
+  ];
+  const template = findTemplate(name, templatePlaces());
+  const templateLine = `${template.origin}${template.origin === 'built-in' ? ` (override with ${name}.sh in ${templatePlaces().join(' or ')})` : ''}`;
+  const missing = scheduler.commands.filter((command) => !onPath(command));
+  if (missing.length > 0) {
+    return { name, usable: false, detail: `not found on PATH: ${missing.join(', ')}`, settings, template: templateLine, missingCommands: missing };
+  }
+  try {
+    const facts = await readFacts(scheduler);
+    const node = facts.largestNode;
+    return {
+      name,
+      usable: true,
+      detail: `cluster reachable: ${facts.queues.length} ${name === 'slurm' ? 'partition' : 'queue'}(s) (${facts.queues.join(', ')}), largest node ${node.cpus} cpus ${formatBytes(node.memoryBytes)}, arrays up to ${facts.maxArraySize}`,
+      settings,
+      template: templateLine,
+    };
+  } catch (error) {
+    return { name, usable: false, detail: `commands found, but the cluster did not answer: ${(error as Error).message}`, settings, template: templateLine };
+  }
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
+}
