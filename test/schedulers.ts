@@ -1,0 +1,84 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Sandbox } from './harness.js';
+
+/**
+ * The real schedulers the suites run against: a single-node SLURM and a single-node Grid Engine
+ * started by scripts/hpc/*.sh. `.ci/run` starts both and sets FANOUT_REQUIRE_SCHEDULERS=1, so
+ * in CI a scheduler that is not up fails its suite; elsewhere the suite skips with one line.
+ */
+
+export type BackendUnderTest = 'local' | 'slurm' | 'sge';
+
+const PROBE: Record<Exclude<BackendUnderTest, 'local'>, [string, string[]]> = {
+  slurm: ['sinfo', ['-h', '-o', '%a']],
+  sge: ['qstat', ['-f']],
+};
+
+/** null when usable, else why not. */
+export function unavailable(backend: BackendUnderTest): string | null {
+  if (backend === 'local') return null;
+  const [command, args] = PROBE[backend];
+  try {
+    execFileSync(command, args, { stdio: 'pipe', timeout: 15_000 });
+    return null;
+  } catch (error) {
+    return `${command} ${args.join(' ')} failed: ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
+export function requireSchedulers(): boolean {
+  return process.env.FANOUT_REQUIRE_SCHEDULERS === '1';
+}
+
+/** Job ids of a run's arrays (from its work folder's journal). */
+export function runJobIds(box: Sandbox, run = 1): string[] {
+  const arrays = box.path('.fanout', 'work', String(run), 'arrays');
+  try {
+    return readdirSync(arrays)
+      .map((entry) => {
+        try {
+          return readFileSync(join(arrays, entry, 'job'), 'utf8').trim();
+        } catch {
+          return '';
+        }
+      })
+      .filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Which of these jobs' elements are still in the scheduler's queue. */
+export function queuedElements(backend: 'slurm' | 'sge', jobIds: string[]): string[] {
+  if (jobIds.length === 0) return [];
+  if (backend === 'slurm') {
+    const out = execFileSync('squeue', ['-h', '-r', '-o', '%i'], { encoding: 'utf8' });
+    return out.split('\n').filter((line) => jobIds.includes(line.split('_')[0]!.trim()));
+  }
+  const out = execFileSync('qstat', ['-g', 'd'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => jobIds.includes(line.trim().split(/\s+/)[0]!));
+}
+
+/** Kill an array element the way a user or admin would, outside fanout. */
+export function cancelElement(backend: 'slurm' | 'sge', jobId: string, element: number): void {
+  if (backend === 'slurm') execFileSync('scancel', [`${jobId}_${element}`]);
+  else execFileSync('qdel', [jobId, '-t', String(element)], { stdio: 'pipe' });
+}
+
+/** Scheduler commands a run issued, by command name (from its scheduler-commands.log). */
+export function commandCounts(box: Sandbox, run = 1): Record<string, number> {
+  const counts: Record<string, number> = {};
+  let text = '';
+  try {
+    text = readFileSync(box.path('.fanout', 'work', String(run), 'scheduler-commands.log'), 'utf8');
+  } catch {
+    return counts;
+  }
+  for (const line of text.split('\n')) {
+    const command = /: (\S+)/.exec(line)?.[1];
+    if (command) counts[command] = (counts[command] ?? 0) + 1;
+  }
+  return counts;
+}
