@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Sandbox } from './harness.js';
 
 /**
@@ -11,20 +12,17 @@ import type { Sandbox } from './harness.js';
 
 export type BackendUnderTest = 'local' | 'slurm' | 'sge';
 
-const PROBE: Record<Exclude<BackendUnderTest, 'local'>, [string, string[]]> = {
-  slurm: ['sinfo', ['-h', '-o', '%a']],
-  sge: ['qstat', ['-f']],
-};
+const SCRIPTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'hpc');
 
-/** null when usable, else why not. */
+/** null when usable (its script's `status`: daemons up, a node or queue that takes jobs), else why not. */
 export function unavailable(backend: BackendUnderTest): string | null {
   if (backend === 'local') return null;
-  const [command, args] = PROBE[backend];
   try {
-    execFileSync(command, args, { stdio: 'pipe', timeout: 15_000 });
+    execFileSync('bash', [join(SCRIPTS, `${backend}.sh`), 'status'], { stdio: 'pipe', timeout: 30_000 });
     return null;
   } catch (error) {
-    return `${command} ${args.join(' ')} failed: ${(error as Error).message.split('\n')[0]}`;
+    const said = `${(error as { stdout?: Buffer }).stdout ?? ''}${(error as { stderr?: Buffer }).stderr ?? ''}`.trim().split('\n').at(-1);
+    return `scripts/hpc/${backend}.sh status: ${said || (error as Error).message.split('\n')[0]}`;
   }
 }
 

@@ -47,6 +47,21 @@ die() {
   exit 1
 }
 
+# Keep package maintainer scripts from starting daemons through init scripts (the daemons are
+# started by `start`): Docker's debian images ship such a policy-rc.d; add one if it is missing.
+POLICY_RC=/usr/sbin/policy-rc.d
+ADDED_POLICY=0
+deny_service_starts() {
+  if [ ! -e "$POLICY_RC" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$POLICY_RC"
+    chmod 0755 "$POLICY_RC"
+    ADDED_POLICY=1
+  fi
+}
+allow_service_starts() {
+  if [ "$ADDED_POLICY" = 1 ]; then rm -f "$POLICY_RC"; fi
+}
+
 installed() {
   [ -x /usr/sbin/sge_qmaster ] && [ -x /usr/sbin/sge_execd ] && command -v qsub >/dev/null 2>&1 &&
     [ -f "$SGE_ROOT/$SGE_CELL/common/bootstrap" ]
@@ -63,9 +78,13 @@ do_install() {
     echo "$p shared/gridenginecell string $SGE_CELL" | debconf-set-selections
     echo "$p shared/gridengineconfig boolean true" | debconf-set-selections
   done
-  apt-get update
-  # the postinst initialises the cell; without an init system invoke-rc.d starts no daemon
-  DEBIAN_FRONTEND=noninteractive apt-get install -y gridengine-master gridengine-client gridengine-exec
+  # HPC_SKIP_APT_UPDATE=1: the caller (start-all.sh) has just run apt-get update
+  [ "${HPC_SKIP_APT_UPDATE:-0}" = 1 ] || apt-get update
+  deny_service_starts
+  # the postinst initialises the cell (berkeleydb spool, global config, sgeadmin as manager)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y gridengine-master gridengine-client gridengine-exec ||
+    { allow_service_starts; die "apt-get install failed"; }
+  allow_service_starts
   installed || die "gridengine installed but the cell $SGE_ROOT/$SGE_CELL was not created"
 }
 
@@ -225,8 +244,8 @@ queue_ok() {
 }
 
 wait_pidfile() {  # the daemons write their pid file a moment after the launcher returns
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     pid_alive "$1" && return 0
     sleep 0.1
   done
@@ -255,7 +274,8 @@ do_start() {
       stop_daemon "$QM_PID" sge_qmaster
     fi
   fi
-  mkdir -m 0755 -p "$RUN" "$EX_SPOOL"
+  mkdir -p "$RUN" "$EX_SPOOL"
+  chmod 0755 "$RUN" "$EX_SPOOL"
   chown sgeadmin:sgeadmin "$RUN" "$EX_SPOOL"
   # (a second sge_qmaster started next to a live one hangs: check that none answers either)
   if ! pid_alive "$QM_PID" && ! timeout 10 qconf -sh >/dev/null 2>&1; then
@@ -293,14 +313,14 @@ do_start() {
 }
 
 stop_daemon() {  # stop_daemon PIDFILE NAME
-  local pid i
+  local pid _
   if ! pid_alive "$1"; then
     rm -f "$1"
     return 0
   fi
   pid=$(cat "$1")
   kill "$pid"
-  for i in $(seq 1 150); do
+  for _ in $(seq 1 150); do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "stopped $2 (pid $pid)"
       rm -f "$1"

@@ -8,7 +8,7 @@
 #            state save location and resume with the next start)
 #   status   exit 0 iff sinfo answers and the node is idle, mixed or allocated
 #   conf     print the configuration start would write
-# One node "localhost" (CPUs = nproc, RealMemory = free -m), one partition "debug".
+# One node "localhost" (CPUs = nproc, RealMemory = MemTotal in MiB, as free -m), one partition "debug".
 # No slurmdbd: sacct has no database; final states come from `scontrol show job` (for MinJobAge
 # = 300 s after the end) and from the job completion log /var/log/slurm/jobcomp.txt (`sacct -c`).
 set -euo pipefail
@@ -43,6 +43,21 @@ die() {
   exit 1
 }
 
+# Keep package maintainer scripts from starting daemons through init scripts (the daemons are
+# started by `start`): Docker's debian images ship such a policy-rc.d; add one if it is missing.
+POLICY_RC=/usr/sbin/policy-rc.d
+ADDED_POLICY=0
+deny_service_starts() {
+  if [ ! -e "$POLICY_RC" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$POLICY_RC"
+    chmod 0755 "$POLICY_RC"
+    ADDED_POLICY=1
+  fi
+}
+allow_service_starts() {
+  if [ "$ADDED_POLICY" = 1 ]; then rm -f "$POLICY_RC"; fi
+}
+
 installed() {
   command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 &&
     command -v sbatch >/dev/null 2>&1 && command -v munged >/dev/null 2>&1
@@ -53,9 +68,12 @@ do_install() {
     log "slurm-wlm, slurm-client and munge are already installed"
     return 0
   fi
-  apt-get update
-  # without an init system the packages' invoke-rc.d calls do not start daemons; `start` does
-  DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge slurm-client
+  # HPC_SKIP_APT_UPDATE=1: the caller (start-all.sh) has just run apt-get update
+  [ "${HPC_SKIP_APT_UPDATE:-0}" = 1 ] || apt-get update
+  deny_service_starts
+  DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge slurm-client ||
+    { allow_service_starts; die "apt-get install failed"; }
+  allow_service_starts
 }
 
 # Memory enforcement, SLURM_MEM_ENFORCE=cgroup|gather overrides the choice:
@@ -93,7 +111,7 @@ gen_cgroup_conf() {
 
 gen_conf() {
   local mem cpus mode
-  mem=$(free -m | awk '/^Mem:/{print $2}')
+  mem=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)  # = free -m
   cpus=$(nproc)
   mode=$(mem_mode)
   cat <<EOF
@@ -192,8 +210,8 @@ start_munge() {
   chmod 0400 /etc/munge/munge.key
   rm -f "$MUNGE_PID"
   runuser -u munge -- /usr/sbin/munged || die "munged did not start"
-  local i
-  for i in $(seq 1 50); do
+  local _
+  for _ in $(seq 1 50); do
     if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
       return 0
     fi
@@ -252,14 +270,14 @@ do_start() {
 }
 
 stop_daemon() {  # stop_daemon PIDFILE NAME
-  local pid i
+  local pid _
   if ! pid_alive "$1"; then
     rm -f "$1"
     return 0
   fi
   pid=$(cat "$1")
   kill "$pid"
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "stopped $2 (pid $pid)"
       rm -f "$1"

@@ -38,6 +38,12 @@ interface Attempt {
   element: Element | null;
   reported: boolean;
   cancelled: boolean;
+  /**
+   * A record of a command killed by SIGKILL, held until its element leaves the queue: the
+   * scheduler's OOM killer (cgroups) and its time limit kill that way, and only the scheduler's
+   * account of the element says which it was.
+   */
+  held: AttemptResult | null;
 }
 
 interface Element {
@@ -118,7 +124,7 @@ export class ClusterBackend implements Backend {
   submit(launches: AttemptLaunch[]): void {
     for (const launch of launches) {
       writeAttemptFiles(launch, this.options.graceMs);
-      this.attempts.set(launch.id, { id: launch.id, dir: launch.attemptDir, element: null, reported: false, cancelled: false });
+      this.attempts.set(launch.id, { id: launch.id, dir: launch.attemptDir, element: null, reported: false, cancelled: false, held: null });
     }
     this.waiting.push(...launches);
     this.wake?.();
@@ -152,7 +158,7 @@ export class ClusterBackend implements Backend {
   adopt(orphans: OrphanAttempt[], _supervisor: ProcessIdentity | null): void {
     const journal = this.readJournal();
     for (const orphan of orphans) {
-      const attempt: Attempt = { id: orphan.id, dir: orphan.attemptDir, element: null, reported: false, cancelled: false };
+      const attempt: Attempt = { id: orphan.id, dir: orphan.attemptDir, element: null, reported: false, cancelled: false, held: null };
       this.attempts.set(orphan.id, attempt);
       const record = readResultRecord(orphan.attemptDir);
       if (record) {
@@ -346,9 +352,10 @@ export class ClusterBackend implements Backend {
     for (const [key, element] of this.elements) {
       if (element.seen === 'submitted' || element.seen === 'queued' || element.seen === 'running' || element.seen === 'gone') {
         for (const attempt of element.attempts) {
-          if (attempt.reported) continue;
+          if (attempt.reported || attempt.held) continue;
           const record = readResultRecord(attempt.dir);
-          if (record) this.report(attempt, record);
+          if (record?.signal === 'SIGKILL' && !attempt.cancelled) attempt.held = record;
+          else if (record) this.report(attempt, record);
         }
       }
       if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
@@ -387,15 +394,24 @@ export class ClusterBackend implements Backend {
    */
   private explain(element: Element, report: ElementReport | undefined): void {
     const everyCancelled = element.attempts.every((attempt) => attempt.reported || attempt.cancelled);
-    const silent = !report || report.end.state === 'unknown' || report.end.state === 'completed';
+    const onlyHeld = element.attempts.every((attempt) => attempt.reported || attempt.held);
+    const silent = !report || report.end.state === 'unknown' || (report.end.state === 'completed' && !onlyHeld);
     if (silent && !everyCancelled && ++element.pollsWithoutWord < PATIENCE_POLLS) {
       this.nextPollAt = 0;
       return;
     }
     const log = join(element.arrayDir, `element-${element.ref.element}.log`);
     const said = report ? report.detail : 'the scheduler no longer knows how it ended';
+    // Without cgroups a scheduler kills an element over its memory and says so only in its log.
+    const oomLogged = report?.end.state !== 'oom' && this.options.scheduler.oomMessage.test(readTail(log));
+    const end = oomLogged ? 'oom' : report?.end.state;
     for (const attempt of element.attempts) {
       if (attempt.reported) continue;
+      if (attempt.held) {
+        const reason = end === 'oom' || end === 'timeout' ? end : attempt.held.reason;
+        this.report(attempt, { ...attempt.held, reason });
+        continue;
+      }
       if (attempt.cancelled) {
         this.report(attempt, cancelledResult('cancelled'));
         continue;
@@ -407,7 +423,7 @@ export class ClusterBackend implements Backend {
       }
       const usage = report?.usage;
       const base = { ...lostResult('', false), peakMemory: usage?.peakMemory ?? 0, cpuMs: usage?.cpuMs ?? 0 };
-      switch (report?.end.state) {
+      switch (end) {
         case 'oom':
           this.report(attempt, { ...base, reason: 'oom', error: undefined });
           break;
@@ -433,6 +449,16 @@ export class ClusterBackend implements Backend {
     const clean = { ...result };
     if (clean.error === undefined) delete clean.error;
     this.onResult(attempt.id, clean);
+  }
+}
+
+/** The end of an element's scheduler log, where schedulers leave their last words. */
+function readTail(path: string): string {
+  try {
+    const text = readFileSync(path, 'utf8');
+    return text.slice(-16_384);
+  } catch {
+    return '';
   }
 }
 

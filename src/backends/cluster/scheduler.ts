@@ -75,6 +75,8 @@ export interface Scheduler {
   /** Commands it needs on the submitting machine. */
   readonly commands: readonly string[];
   readonly submitCommand: string;
+  /** What it writes into an element's log when it kills the element for its memory. */
+  readonly oomMessage: RegExp;
   facts(): Promise<ClusterFacts>;
   /** The directive lines (`#SBATCH …`, `#$ …`) of an array's submission script. */
   directives(script: ArrayScript): string[];

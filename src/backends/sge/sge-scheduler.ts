@@ -23,6 +23,7 @@ export class SgeScheduler implements Scheduler {
   readonly elementVariable = 'SGE_TASK_ID';
   readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
   readonly submitCommand = 'qsub';
+  readonly oomMessage = /exceeded (its )?h_vmem|memory limit exceeded/i;
 
   constructor(private readonly context: SchedulerContext) {}
 

@@ -20,6 +20,8 @@ export class SlurmScheduler implements Scheduler {
   readonly elementVariable = 'SLURM_ARRAY_TASK_ID';
   readonly commands = ['sbatch', 'squeue', 'scancel', 'scontrol', 'sinfo'] as const;
   readonly submitCommand = 'sbatch';
+  // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".
+  readonly oomMessage = /oom-kill event|exceeded (job|step) memory limit/i;
   /** Without slurmdbd sacct has nothing; after one refusal fanout asks scontrol instead. */
   private accounting = true;
 
