@@ -128,7 +128,7 @@ export function conformance(backend: BackendUnderTest): void {
       const cancel = await run(['cancel']);
       expect(cancel.code, cancel.stderr).toBe(0);
       const result = await finished(child, SLOW);
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(130);
       expect(tasks().every((task) => task.state === 'cancelled')).toBe(true);
       if (backend === 'local') {
         const pids = readdirSync(box.path('.fanout/work/1')).filter((d) => existsSync(box.path('.fanout/work/1', d, 'pid')));

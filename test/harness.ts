@@ -119,8 +119,11 @@ export async function waitFor<T>(check: () => T | undefined | null | false, time
  * The process ids that running tasks wrote to `pid` in their attempt folders (`echo $$ > pid`),
  * waiting until every recorded attempt has written one: attempts are recorded before they start.
  */
-export function taskPids(box: Sandbox): Promise<number[]> {
-  const dirs = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx >= 0 ORDER BY idx, attempt').map((a) => a.dir);
+export async function taskPids(box: Sandbox): Promise<number[]> {
+  const dirs = await waitFor(() => {
+    const recorded = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx >= 0 ORDER BY idx, attempt').map((a) => a.dir);
+    return recorded.length > 0 && recorded;
+  }, 20_000, 'an attempt to be recorded');
   return waitFor(() => {
     const pids = dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
     return pids.every((pid) => pid > 0) && pids;

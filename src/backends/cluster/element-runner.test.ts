@@ -1,0 +1,90 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
+import type { AttemptLaunch } from '../backend.js';
+import { writeAttemptFiles, writeRunner } from './element-runner.js';
+
+/** The element runner is plain sh: run it here the way a node would, without a scheduler. */
+describe('element runner', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'fanout-runner-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function attempt(index: number, command: string, extra: Partial<AttemptLaunch> = {}): AttemptLaunch {
+    const attemptDir = join(dir, 'run', `${index}.1`);
+    const launch: AttemptLaunch = {
+      id: 100 + index,
+      attemptDir,
+      cwd: attemptDir,
+      stagingOut: join(dir, 'out', '.fanout-staging', `1.${index}.1`),
+      finalOut: join(dir, 'out', `task${index}`),
+      cpus: 1,
+      memoryBytes: null,
+      timeMs: null,
+      command,
+      env: { FANOUT_OUT: join(dir, 'out', '.fanout-staging', `1.${index}.1`), FANOUT_NOTE: "it's\ntwo lines" },
+      ...extra,
+    };
+    writeAttemptFiles(launch, 1000);
+    return launch;
+  }
+
+  function runElement(lines: string[], element = 1): void {
+    const runner = writeRunner(join(dir, 'run'));
+    writeFileSync(join(dir, 'run', 'elements'), `${lines.join('\n')}\n`);
+    execFileSync('/bin/sh', [runner, join(dir, 'run'), join(dir, 'run', 'elements'), String(element)], { stdio: 'pipe' });
+  }
+
+  it('runs packed attempts one after another, each with its log, record and committed output', () => {
+    const ok = attempt(0, 'echo "note: $FANOUT_NOTE"; echo data > "$FANOUT_OUT/result"');
+    const failing = attempt(1, 'echo broken >&2; exit 3');
+    runElement(['0.1 1.1']);
+    expect(readResultRecord(ok.attemptDir)).toMatchObject({ id: 100, reason: 'ok', exitCode: 0, signal: null, pid: null });
+    expect(readFileSync(join(ok.attemptDir, STDOUT_FILE), 'utf8')).toBe("note: it's\ntwo lines\n");
+    expect(readFileSync(join(dir, 'out', 'task0', 'result'), 'utf8')).toBe('data\n');
+    expect(readResultRecord(failing.attemptDir)).toMatchObject({ id: 101, reason: 'exit', exitCode: 3 });
+    expect(existsSync(join(dir, 'out', 'task1'))).toBe(false);
+  });
+
+  it('runs the line of its own element only', () => {
+    const first = attempt(0, 'true');
+    const second = attempt(1, 'true');
+    runElement(['0.1', '1.1'], 2);
+    expect(readResultRecord(first.attemptDir)).toBeNull();
+    expect(readResultRecord(second.attemptDir)).toMatchObject({ reason: 'ok' });
+  });
+
+  it('stops an attempt past its time as timeout', () => {
+    const slow = attempt(0, 'sleep 30', { timeMs: 1000 });
+    const started = Date.now();
+    runElement(['0.1']);
+    expect(readResultRecord(slow.attemptDir)).toMatchObject({ reason: 'timeout' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('records a command killed by a signal with the signal', () => {
+    const killed = attempt(0, 'kill -9 $$');
+    runElement(['0.1']);
+    expect(readResultRecord(killed.attemptDir)).toMatchObject({ reason: 'exit', exitCode: null, signal: 'SIGKILL' });
+  });
+
+  it('replaces an earlier output only when the new attempt succeeds', () => {
+    mkdirSync(join(dir, 'out', 'task0'), { recursive: true });
+    writeFileSync(join(dir, 'out', 'task0', 'old'), 'old');
+    attempt(0, 'echo new > "$FANOUT_OUT/new"');
+    runElement(['0.1']);
+    expect(existsSync(join(dir, 'out', 'task0', 'old'))).toBe(false);
+    expect(readFileSync(join(dir, 'out', 'task0', 'new'), 'utf8')).toBe('new\n');
+  });
+
+  it('does not run an attempt again when the scheduler restarts its element', () => {
+    const once = attempt(0, `echo ran >> ${join(dir, 'count')}`);
+    runElement(['0.1']);
+    runElement(['0.1']);
+    expect(readFileSync(join(dir, 'count'), 'utf8')).toBe('ran\n');
+    expect(readResultRecord(once.attemptDir)).toMatchObject({ reason: 'ok' });
+  });
+});
