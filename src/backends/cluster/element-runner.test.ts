@@ -80,6 +80,16 @@ describe('element runner', () => {
     expect(readFileSync(join(dir, 'out', 'task0', 'new'), 'utf8')).toBe('new\n');
   });
 
+  it('measures the cpu time its command used', () => {
+    const busy = attempt(0, `python3 -c 'import time; end = time.process_time() + 0.5
+while time.process_time() < end: pass'`);
+    runElement(['0.1']);
+    const record = readResultRecord(busy.attemptDir)!;
+    expect(record.reason).toBe('ok');
+    expect(record.cpuMs).toBeGreaterThanOrEqual(400);
+    expect(record.cpuMs).toBeLessThan(5000);
+  });
+
   it('does not run an attempt again when the scheduler restarts its element', () => {
     const once = attempt(0, `echo ran >> ${join(dir, 'count')}`);
     runElement(['0.1']);

@@ -31,12 +31,33 @@ list=$2
 element=$3
 host=$(hostname 2>/dev/null || uname -n)
 has_timeout=$(command -v timeout 2>/dev/null)
+peak_file=$(memory_peak_file)
 
 now_ms() {
   t=$(date +%s%N 2>/dev/null)
   case $t in
     *N|'') echo "$(($(date +%s) * 1000))" ;;
     *) echo "\${t%??????}" ;;
+  esac
+}
+
+# Children's cpu time in ms from what \`times\` wrote (it must run in this shell, not a subshell).
+children_cpu_ms() {
+  awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$1" 2>/dev/null || echo 0
+}
+
+# The memory cgroup the scheduler made for this job (SLURM's job_<id>/…), whose peak is the
+# attempt's when elements are not packed; empty when the element has no cgroup of its own.
+memory_peak_file() {
+  cg=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*://p' /proc/self/cgroup 2>/dev/null)
+  case $cg in
+    *job*) for f in "/sys/fs/cgroup/memory$cg/memory.max_usage_in_bytes" "/sys/fs/cgroup$cg/memory.peak"; do
+             [ -r "$f" ] && { echo "$f"; return; }
+           done ;;
+  esac
+  cg=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null)
+  case $cg in
+    *job*) [ -r "/sys/fs/cgroup$cg/memory.peak" ] && echo "/sys/fs/cgroup$cg/memory.peak" ;;
   esac
 }
 
@@ -57,6 +78,10 @@ run_attempt() {
   id=0 staging='' final='' time_s='' grace_s=10
   . "$dir/${COMMIT_FILE}" || return 0
   [ -n "$staging" ] && mkdir -p "$staging"
+  # A cgroup v1 peak can be reset, so each packed attempt gets its own; memory.peak cannot.
+  [ -n "$peak_file" ] && echo 0 > "$peak_file" 2>/dev/null
+  times > "$dir/.fanout.times"
+  cpu_before=$(children_cpu_ms "$dir/.fanout.times")
   started=$(now_ms)
   if [ -n "$time_s" ] && [ -n "$has_timeout" ]; then
     timeout -k "$grace_s" "$time_s" /bin/sh "$dir/${TASK_FILE}" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
@@ -65,6 +90,11 @@ run_attempt() {
   fi
   code=$?
   ended=$(now_ms)
+  times > "$dir/.fanout.times"
+  cpu_ms=$(($(children_cpu_ms "$dir/.fanout.times") - cpu_before))
+  rm -f "$dir/.fanout.times"
+  peak=0
+  [ -n "$peak_file" ] && peak=$(cat "$peak_file" 2>/dev/null || echo 0)
   reason=ok exit_code=$code signal=null error=''
   if [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
     reason=timeout
@@ -76,8 +106,8 @@ run_attempt() {
   elif [ -n "$final" ] && ! commit_output 2>> "$dir/${STDERR_FILE}"; then
     reason=infra error=',"error":"could not move the output into place (see the attempt stderr)"'
   fi
-  printf '{"id":%s,"reason":"%s","exitCode":%s,"signal":%s,"startedAt":%s,"endedAt":%s,"peakMemory":0,"cpuMs":0,"host":"%s","pid":null%s}\\n' \\
-    "$id" "$reason" "$exit_code" "$signal" "$started" "$ended" "$host" "$error" > "$dir/${RESULT_FILE}.tmp" &&
+  printf '{"id":%s,"reason":"%s","exitCode":%s,"signal":%s,"startedAt":%s,"endedAt":%s,"peakMemory":%s,"cpuMs":%s,"host":"%s","pid":null%s}\\n' \\
+    "$id" "$reason" "$exit_code" "$signal" "$started" "$ended" "\${peak:-0}" "\${cpu_ms:-0}" "$host" "$error" > "$dir/${RESULT_FILE}.tmp" &&
     mv "$dir/${RESULT_FILE}.tmp" "$dir/${RESULT_FILE}"
 }
 
