@@ -36,7 +36,7 @@ for (const backend of ['slurm', 'sge'] as const) {
       const script = result.stdout;
       expect(script.startsWith('#!/bin/sh\n')).toBe(true);
       if (backend === 'slurm') {
-        for (const line of ['--array=0-1', '--cpus-per-task=2', '--mem=1024M', '--time=5', '--partition=debug', '--comment=profile']) expect(script).toContain(`${prefix} ${line}`);
+        for (const line of ['--array=0-1', '--cpus-per-task=2', '--mem=1024M', '--time=4', '--partition=debug', '--comment=profile']) expect(script).toContain(`${prefix} ${line}`);
         expect(script).not.toContain('--comment=site');
       } else {
         for (const line of ['-t 1-2', '-pe threaded 2', '-l h_vmem=512M,h_rt=240', '-q all.q', '-ac site=1']) expect(script).toContain(`${prefix} ${line}`);
