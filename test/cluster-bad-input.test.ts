@@ -1,23 +1,16 @@
 import { existsSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
-import { requireSchedulers, unavailable } from './schedulers.js';
+import { describeOn } from './schedulers.js';
 
 /**
  * What a cluster would refuse is refused before the run is recorded (exit 2), with what the
  * scheduler said and what to change. Runs against the real single-node schedulers.
  */
 for (const backend of ['slurm', 'sge'] as const) {
-  const why = unavailable(backend);
-  const suite = why === null || requireSchedulers() ? describe : describe.skip;
-  if (why !== null && !requireSchedulers()) console.log(`cluster bad input on ${backend} skipped (${why}); start it with: bash scripts/hpc/${backend}.sh start`);
-
-  suite(`bad input on ${backend}`, () => {
+  describeOn(backend, `bad input on ${backend}`, () => {
     let box: Sandbox;
-    beforeEach(() => {
-      if (why !== null) throw new Error(`${backend} is required here but not usable: ${why}`);
-      box = new Sandbox();
-    });
+    beforeEach(() => (box = new Sandbox()));
     afterEach(() => box?.cleanup());
 
     async function refused(lines: string[], expected: RegExp[], env: NodeJS.ProcessEnv = {}) {

@@ -1,23 +1,16 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
-import { requireSchedulers, unavailable } from './schedulers.js';
+import { describeOn } from './schedulers.js';
 
 /**
  * The submission script users see (`fanout render --backend`) is the one submitted; a template
  * folder replaces the built-in template; config files and profiles feed the directives.
  */
 for (const backend of ['slurm', 'sge'] as const) {
-  const why = unavailable(backend);
-  const suite = why === null || requireSchedulers() ? describe : describe.skip;
-  if (why !== null && !requireSchedulers()) console.log(`cluster templates on ${backend} skipped (${why}); start it with: bash scripts/hpc/${backend}.sh start`);
-
-  suite(`submission scripts on ${backend}`, () => {
+  describeOn(backend, `submission scripts on ${backend}`, () => {
     let box: Sandbox;
-    beforeEach(() => {
-      if (why !== null) throw new Error(`${backend} is required here but not usable: ${why}`);
-      box = new Sandbox();
-    });
+    beforeEach(() => (box = new Sandbox()));
     afterEach(() => box?.cleanup());
     const env = () => ({ FANOUT_POLL_MS: '300', FANOUT_CONFIG: box.path('config.yaml'), FANOUT_SITE_CONFIG: box.path('site.yaml') });
     const prefix = backend === 'slurm' ? '#SBATCH' : '#$';

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { finished, isRunning, Sandbox, taskPids, waitFor } from './harness.js';
-import { cancelElement, commandCounts, queuedElements, requireSchedulers, runJobIds, unavailable, type BackendUnderTest } from './schedulers.js';
+import { cancelElement, commandCounts, describeOn, queuedElements, runJobIds, type BackendUnderTest } from './schedulers.js';
 
 /**
  * One suite, every backend: the same job files run locally, on a real single-node SLURM and on
@@ -21,18 +21,9 @@ const HOG =
 
 /** Declare the conformance suite for one backend (each backend's file calls this, so they run in parallel). */
 export function conformance(backend: BackendUnderTest): void {
-  const why = unavailable(backend);
-  const suite = why === null || requireSchedulers() ? describe : describe.skip;
-  if (why !== null && !requireSchedulers()) {
-    console.log(`conformance on ${backend} skipped (${why}); start it with: bash scripts/hpc/${backend}.sh install && bash scripts/hpc/${backend}.sh start`);
-  }
-
-  suite(`conformance on ${backend}`, () => {
+  describeOn(backend, `conformance on ${backend}`, () => {
     let box: Sandbox;
-    beforeEach(() => {
-      if (why !== null) throw new Error(`${backend} is required here (FANOUT_REQUIRE_SCHEDULERS=1) but not usable: ${why}`);
-      box = new Sandbox();
-    });
+    beforeEach(() => (box = new Sandbox()));
     afterEach(() => box?.cleanup());
 
     const env = { FANOUT_POLL_MS: '300', FANOUT_BACKEND: backend };

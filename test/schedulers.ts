@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { beforeAll, describe } from 'vitest';
 import type { Sandbox } from './harness.js';
 
 /**
@@ -26,8 +27,27 @@ export function unavailable(backend: BackendUnderTest): string | null {
   }
 }
 
-export function requireSchedulers(): boolean {
+function requireSchedulers(): boolean {
   return process.env.FANOUT_REQUIRE_SCHEDULERS === '1';
+}
+
+/**
+ * `describe` for a suite that needs a backend's scheduler: where it is not up, skipped with one
+ * line saying how to start it — unless FANOUT_REQUIRE_SCHEDULERS=1 (CI), where it fails and says why.
+ */
+export function describeOn(backend: BackendUnderTest, title: string, body: () => void): void {
+  const why = unavailable(backend);
+  if (why !== null && !requireSchedulers()) {
+    console.log(`${title}: skipped (${why}); start it with: bash scripts/hpc/${backend}.sh install && bash scripts/hpc/${backend}.sh start`);
+    describe.skip(title, body);
+    return;
+  }
+  describe(title, () => {
+    beforeAll(() => {
+      if (why !== null) throw new Error(`${backend} is required here (FANOUT_REQUIRE_SCHEDULERS=1) but not usable: ${why}`);
+    });
+    body();
+  });
 }
 
 /** Job ids of a run's arrays (from its work folder's journal). */

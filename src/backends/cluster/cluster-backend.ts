@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Capacity } from '../../engine/plan-job.js';
@@ -205,7 +205,11 @@ export class ClusterBackend implements Backend {
     mkdirSync(scratchDir, { recursive: true });
     const path = join(scratchDir, `check-${process.pid}.sh`);
     writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh')));
-    return this.options.scheduler.check(path);
+    try {
+      return await this.options.scheduler.check(path);
+    } finally {
+      rmSync(path, { force: true });
+    }
   }
 
   private async loop(): Promise<void> {

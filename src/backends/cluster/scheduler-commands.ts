@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
+import { SubmitError } from './scheduler.js';
 
 /**
  * Every call fanout makes to a scheduler's command-line tools goes through here: one place that
@@ -60,6 +61,18 @@ export class SchedulerCommands {
     for (const count of this.counts.values()) sum += count;
     return sum;
   }
+}
+
+/** The job id a submission printed first (`123`, `123;cluster`, `123.1-10:1`); throws with its words if none. */
+export function submittedJobId(output: CommandOutput): string {
+  const jobId = /^(\d+)/.exec(output.stdout.trim())?.[1];
+  if (output.code !== 0 || jobId === undefined) throw new SubmitError(said(output));
+  return jobId;
+}
+
+/** A check-only submission's complaint, or null when it passed. */
+export function complaint(output: CommandOutput): string | null {
+  return output.code === 0 ? null : said(output);
 }
 
 /** What a failed command said, in one line, for error messages. */

@@ -1,9 +1,8 @@
 import { userInfo } from 'node:os';
 import { UserError } from '../../errors.js';
-import { said, type CommandOutput } from '../cluster/scheduler-commands.js';
+import { complaint, said, submittedJobId, type CommandOutput } from '../cluster/scheduler-commands.js';
 import {
   elementKey,
-  SubmitError,
   type ArrayScript,
   type ClusterFacts,
   type ElementEnd,
@@ -73,15 +72,11 @@ export class SgeScheduler implements Scheduler {
   }
 
   async check(scriptPath: string): Promise<string | null> {
-    const output = await this.call('qsub', ['-w', 'v', scriptPath]);
-    return output.code === 0 ? null : said(output);
+    return complaint(await this.call('qsub', ['-w', 'v', scriptPath]));
   }
 
   async submit(scriptPath: string): Promise<string> {
-    const output = await this.call('qsub', ['-terse', scriptPath]);
-    const jobId = /^(\d+)/.exec(output.stdout.trim())?.[1];
-    if (output.code !== 0 || jobId === undefined) throw new SubmitError(said(output));
-    return jobId;
+    return submittedJobId(await this.call('qsub', ['-terse', scriptPath]));
   }
 
   async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
