@@ -20,7 +20,7 @@ export class SlurmScheduler implements Scheduler {
   readonly commands = ['sbatch', 'squeue', 'scancel', 'scontrol', 'sinfo'] as const;
   readonly submitCommand = 'sbatch';
   // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".
-  readonly oomMessage = /oom-kill event|exceeded (job|step) memory limit/i;
+  readonly oomMessage = /oom-kill event|exceeded (job |step )?memory limit/i;
   /** Without slurmdbd sacct has nothing; after one refusal fanout asks scontrol instead. */
   private accounting = true;
 
