@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
@@ -47,6 +48,19 @@ for (const backend of ['slurm', 'sge'] as const) {
       expect(readFileSync(box.path('fanout-out/job/a/mark'), 'utf8')).toBe('from-template\n');
       expect(readFileSync(box.path('.fanout/work/1/arrays/1/script.sh'), 'utf8')).toContain('export SITE_MARK=from-template');
     }, 120_000);
+
+    it('`fanout backends` finds it usable and reads its array limit from the scheduler', async () => {
+      const result = await box.run(['backends', '--json'], { env: env() });
+      expect(result.code, result.stderr).toBe(0);
+      const report = (JSON.parse(result.stdout) as Array<{ name: string; usable: boolean; detail: string; settings: string[] }>).find((r) => r.name === backend)!;
+      expect(report.usable).toBe(true);
+      const limit =
+        backend === 'slurm'
+          ? /MaxArraySize\s*=\s*(\d+)/.exec(execFileSync('scontrol', ['show', 'config'], { encoding: 'utf8' }))![1]
+          : /max_aj_tasks\s+(\d+)/.exec(execFileSync('qconf', ['-sconf'], { encoding: 'utf8' }))![1];
+      expect(report.detail).toContain(`arrays up to ${limit}`);
+      expect(report.settings.join('\n')).toContain(box.path('config.yaml'));
+    }, 60_000);
 
     it('a template naming a variable fanout does not provide is refused', async () => {
       box.write(`templates/${backend}.sh`, '#!/bin/sh\n{{ directivs | raw }}\n{{ run_element | raw }}\n');
