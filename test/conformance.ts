@@ -129,6 +129,15 @@ export function conformance(backend: BackendUnderTest): void {
       }
     }, SLOW);
 
+    it('keeps attempt folders under --workdir', async () => {
+      job(['command: echo "in $PWD"', 'tasks:', '  each: [w]']);
+      const result = await run(['run', 'job.yaml', '--workdir', box.path('shared scratch')]);
+      expect(result.code, result.stderr).toBe(0);
+      const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
+      expect(attempt!.dir.startsWith(box.path('shared scratch') + '/')).toBe(true);
+      expect((await run(['logs', '1', 'w'])).stdout).toBe(`in ${attempt!.dir}\n`);
+    }, SLOW);
+
     if (backend !== 'local') {
       it('splits arrays at the array size limit', async () => {
         job(['command: echo {{ item }} > {{ out }}/v', 'tasks:', '  each: [1, 2, 3, 4, 5]', 'cluster:', '  maxArraySize: 2']);

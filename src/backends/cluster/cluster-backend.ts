@@ -296,7 +296,9 @@ export class ClusterBackend implements Backend {
       array: {
         jobName: this.options.jobName,
         elements: array.elements.length,
-        elementLogPattern: join(arrayDir, 'element-%ELEMENT%.log'),
+        // Relative to the array's folder, where the script is submitted from: paths with spaces
+        // cannot be written in a directive.
+        elementLogPattern: 'element-%ELEMENT%.log',
         resources: array.resources,
       },
       runner,

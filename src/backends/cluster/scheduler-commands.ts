@@ -28,14 +28,14 @@ export class SchedulerCommands {
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
-  async run(command: string, args: string[], options: { timeoutMs?: number } = {}): Promise<CommandOutput> {
+  async run(command: string, args: string[], options: { timeoutMs?: number; cwd?: string } = {}): Promise<CommandOutput> {
     this.counts.set(command, (this.counts.get(command) ?? 0) + 1);
     const started = Date.now();
     const output = await new Promise<CommandOutput>((resolve, reject) => {
       execFile(
         command,
         args,
-        { env: this.env, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000, encoding: 'utf8' },
+        { env: this.env, cwd: options.cwd, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000, encoding: 'utf8' },
         (error, stdout, stderr) => {
           if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CommandNotFound(command));
           const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 import { UserError } from '../../errors.js';
 import { complaint, said, submittedJobId, type CommandOutput } from '../cluster/scheduler-commands.js';
 import {
@@ -56,6 +57,7 @@ export class SgeScheduler implements Scheduler {
       `-o ${script.elementLogPattern.replace('%ELEMENT%', '$TASK_ID')}`,
       '-j y',
       '-S /bin/sh',
+      '-cwd',
     ];
     if (resources.cpus > 1) lines.push(`-pe ${sge.pe ?? DEFAULT_PE} ${resources.cpus}`);
     const limits: string[] = [];
@@ -72,11 +74,11 @@ export class SgeScheduler implements Scheduler {
   }
 
   async check(scriptPath: string): Promise<string | null> {
-    return complaint(await this.call('qsub', ['-w', 'v', scriptPath]));
+    return complaint(await this.submitCall(['-w', 'v'], scriptPath));
   }
 
   async submit(scriptPath: string): Promise<string> {
-    return submittedJobId(await this.call('qsub', ['-terse', scriptPath]));
+    return submittedJobId(await this.submitCall(['-terse'], scriptPath));
   }
 
   async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
@@ -110,6 +112,11 @@ export class SgeScheduler implements Scheduler {
 
   private call(command: string, args: string[]): Promise<CommandOutput> {
     return this.context.commands.run(command, args);
+  }
+
+  /** Submissions run in the script's folder: the element logs are named relative to it. */
+  private submitCall(args: string[], scriptPath: string): Promise<CommandOutput> {
+    return this.context.commands.run('qsub', [...args, scriptPath], { cwd: dirname(scriptPath) });
   }
 }
 

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
 import { UserError } from '../../errors.js';
 import { complaint, said, submittedJobId, type CommandOutput } from '../cluster/scheduler-commands.js';
 import {
@@ -73,11 +74,11 @@ export class SlurmScheduler implements Scheduler {
   }
 
   async check(scriptPath: string): Promise<string | null> {
-    return complaint(await this.call('sbatch', ['--test-only', scriptPath]));
+    return complaint(await this.submitCall(['--test-only'], scriptPath));
   }
 
   async submit(scriptPath: string): Promise<string> {
-    return submittedJobId(await this.call('sbatch', ['--parsable', scriptPath]));
+    return submittedJobId(await this.submitCall(['--parsable'], scriptPath));
   }
 
   async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
@@ -109,6 +110,11 @@ export class SlurmScheduler implements Scheduler {
 
   private call(command: string, args: string[]): Promise<CommandOutput> {
     return this.context.commands.run(command, args);
+  }
+
+  /** Submissions run in the script's folder: the element logs are named relative to it. */
+  private submitCall(args: string[], scriptPath: string): Promise<CommandOutput> {
+    return this.context.commands.run('sbatch', [...args, scriptPath], { cwd: dirname(scriptPath) });
   }
 }
 
