@@ -415,7 +415,7 @@ async function runAll() {
       log(
         `  rep ${rep + 1}/${REPS}  ${sc.label.padEnd(34)} ${r.wallS.toFixed(2)} s  ` +
           `sbatch ${r.submissions}${r.testOnly ? ` (+${r.testOnly} --test-only)` : ''}, squeue ${r.polls}, other ${r.other}` +
-          (r.arrays ? `; arrays of ${r.arrays.map((a) => a.elements).join(', ')} elements` : '') +
+          (r.arrays ? `; ${r.arrays.length} array(s): ${arraySizes(r.arrays)} elements` : '') +
           (disturbed ? `  DISTURBED: other jobs ${[...foreign.endedDuring, ...foreign.queuedAfter].slice(0, 5).join(', ')}` : ''),
       );
     }
@@ -451,6 +451,12 @@ async function runAll() {
 
 const f = (x, d) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const ratio = (x) => (x == null || !Number.isFinite(x) ? '' : `${x.toFixed(2)}x`);
+/** `1×500, 131×2, …`: how many arrays had how many elements, in the order first seen. */
+function arraySizes(arrays) {
+  const counts = new Map();
+  for (const a of arrays) counts.set(a.elements, (counts.get(a.elements) ?? 0) + 1);
+  return [...counts].map(([size, count]) => `${count}×${size}`).join(', ');
+}
 const num = (x) => (Number.isInteger(x) ? String(x) : f(x, 1));
 
 function markdownTable(results) {
@@ -496,7 +502,11 @@ async function main() {
       .join(', ');
     p(`  ${r.label}: ${counts}` + (s.inRunS != null ? `; in-run ${f(s.inRunS, 1)} s of ${f(s.wallS, 1)} s` : ''));
     if (s.arrays) {
-      p(`    ${s.arrays.length} array(s), elements per array: ${s.arrays.map((a) => a.elements).join(', ')}; sbatch at (s after the first logged command): ${s.sbatchAtS.join(', ')}`);
+      const gaps = s.sbatchAtS.slice(1).map((t, i) => t - s.sbatchAtS[i]);
+      p(
+        `    ${s.arrays.length} array(s) of ${arraySizes(s.arrays)} elements; sbatch from ${f(s.sbatchAtS[0], 1)} to ${f(s.sbatchAtS.at(-1), 1)} s ` +
+          `after the first logged command${gaps.length ? ` (gaps: median ${f(median(gaps), 2)} s)` : ''}`,
+      );
       if (s.pollGapS) p(`    squeue every ${f(s.pollGapS.median, 1)} s (median; min ${f(s.pollGapS.min, 1)}, max ${f(s.pollGapS.max, 1)})`);
       if (s.failedCommands.length) p(`    commands that failed: ${s.failedCommands.join(', ')}`);
     }
