@@ -31,6 +31,8 @@ const MAX_POLL_MS = 60_000;
 /** Polls an ended element may go without word from the scheduler (accounting lags) before its attempts count as lost. */
 const PATIENCE_POLLS = 3;
 const SUBMIT_TRIES = 3;
+/** The longest a launch waits for others to share its submission while the queue is full. */
+const BATCH_WAIT_MS = 5_000;
 
 interface Attempt {
   id: number;
@@ -71,6 +73,7 @@ export class ClusterBackend implements Backend {
   private readonly attempts = new Map<number, Attempt>();
   private readonly elements = new Map<string, Element>();
   private waiting: AttemptLaunch[] = [];
+  private waitingSince = 0;
   private readonly template: ScriptTemplate;
   private runner: string | null = null;
   private closed = false;
@@ -126,6 +129,7 @@ export class ClusterBackend implements Backend {
       writeAttemptFiles(launch, this.options.graceMs);
       this.attempts.set(launch.id, { id: launch.id, dir: launch.attemptDir, element: null, reported: false, cancelled: false, held: null });
     }
+    if (this.waiting.length === 0) this.waitingSince = Date.now();
     this.waiting.push(...launches);
     this.wake?.();
   }
@@ -216,7 +220,7 @@ export class ClusterBackend implements Backend {
     while (!this.closed) {
       try {
         const now = Date.now();
-        if (this.waiting.length > 0 && now >= this.nextSubmitAt) await this.submitWaiting();
+        if (this.readyToSubmit(now)) await this.submitWaiting();
         this.scanRecords();
         if (this.hasActiveElements() && Date.now() >= this.nextPollAt) await this.poll();
       } catch (error) {
@@ -225,7 +229,8 @@ export class ClusterBackend implements Backend {
         this.nextPollAt = Date.now() + this.pollMs;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.waiting.length > 0 ? Math.max(0, this.nextSubmitAt - Date.now()) : SCAN_MS);
+        const untilSubmit = Math.max(this.nextSubmitAt, this.readyToSubmit(Date.now()) ? 0 : this.waitingSince + BATCH_WAIT_MS) - Date.now();
+        const timer = setTimeout(resolve, this.waiting.length > 0 ? Math.max(0, Math.min(untilSubmit, SCAN_MS)) : SCAN_MS);
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -233,6 +238,18 @@ export class ClusterBackend implements Backend {
       });
       this.wake = null;
     }
+  }
+
+  /**
+   * Whether to submit what waits now. A batch of a tenth of the queue is worth a submission; less
+   * waits up to BATCH_WAIT_MS for company while the queue still holds a batch of its own, so a
+   * steady trickle of finished elements does not become one sbatch each.
+   */
+  private readyToSubmit(now: number): boolean {
+    if (this.waiting.length === 0 || now < this.nextSubmitAt) return false;
+    const batchElements = Math.max(1, Math.ceil(this.options.settings.queueSize / 10));
+    const waitingElements = Math.ceil(this.waiting.length / this.options.settings.pack);
+    return waitingElements >= batchElements || this.elements.size < batchElements || now >= this.waitingSince + BATCH_WAIT_MS;
   }
 
   private async submitWaiting(): Promise<void> {
