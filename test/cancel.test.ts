@@ -9,7 +9,8 @@ describe('cancel and the run lock', () => {
   const running = () => box.query(`SELECT idx FROM attempts WHERE state = 'running'`).length;
   function slowJob(trapTerm = false) {
     box.write('job.yaml', [
-      `command: echo $$ > pid; ${trapTerm ? "trap '' TERM; " : ''}sleep 60`,
+      // The trap is set before the pid is written, so a test that waits for the pid knows it holds.
+      `command: ${trapTerm ? "trap '' TERM; " : ''}echo $$ > pid; sleep 60`,
       'tasks:',
       '  each: [a, b, c, d]',
       'concurrency: 2',
@@ -35,6 +36,7 @@ describe('cancel and the run lock', () => {
     slowJob(true);
     const run = box.start(['run', 'job.yaml', '--grace', '60s']);
     await waitFor(() => running() === 2, 20_000, 'two running tasks');
+    await taskPids(box);
     run.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     expect(run.exitCode).toBeNull();
