@@ -5,6 +5,8 @@ import type { RunRecord, TaskCounts, TaskRecord } from '../store/store.js';
 export interface StatusJson {
   run: number;
   job: string;
+  /** local, slurm or sge. */
+  backend: string;
   state: RunRecord['state'];
   counts: TaskCounts;
   total: number;
@@ -18,6 +20,7 @@ export function statusJson(run: RunRecord, counts: TaskCounts): StatusJson {
   return {
     run: run.id,
     job: run.job,
+    backend: run.backend,
     state: run.state,
     counts,
     total: Object.values(counts).reduce((a, b) => a + b, 0),

@@ -18,13 +18,14 @@ export function registerRuns(program: Command): void {
         const rows = runs.map((r) => [
           String(r.run),
           r.job,
+          r.backend,
           r.state,
           `${r.counts.succeeded + r.counts.skipped}/${r.total}`,
           String(r.counts.failed),
           r.createdAt.replace('T', ' ').slice(0, 19),
           formatDuration((r.endedAt ? Date.parse(r.endedAt) : Date.now()) - Date.parse(r.createdAt)),
         ]);
-        process.stdout.write(`${table(['RUN', 'JOB', 'STATE', 'DONE', 'FAILED', 'STARTED (UTC)', 'DURATION'], rows)}\n`);
+        process.stdout.write(`${table(['RUN', 'JOB', 'BACKEND', 'STATE', 'DONE', 'FAILED', 'STARTED (UTC)', 'DURATION'], rows)}\n`);
       }),
     );
 }
