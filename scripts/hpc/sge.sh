@@ -67,7 +67,16 @@ installed() {
     [ -f "$SGE_ROOT/$SGE_CELL/common/bootstrap" ]
 }
 
+# Grid Engine names hosts by resolving them: a container whose hostname is not in /etc/hosts
+# would have a master that cannot find itself.
+resolvable_hostname() {
+  getent hosts "$H" >/dev/null 2>&1 && return 0
+  log "adding $H to /etc/hosts (it did not resolve)"
+  echo "127.0.0.1 $H" >> /etc/hosts
+}
+
 do_install() {
+  resolvable_hostname
   if installed; then
     log "gridengine is already installed (cell $SGE_ROOT/$SGE_CELL)"
     return 0
@@ -264,6 +273,7 @@ wait_qmaster() {
 
 do_start() {
   installed || die "gridengine is not installed (run: $0 install)"
+  resolvable_hostname
   local started=0 st t0
   # the qmaster resolves 127.0.0.1 to "localhost" while clients call themselves $H: without an
   # alias every client request is refused ("access denied (client IP resolved to host name ...")
