@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Locate } from '../spec/load-job-file.js';
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import { ClusterBackend } from '../backends/cluster/cluster-backend.js';
 import { openBackend } from '../backends/open-backend.js';
@@ -9,7 +8,7 @@ import type { BackendName } from '../spec/job-schema.js';
 import type { JobSpec } from '../spec/job-spec.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
-import { loadJobFile } from '../spec/load-job-file.js';
+import { loadJobFile, type Locate } from '../spec/load-job-file.js';
 import { parseTemplate } from '../spec/template.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
