@@ -20,6 +20,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { f, log, median, positiveInt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -66,15 +67,6 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   process.stdout.write(HELP);
   process.exit(0);
-}
-
-function positiveInt(name, raw) {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`bench: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const N = positiveInt('--n', opts.n ?? process.env.BENCH_N ?? '2000');
@@ -408,16 +400,10 @@ function settle() {
   spawnSync('sync', { stdio: 'ignore' });
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
-const log = (s = '') => process.stderr.write(s + '\n');
 
 async function runScenarios() {
   const tools = TOOLS.filter((t) => t.available);
@@ -613,7 +599,6 @@ async function runProfile() {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-const f = (x, d) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const ratio = (x) => (x == null || !Number.isFinite(x) ? '-' : `${x.toFixed(2)}x`);
 
 function textTable(headers, rows) {

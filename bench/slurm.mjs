@@ -8,6 +8,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { f, log, median, positiveInt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -48,15 +49,6 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   process.stdout.write(HELP);
   process.exit(0);
-}
-
-function positiveInt(name, raw) {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`bench: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const N = positiveInt('--n', opts.n ?? process.env.BENCH_SLURM_N ?? '1000');
@@ -119,13 +111,7 @@ const machine = {
 // ---------------------------------------------------------------------------------------------
 // Scheduler helpers
 
-const log = (s = '') => process.stderr.write(s + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 function run(cmd, args, { cwd } = {}) {
   return new Promise((resolveRun) => {
@@ -449,7 +435,6 @@ async function runAll() {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-const f = (x, d) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const ratio = (x) => (x == null || !Number.isFinite(x) ? '' : `${x.toFixed(2)}x`);
 /** `1×500, 131×2, …`: how many arrays had how many elements, in the order first seen. */
 function arraySizes(arrays) {

@@ -32,21 +32,10 @@ export interface OrphanAttempt {
   attemptDir: string;
 }
 
-export interface BackendCapabilities {
-  /** Submits many attempts as one scheduler array. */
-  arrays: boolean;
-  /** Can stop a running attempt. */
-  cancel: boolean;
-  /** Logs can be read while the attempt runs. */
-  liveLogs: boolean;
-  maxArraySize: number | null;
-}
-
 export type ResultListener = (id: number, result: AttemptResult) => void;
 
 export interface Backend {
   readonly name: string;
-  readonly capabilities: BackendCapabilities;
   /** The most one attempt can ask for, and whether attempts share it (see Capacity.shared). */
   capacity(): Capacity;
   /** How many attempts may be in flight when the job and the user do not say (null: as many as fit). */

@@ -20,6 +20,11 @@ export interface BackendSite {
 export interface BackendOptions {
   limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
   graceMs: number;
+  /**
+   * What schedulers said about their clusters, kept by the caller so that planning a run and
+   * then driving it ask once, not twice. Keyed by backend and the partition or queue asked for.
+   */
+  factsSeen?: Map<string, ClusterFacts>;
 }
 
 const SETUP_HINT: Record<'slurm' | 'sge', string> = {
@@ -48,7 +53,9 @@ export async function openBackend(name: BackendName, spec: JobSpec, site: Backen
   if (name === 'local') return new LocalBackend({ limits: options.limits, graceMs: options.graceMs });
   const settings = resolveClusterSettings(spec);
   const commands = new SchedulerCommands();
-  const scheduler = makeScheduler(name, { commands, cluster: spec.cluster ?? {}, slurm: settings.slurm, sge: settings.sge });
-  const facts = await readFacts(scheduler);
+  const scheduler = makeScheduler(name, { commands, slurm: settings.slurm, sge: settings.sge });
+  const key = `${name}\0${settings.slurm.partition ?? ''}\0${settings.sge.queue ?? ''}`;
+  const facts = options.factsSeen?.get(key) ?? (await readFacts(scheduler));
+  options.factsSeen?.set(key, facts);
   return new ClusterBackend({ scheduler, commands, settings, facts, runDir: site.runDir, jobName: site.jobName, graceMs: options.graceMs });
 }

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import { ClusterBackend } from '../backends/cluster/cluster-backend.js';
 import { openBackend } from '../backends/open-backend.js';
+import type { ClusterFacts } from '../backends/cluster/scheduler.js';
 import { JobFileError, UserError } from '../errors.js';
 import type { BackendName } from '../spec/job-schema.js';
 import type { JobSpec } from '../spec/job-spec.js';
@@ -69,6 +70,8 @@ export class Engine {
   readonly layout: HomeLayout;
   readonly store: Store;
   private readonly me: ProcessIdentity = currentProcess();
+  /** What cluster schedulers said about their clusters during this engine's life. */
+  private readonly clusterFacts = new Map<string, ClusterFacts>();
 
   private constructor(private readonly options: EngineOptions) {
     this.layout = new HomeLayout(resolve(options.home));
@@ -224,7 +227,7 @@ export class Engine {
       spec.backend ?? 'local',
       spec,
       { runDir, jobName: `fanout-${spec.name}-${run.id}` },
-      { limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS },
+      { limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS, factsSeen: this.clusterFacts },
     );
   }
 

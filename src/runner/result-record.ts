@@ -72,8 +72,13 @@ function parseRecord(raw: unknown): ResultRecord | null {
   return record;
 }
 
-/** The result of an attempt that vanished without a record: its supervisor is gone. */
-export function lostResult(error: string): AttemptResult {
+/**
+ * The result of an attempt that vanished without a record (its supervisor or its array element
+ * is gone). `notStarted`: its command never ran, so a retry does not count against the task.
+ */
+export function lostResult(error: string, options: { notStarted?: boolean } = {}): AttemptResult {
   const now = Date.now();
-  return { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
+  const result: AttemptResult = { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
+  if (options.notStarted) result.notStarted = true;
+  return result;
 }

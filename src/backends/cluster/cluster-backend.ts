@@ -1,11 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Capacity } from '../../engine/plan-job.js';
 import type { AttemptResult } from '../../runner/launcher.js';
-import { readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
+import { lostResult, readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/store.js';
-import type { AttemptLaunch, Backend, BackendCapabilities, OrphanAttempt, ResultListener } from '../backend.js';
+import type { AttemptLaunch, Backend, OrphanAttempt, ResultListener } from '../backend.js';
 import { planArrays, type PlannedArray } from './array-plan.js';
 import type { ResolvedClusterSettings } from './cluster-settings.js';
 import { writeAttemptFiles, writeRunner } from './element-runner.js';
@@ -68,7 +67,6 @@ interface Element {
  */
 export class ClusterBackend implements Backend {
   readonly name: string;
-  readonly capabilities: BackendCapabilities;
   private onResult: ResultListener = () => {};
   private readonly attempts = new Map<number, Attempt>();
   private readonly elements = new Map<string, Element>();
@@ -85,7 +83,6 @@ export class ClusterBackend implements Backend {
 
   constructor(private readonly options: ClusterBackendOptions) {
     this.name = options.scheduler.name;
-    this.capabilities = { arrays: true, cancel: true, liveLogs: true, maxArraySize: this.maxArraySize };
     this.template = findTemplate(options.scheduler.name, options.settings.templateDirs);
     this.pollMs = options.settings.pollMs;
   }
@@ -172,7 +169,7 @@ export class ClusterBackend implements Backend {
       const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
       if (!placed) {
         // Never handed to the scheduler (the coordinator died before the submission).
-        this.report(attempt, lostResult('it was never submitted', true));
+        this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
         continue;
       }
       const key = elementKey(placed.ref);
@@ -196,7 +193,7 @@ export class ClusterBackend implements Backend {
 
   /** The submission script of the first array these launches would make: what `fanout render --backend` prints. */
   renderFirstArray(launches: AttemptLaunch[]): string {
-    const array = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize })[0];
+    const array = this.planArrays(launches)[0];
     if (!array) return '';
     const arrayDir = join(this.options.runDir, 'arrays', '1');
     return this.script(array, arrayDir, join(this.options.runDir, 'fanout-element.sh'));
@@ -204,7 +201,7 @@ export class ClusterBackend implements Backend {
 
   /** Ask the scheduler to check the first array without queueing it: its complaint, or null. */
   async check(launches: AttemptLaunch[], scratchDir: string): Promise<string | null> {
-    const array = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize })[0];
+    const array = this.planArrays(launches)[0];
     if (!array) return null;
     mkdirSync(scratchDir, { recursive: true });
     const path = join(scratchDir, `check-${process.pid}.sh`);
@@ -216,13 +213,17 @@ export class ClusterBackend implements Backend {
     }
   }
 
+  private planArrays(launches: AttemptLaunch[]): PlannedArray[] {
+    return planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize });
+  }
+
   private async loop(): Promise<void> {
     while (!this.closed) {
       try {
         const now = Date.now();
         if (this.readyToSubmit(now)) await this.submitWaiting();
         this.scanRecords();
-        if (this.hasActiveElements() && Date.now() >= this.nextPollAt) await this.poll();
+        if (this.elements.size > 0 && Date.now() >= this.nextPollAt) await this.poll();
       } catch (error) {
         // A scheduler command that fails (controller down, timeout) is tried again next round.
         process.emitWarning(`fanout: ${this.name}: ${(error as Error).message}`);
@@ -255,7 +256,7 @@ export class ClusterBackend implements Backend {
   private async submitWaiting(): Promise<void> {
     const launches = this.waiting;
     this.waiting = [];
-    const arrays = planArrays(launches, { pack: this.options.settings.pack, maxArraySize: this.maxArraySize });
+    const arrays = this.planArrays(launches);
     const gap = 1000 / this.options.settings.submitRate;
     for (const array of arrays) {
       const wait = this.nextSubmitAt - Date.now();
@@ -367,22 +368,20 @@ export class ClusterBackend implements Backend {
     return placed;
   }
 
-  private hasActiveElements(): boolean {
-    return this.elements.size > 0;
+  private scanRecords(): void {
+    for (const element of this.elements.values()) {
+      for (const attempt of element.attempts) {
+        if (attempt.reported || attempt.held) continue;
+        const record = readResultRecord(attempt.dir);
+        if (record?.signal === 'SIGKILL' && !attempt.cancelled) attempt.held = record;
+        else if (record) this.report(attempt, record);
+      }
+    }
+    this.dropFinishedElements();
   }
 
-  private scanRecords(): void {
-    for (const [key, element] of this.elements) {
-      if (element.seen === 'submitted' || element.seen === 'queued' || element.seen === 'running' || element.seen === 'gone') {
-        for (const attempt of element.attempts) {
-          if (attempt.reported || attempt.held) continue;
-          const record = readResultRecord(attempt.dir);
-          if (record?.signal === 'SIGKILL' && !attempt.cancelled) attempt.held = record;
-          else if (record) this.report(attempt, record);
-        }
-      }
-      if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
-    }
+  private dropFinishedElements(): void {
+    for (const [key, element] of this.elements) if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
   }
 
   private async poll(): Promise<void> {
@@ -404,7 +403,7 @@ export class ClusterBackend implements Backend {
         const reports = await this.options.scheduler.ended(unexplained.map((element) => element.ref));
         this.scanRecords();
         for (const element of unexplained) this.explain(element, reports.get(elementKey(element.ref)));
-        for (const [key, element] of this.elements) if (element.attempts.every((attempt) => attempt.reported)) this.elements.delete(key);
+        this.dropFinishedElements();
       }
     }
     this.pollMs = changed ? this.options.settings.pollMs : Math.min(this.pollMs * 2, MAX_POLL_MS);
@@ -441,27 +440,22 @@ export class ClusterBackend implements Backend {
       }
       const started = existsSync(join(attempt.dir, STDOUT_FILE));
       if (!started) {
-        this.report(attempt, lostResult(`its array element ended before it started (${said})`, true));
+        this.report(attempt, lostResult(`its array element ended before it started (${said})`, { notStarted: true }));
         continue;
       }
-      const usage = report?.usage;
-      const base = { ...lostResult('', false), peakMemory: usage?.peakMemory ?? 0, cpuMs: usage?.cpuMs ?? 0 };
-      switch (end) {
-        case 'oom':
-          this.report(attempt, { ...base, reason: 'oom', error: undefined });
-          break;
-        case 'timeout':
-          this.report(attempt, { ...base, reason: 'timeout', error: undefined });
-          break;
-        case 'cancelled':
-          this.report(attempt, { ...base, error: `cancelled outside fanout (${said})` });
-          break;
-        case 'node-failure':
-          this.report(attempt, { ...base, error: `the scheduler failed it: ${said}` });
-          break;
-        default:
-          this.report(attempt, { ...base, error: `it ended without a result record (${said}); see ${log}` });
+      const usage = { peakMemory: report?.usage?.peakMemory ?? 0, cpuMs: report?.usage?.cpuMs ?? 0 };
+      if (end === 'oom' || end === 'timeout') {
+        const { error: _none, ...killed } = lostResult('');
+        this.report(attempt, { ...killed, ...usage, reason: end });
+        continue;
       }
+      const why =
+        end === 'cancelled'
+          ? `cancelled outside fanout (${said})`
+          : end === 'node-failure'
+            ? `the scheduler failed it: ${said}`
+            : `it ended without a result record (${said}); see ${log}`;
+      this.report(attempt, { ...lostResult(why), ...usage });
     }
   }
 
@@ -469,9 +463,7 @@ export class ClusterBackend implements Backend {
     if (attempt.reported) return;
     attempt.reported = true;
     this.attempts.delete(attempt.id);
-    const clean = { ...result };
-    if (clean.error === undefined) delete clean.error;
-    this.onResult(attempt.id, clean);
+    this.onResult(attempt.id, result);
   }
 }
 
@@ -489,15 +481,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function lostResult(error: string, notStarted: boolean): AttemptResult {
-  const now = Date.now();
-  return { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error, notStarted };
-}
-
 function cancelledResult(error: string): AttemptResult {
-  return { ...lostResult(error, false), reason: 'cancelled' };
+  return { ...lostResult(error), reason: 'cancelled' };
 }
 
 function infraResult(error: string): AttemptResult {
-  return { ...lostResult(error, false), reason: 'infra' };
+  return { ...lostResult(error), reason: 'infra' };
 }

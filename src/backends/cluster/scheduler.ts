@@ -1,4 +1,4 @@
-import type { ClusterSettings, SgeSettings, SlurmSettings } from '../../spec/job-schema.js';
+import type { SgeSettings, SlurmSettings } from '../../spec/job-schema.js';
 import type { SchedulerCommands } from './scheduler-commands.js';
 
 /**
@@ -97,7 +97,6 @@ export class SubmitError extends Error {
 
 export interface SchedulerContext {
   commands: SchedulerCommands;
-  cluster: ClusterSettings;
   slurm: SlurmSettings;
   sge: SgeSettings;
 }

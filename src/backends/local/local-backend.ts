@@ -3,7 +3,7 @@ import { lostResult } from '../../runner/result-record.js';
 import { identityOf, isAlive } from '../../engine/process-identity.js';
 import type { Capacity } from '../../engine/plan-job.js';
 import type { ProcessIdentity } from '../../store/store.js';
-import type { AttemptLaunch, Backend, BackendCapabilities, OrphanAttempt, ResultListener } from '../backend.js';
+import type { AttemptLaunch, Backend, OrphanAttempt, ResultListener } from '../backend.js';
 import { localCapacity } from './local-capacity.js';
 import { OrphanWatch } from './orphan-watch.js';
 
@@ -20,7 +20,6 @@ export interface LocalBackendOptions {
  */
 export class LocalBackend implements Backend {
   readonly name = 'local';
-  readonly capabilities: BackendCapabilities = { arrays: false, cancel: true, liveLogs: true, maxArraySize: null };
   private launcher: Launcher | undefined;
   private orphans: OrphanWatch | undefined;
   private onResult: ResultListener = () => {};

@@ -48,7 +48,7 @@ function localReport(): BackendReport {
 
 async function clusterReport(name: 'slurm' | 'sge'): Promise<BackendReport> {
   const commands = new SchedulerCommands();
-  const scheduler = makeScheduler(name, { commands, cluster: {}, slurm: {}, sge: {} });
+  const scheduler = makeScheduler(name, { commands, slurm: {}, sge: {} });
   const settings = [
     ...configPlaces().map((place) => `${place.path} (${place.role} config, \`${name}:\` and \`cluster:\`)${existsSync(place.path) ? '' : ' — not present'}`),
     `the job file's \`${name}:\` and \`cluster:\` sections, and \`profile:\``,
