@@ -138,3 +138,14 @@ export function isRunning(pid: number): boolean {
     return false;
   }
 }
+
+/** `waitFor` for checks that must await (a CLI call, a query over the network). */
+export async function waitForAsync<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -51,6 +51,8 @@ export async function readFacts(scheduler: Scheduler): Promise<ClusterFacts> {
 /** The backend a run uses. Cluster backends ask their scheduler about the cluster first. */
 export async function openBackend(name: BackendName, spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
   if (name === 'local') return new LocalBackend({ limits: options.limits, graceMs: options.graceMs });
+  // Its attempts are run by pull workers (src/worker/), which claim them from the store.
+  if (name === 'workers') throw new Error('the workers backend is driven through the store, not opened in process');
   const settings = resolveClusterSettings(spec);
   const commands = new SchedulerCommands();
   const scheduler = makeScheduler(name, { commands, slurm: settings.slurm, sge: settings.sge });

@@ -8,6 +8,8 @@ import { parseDuration, parseMemory } from '../spec/units.js';
 /** Options every command shares. */
 export interface GlobalOptions {
   home?: string;
+  /** Where state lives: a postgres:// URL, or (default) SQLite in the home. */
+  store?: string;
 }
 
 /** Options that say how much of the machine to use and how to stop attempts. */
@@ -21,12 +23,17 @@ export function homeFolder(options: GlobalOptions): string {
   return resolve(options.home ?? process.env.FANOUT_HOME ?? '.fanout');
 }
 
-export function openEngine(options: GlobalOptions & MachineOptions): Engine {
+export function storeLocation(options: GlobalOptions): string | undefined {
+  return options.store ?? (process.env.FANOUT_STORE || undefined);
+}
+
+export function openEngine(options: GlobalOptions & MachineOptions): Promise<Engine> {
   const cpus = options.cpus ?? process.env.FANOUT_CPUS;
   const memory = options.memory ?? process.env.FANOUT_MEMORY;
   const grace = options.grace ?? process.env.FANOUT_GRACE;
   return Engine.open({
     home: homeFolder(options),
+    store: storeLocation(options),
     limits: {
       cpus: cpus === undefined ? undefined : positiveInteger(cpus, '--cpus'),
       memoryBytes: memory === undefined ? undefined : parsed(parseMemory(memory), '--memory', 'a size such as 8GB'),
@@ -85,10 +92,10 @@ export function collect(value: string, previous: string[]): string[] {
 
 /** Run a command body with an engine that is closed afterwards. */
 export async function withEngine<T>(options: GlobalOptions & MachineOptions, body: (engine: Engine) => Promise<T> | T): Promise<T> {
-  const engine = openEngine(options);
+  const engine = await openEngine(options);
   try {
     return await body(engine);
   } finally {
-    engine.close();
+    await engine.close();
   }
 }

@@ -12,6 +12,8 @@ import { registerSchema } from './commands/schema.js';
 import { registerStatus } from './commands/status.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerValidate } from './commands/validate.js';
+import { registerWorker } from './commands/worker.js';
+import { registerWorkers } from './commands/workers.js';
 
 /** Exit codes: 0 all succeeded, 1 a task failed for good, 2 usage or job-file error, 130 interrupted. */
 export async function main(argv: string[]): Promise<number> {
@@ -22,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('fanout')
     .description('Run thousands of independent command-line tasks from one job file.')
     .option('--home <dir>', 'where fanout keeps its state (default: .fanout, or FANOUT_HOME)')
+    .option('--store <url>', 'keep state in PostgreSQL (postgres://user:pass@host/db) instead of SQLite in the home (or FANOUT_STORE)')
     .enablePositionalOptions(false)
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -37,14 +40,19 @@ export async function main(argv: string[]): Promise<number> {
   registerValidate(program);
   registerSchema(program);
   registerBackends(program);
+  registerWorker(program);
+  registerWorkers(program);
   program.hook('preAction', (_program, action) => {
-    const home = program.opts().home as string | undefined;
-    if (home !== undefined && action.opts().home === undefined) action.setOptionValue('home', home);
+    for (const name of ['home', 'store']) {
+      const value = program.opts()[name] as string | undefined;
+      if (value !== undefined && action.opts()[name] === undefined) action.setOptionValue(name, value);
+    }
   });
   for (const command of program.commands) {
     command.exitOverride();
-    // --home is accepted before or after the command name.
+    // --home and --store are accepted before or after the command name.
     if (!command.options.some((o) => o.long === '--home')) command.option('--home <dir>', 'where fanout keeps its state');
+    if (!command.options.some((o) => o.long === '--store')) command.option('--store <url>', 'a postgres:// store instead of SQLite (or FANOUT_STORE)');
   }
 
   try {

@@ -1,10 +1,11 @@
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../spec/job-spec.js';
-import { renderTemplate, type Template } from '../spec/template.js';
-import type { LaunchChange, ProcessIdentity, ResultChange, RunRecord, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
+import type { Template } from '../spec/template.js';
+import type { LaunchChange, ProcessIdentity, ResultChange, RunRecord, StateChanges, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
 import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
-import { taskEnvironment, taskValues, type Capacity } from './plan-job.js';
+import type { Capacity } from './plan-job.js';
+import { taskLaunch } from './task-launch.js';
 import { nextStep } from './retry-policy.js';
 
 export interface CoordinatorOptions {
@@ -54,14 +55,28 @@ export class Coordinator {
   private usedMemory = 0;
   private stopping: 'no' | 'graceful' | 'forced' = 'no';
   private tickScheduled = false;
+  /** A tick is committing; another is due once it has. */
+  private ticking = false;
+  private tickAgain = false;
+  private failure: unknown;
+  private rejectDone: ((error: unknown) => void) | undefined;
   private readonly startedAt = Date.now();
   private resolveDone: (() => void) | undefined;
 
-  constructor(private readonly options: CoordinatorOptions) {
+  private constructor(
+    private readonly options: CoordinatorOptions,
+    tasks: TaskRecord[],
+    counts: TaskCounts,
+  ) {
     this.spec = options.run.spec;
-    this.tasks = options.store.listTasks(options.run.id);
-    this.counts = options.store.counts(options.run.id);
+    this.tasks = tasks;
+    this.counts = counts;
     for (const task of this.tasks) if (task.state === 'pending') this.queue.push(task.index);
+  }
+
+  static async open(options: CoordinatorOptions): Promise<Coordinator> {
+    const { store, run } = options;
+    return new Coordinator(options, await store.listTasks(run.id), await store.counts(run.id));
   }
 
   /** Called by the backend for every attempt that ends. */
@@ -74,9 +89,9 @@ export class Coordinator {
    * Attempts a dead coordinator left `running`: adopt those that finished, keep watching those
    * still running under its launcher (`supervisor`, null when it is gone), retry the rest as `lost`.
    */
-  recover(supervisor: ProcessIdentity | null): void {
+  async recover(supervisor: ProcessIdentity | null): Promise<void> {
     const { store, run, backend } = this.options;
-    const orphans = store.runningAttempts(run.id).filter((attempt) => attempt.index >= 0);
+    const orphans = (await store.runningAttempts(run.id)).filter((attempt) => attempt.index >= 0);
     if (orphans.length === 0) return;
     const watched = orphans.map((attempt) => {
       const task = this.tasks[attempt.index]!;
@@ -90,8 +105,10 @@ export class Coordinator {
 
   /** Run until every task has ended (or, once stopping, until nothing runs). */
   drive(): Promise<void> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.resolveDone = resolve;
+      this.rejectDone = reject;
+      if (this.failure !== undefined) reject(this.failure);
       this.scheduleTick();
     });
   }
@@ -119,18 +136,40 @@ export class Coordinator {
     queueMicrotask(this.tick);
   }
 
+  /** Ticks never overlap: a commit must be in the store before the next batch is decided. */
   private readonly tick = (): void => {
     this.tickScheduled = false;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    this.step()
+      .catch((error: unknown) => {
+        // The store failed: nothing more can be recorded, so nothing more may be launched.
+        this.failure = error;
+        this.rejectDone?.(error);
+      })
+      .finally(() => {
+        this.ticking = false;
+        if (this.tickAgain && this.failure === undefined) {
+          this.tickAgain = false;
+          this.scheduleTick();
+        }
+      });
+  };
+
+  private async step(): Promise<void> {
     const results = this.takeResults();
     const taskStates = this.stopping !== 'no' ? this.cancelPending() : [];
     const launches = this.stopping === 'no' ? this.pickLaunches() : [];
     if (results.length || launches.length || taskStates.length) {
-      this.options.store.commit({ results, launches: launches.map((l) => l.change), taskStates });
+      await this.options.store.commit({ results, launches: launches.map((l) => l.change), taskStates });
       if (launches.length) this.options.backend.submit(launches.map((l) => l.launch));
       this.options.onProgress?.(this.progress());
     }
     if (this.running.size === 0 && (this.stopping !== 'no' || !this.hasQueued())) this.resolveDone?.();
-  };
+  }
 
   private takeResults(): ResultChange[] {
     const changes: ResultChange[] = [];
@@ -208,32 +247,19 @@ export class Coordinator {
     const id = this.nextId++;
     const dir = layout.attemptDir(run, task.index, attempt);
     const staging = stagingOut(this.spec.outdir, run.id, task.index, attempt);
-    const values = taskValues(this.spec, task.vars, task.index, task.name, staging);
     this.occupy(id, { index: task.index, attempt, cpus: task.cpus, memory: task.memory ?? 0, orphan: false });
     this.setState(task, 'running');
     return {
       change: { runId: run.id, index: task.index, attempt, dir, cpus: task.cpus, memory: task.memory, timeMs: task.timeMs, launchedAt: Date.now() },
-      launch: {
-        id,
+      launch: taskLaunch(this.spec, this.options.command, { id, runId: run.id, task, attempt }, {
         attemptDir: dir,
-        cwd: dir,
         stagingOut: staging,
         finalOut: finalOut(this.spec.outdir, task.name),
-        cpus: task.cpus,
-        memoryBytes: task.memory,
-        timeMs: task.timeMs,
-        command: renderTemplate(this.options.command, values),
-        env: taskEnvironment(values, {
-          FANOUT_RUN: String(run.id),
-          FANOUT_TASK: task.name,
-          FANOUT_ATTEMPT: String(attempt),
-          FANOUT_OUT: staging,
-        }),
-      },
+      }),
     };
   }
 
-  private cancelPending(): NonNullable<Parameters<Store['commit']>[0]['taskStates']> {
+  private cancelPending(): NonNullable<StateChanges['taskStates']> {
     const cancelled: Array<{ runId: number; index: number; state: TaskState }> = [];
     const take = (index: number) => {
       const task = this.tasks[index]!;

@@ -11,7 +11,12 @@ import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
 import { loadJobFile, type Locate } from '../spec/load-job-file.js';
 import { parseTemplate } from '../spec/template.js';
+import { openStore } from '../store/open-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { resolveLocation } from '../spec/resolve-location.js';
+import { checkLocations, stageChunkFiles } from './run-locations.js';
+import { committedTasks } from './committed-outputs.js';
+import { watchQueuedRun } from './queued-run.js';
 import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
 import { Coordinator, type Progress } from './coordinator.js';
 import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
@@ -26,6 +31,8 @@ export interface EngineOptions {
   limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
   /** Between terminate and kill when an attempt is stopped (default 10 s). */
   graceMs?: number;
+  /** A postgres:// URL; default: SQLite in the home. */
+  store?: string;
 }
 
 export interface RunOutcome {
@@ -39,7 +46,11 @@ export interface RunHandle {
   readonly run: RunRecord;
   progress(): Progress;
   onProgress(listener: (progress: Progress) => void): void;
-  /** First call: stop launching and terminate what runs; second call: kill it now. */
+  /**
+   * What Ctrl-C does: `stops` the run (first call: stop launching and terminate what runs;
+   * second: kill it now), or `detaches` from a run that goes on without this process.
+   */
+  readonly interrupt: 'stops' | 'detaches';
   stop(): void;
   readonly done: Promise<RunOutcome>;
 }
@@ -61,25 +72,29 @@ export interface StartOptions extends PlanOptions {
 
 const DEFAULT_GRACE_MS = 10_000;
 
+/** Pull workers come in every size: a task is refused only if no worker could ever take it. */
+const ANY_WORKER: Capacity = { cpus: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER, shared: false };
+
 /**
  * The one place that knows how a run goes: plan, decide between a new run and a resume, claim
  * it, recover what a dead coordinator left, drive the tasks, gather. The CLI (and later the API
  * and the dashboard) are thin faces over it.
  */
 export class Engine {
-  readonly layout: HomeLayout;
-  readonly store: Store;
   private readonly me: ProcessIdentity = currentProcess();
   /** What cluster schedulers said about their clusters during this engine's life. */
   private readonly clusterFacts = new Map<string, ClusterFacts>();
 
-  private constructor(private readonly options: EngineOptions) {
-    this.layout = new HomeLayout(resolve(options.home));
-    this.store = new SqliteStore(this.layout.storePath);
-  }
+  private constructor(
+    private readonly options: EngineOptions,
+    readonly store: Store,
+    readonly layout: HomeLayout,
+  ) {}
 
-  static open(options: EngineOptions): Engine {
-    return new Engine(options);
+  static async open(options: EngineOptions): Promise<Engine> {
+    const home = resolve(options.home);
+    const store = await openStore(options.store, home);
+    return new Engine(options, store, new HomeLayout(home, store.id));
   }
 
   /**
@@ -92,8 +107,10 @@ export class Engine {
     const spec: JobSpec = {
       ...loaded.spec,
       backend: options.backend ?? loaded.spec.backend,
-      workdir: options.workdir === undefined ? loaded.spec.workdir : resolve(options.workdir),
+      workdir: options.workdir === undefined ? loaded.spec.workdir : resolveLocation(process.cwd(), options.workdir),
     };
+    await checkLocations(spec, locate, { sharedStore: !(this.store instanceof SqliteStore) });
+    if (spec.backend === 'workers') return planJob(spec, { locate, chunkDir: this.layout.chunkDir, capacity: ANY_WORKER });
     const backend = await this.openBackend(spec, { id: 0, spec }, 'check');
     const planned = await planJob(spec, { locate, chunkDir: this.layout.chunkDir, capacity: backend.capacity() });
     if (backend instanceof ClusterBackend) await this.checkWithScheduler(backend, planned, locate);
@@ -103,7 +120,7 @@ export class Engine {
   /** The submission script the first array of a job would have: `fanout render --backend`. */
   async submissionScript(planned: PlannedJob): Promise<string> {
     const spec = planned.spec;
-    const backend = await this.openBackend(spec, { id: (this.store.listRuns({ limit: 1 })[0]?.id ?? 0) + 1, spec });
+    const backend = await this.openBackend(spec, { id: ((await this.store.listRuns({ limit: 1 }))[0]?.id ?? 0) + 1, spec });
     if (!(backend instanceof ClusterBackend)) throw new UserError(`the ${backend.name} backend has no submission script`, 'pass --backend slurm or --backend sge');
     return backend.renderFirstArray(this.sampleLaunches(planned, backend, { id: 0, spec }));
   }
@@ -115,63 +132,83 @@ export class Engine {
   async start(file: string, options: StartOptions = {}): Promise<RunHandle> {
     const planned = await this.plan(file, options);
     const job = planned.spec.name;
-    const latest = this.store.listRuns({ job, limit: 1 })[0];
+    const latest = (await this.store.listRuns({ job, limit: 1 }))[0];
+    if (latest?.state === 'running' && latest.backend === 'workers') {
+      if (!options.fresh && latest.planKey === planned.planKey) return watchQueuedRun(this.store, latest);
+      throw new UserError(`job ${job} has a run (${latest.id}) on the workers backend that is still going, with another plan`, `wait for it, or stop it with \`fanout cancel ${latest.id}\``);
+    }
     if (latest?.state === 'running') {
-      this.claim(latest);
+      await this.claim(latest);
       if (!options.fresh && latest.planKey === planned.planKey) return this.drive(latest, options.concurrency);
       // The job changed since that run was cut off: settle it (adopting what finished) and start anew.
       await (await this.drive(latest, undefined, { stopAtOnce: true })).done;
     }
-    const skipped = options.fresh ? new Set<number>() : this.doneTasks(planned);
-    const created = this.store.createRun(
+    const skipped = options.fresh ? new Set<number>() : await this.doneTasks(planned);
+    const queued = planned.spec.backend === 'workers';
+    let tasks = newTasks(planned, skipped);
+    if (queued) tasks = await stageChunkFiles(tasks, this.layout.chunkDir, planned.spec.workdir);
+    const created = await this.store.createRun(
       {
         job,
         jobFile: planned.spec.file,
         spec: planned.spec,
         backend: planned.spec.backend ?? 'local',
         planKey: planned.planKey,
-        tasks: newTasks(planned, skipped),
-        coordinator: this.me,
+        tasks,
+        coordinator: queued ? null : this.me,
       },
       isAlive,
     );
     if ('heldBy' in created) throw alreadyRunning(job, created.heldBy);
-    return this.drive(created.run, options.concurrency);
+    return queued ? watchQueuedRun(this.store, created.run) : this.drive(created.run, options.concurrency);
   }
 
   /** Drive an earlier run again: requeue its failed (and, unless `failedOnly`, cancelled) tasks. */
   async retry(run: RunRecord, options: { failedOnly: boolean; concurrency?: number }): Promise<RunHandle> {
-    this.claim(run);
+    const queued = run.backend === 'workers';
+    if (!queued) await this.claim(run);
     const states = options.failedOnly ? ['failed'] : ['failed', 'cancelled'];
-    const requeued = this.store
-      .listTasks(run.id)
+    const requeued = (await this.store.listTasks(run.id))
       .filter((task) => states.includes(task.state))
       .map((task) => ({ runId: run.id, index: task.index, state: 'pending' as const, resetRetries: true }));
-    this.store.commit({ taskStates: requeued, run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
-    return this.drive(this.store.getRun(run.id)!, options.concurrency);
+    await this.store.commit({ taskStates: requeued, run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
+    const reread = (await this.store.getRun(run.id))!;
+    return queued ? watchQueuedRun(this.store, reread) : this.drive(reread, options.concurrency);
   }
 
   /** Stop a run: through its live coordinator, or by settling it here when none is left. */
   async cancel(run: RunRecord): Promise<'signalled' | 'settled' | 'not-running'> {
     if (run.state !== 'running') return 'not-running';
+    if (run.backend === 'workers') {
+      // Workers see the run cancelled at their next heartbeat and stop its attempts.
+      const pending = (await this.store.listTasks(run.id, { state: 'pending' })).map((task) => ({ runId: run.id, index: task.index, state: 'cancelled' as const }));
+      await this.store.commit({ taskStates: pending, run: { id: run.id, state: 'cancelled', endedAt: Date.now() } });
+      return 'settled';
+    }
     if (run.coordinator && isAlive(run.coordinator) && run.coordinator.pid !== process.pid) {
       process.kill(run.coordinator.pid, 'SIGTERM');
       return 'signalled';
     }
-    this.claim(run);
+    await this.claim(run);
     await (await this.drive(run, undefined, { stopAtOnce: true })).done;
     return 'settled';
   }
 
   /** Run the gather of a run whose tasks all succeeded, again. */
   async gather(run: RunRecord): Promise<GatherOutcome> {
-    const counts = this.store.counts(run.id);
+    const counts = await this.store.counts(run.id);
     const unfinished = counts.pending + counts.running + counts.failed + counts.cancelled;
     if (unfinished > 0) {
       throw new UserError(`run ${run.id} has ${unfinished} task(s) that have not succeeded`, `run \`fanout retry ${run.id}\` first`);
     }
     if (run.spec.gather === null) throw new UserError(`job ${run.job} has no gather`, 'add `gather:` to the job file');
-    this.claim(run);
+    if (run.backend === 'workers') {
+      // A worker claims it: on the workers backend the gather runs where the outputs can be read.
+      await this.store.commit({ run: { id: run.id, state: 'running', endedAt: null, gatherState: 'pending' } });
+      const outcome = await (await watchQueuedRun(this.store, (await this.store.getRun(run.id))!)).done;
+      return outcome.gather ?? 'failed';
+    }
+    await this.claim(run);
     const backend = await this.openBackend(run.spec, run);
     const waiter = new ResultWaiter();
     try {
@@ -179,45 +216,46 @@ export class Engine {
       return await runGather({ store: this.store, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
     } finally {
       await backend.close();
-      this.store.releaseRun(run.id, this.me);
+      await this.store.releaseRun(run.id, this.me);
     }
   }
 
   /** A run by id or job name (its latest run); the latest run of all when omitted. */
-  resolveRun(ref?: string): RunRecord {
-    const run = ref === undefined ? this.store.listRuns({ limit: 1 })[0] : this.findRun(ref);
+  async resolveRun(ref?: string): Promise<RunRecord> {
+    const run = ref === undefined ? (await this.store.listRuns({ limit: 1 }))[0] : await this.findRun(ref);
     if (!run) {
       throw new UserError(ref === undefined ? 'there are no runs here yet' : `no run "${ref}"`, ref === undefined ? 'start one with `fanout run job.yaml`' : 'see `fanout runs`');
     }
     return run;
   }
 
-  close(): void {
-    this.store.close();
+  async close(): Promise<void> {
+    await this.store.close();
   }
 
-  private findRun(ref: string): RunRecord | undefined {
+  private async findRun(ref: string): Promise<RunRecord | undefined> {
     if (/^\d+$/.test(ref)) {
-      const run = this.store.getRun(Number(ref));
+      const run = await this.store.getRun(Number(ref));
       if (run) return run;
     }
-    return this.store.listRuns({ job: ref, limit: 1 })[0];
+    return (await this.store.listRuns({ job: ref, limit: 1 }))[0];
   }
 
-  private claim(run: RunRecord): void {
-    const holder = this.store.claimRun(run.id, this.me, isAlive);
+  private async claim(run: RunRecord): Promise<void> {
+    const holder = await this.store.claimRun(run.id, this.me, isAlive);
     if (holder) throw alreadyRunning(run.job, holder);
   }
 
-  /** Tasks whose cache key matches done work whose output is still where this run keeps it. */
-  private doneTasks(planned: PlannedJob): Set<number> {
-    const hits = this.store.lookupCache(planned.tasks.map((task) => task.cacheKey));
-    const done = new Set<number>();
-    for (const task of planned.tasks) {
-      const hit = hits.get(task.cacheKey);
-      if (hit && hit.out === task.out && existsSync(task.out)) done.add(task.index);
-    }
-    return done;
+  /**
+   * Tasks whose cache key matches done work whose output is still where this run keeps it, and,
+   * with `skip_if_outputs_exist`, tasks whose outputs are committed whatever the cache says.
+   */
+  private async doneTasks(planned: PlannedJob): Promise<Set<number>> {
+    const { spec, tasks } = planned;
+    const hits = await this.store.lookupCache(tasks.map((task) => task.cacheKey));
+    const candidates = spec.skipIfOutputsExist ? tasks : tasks.filter((task) => hits.get(task.cacheKey)?.out === task.out);
+    const committed = await committedTasks(spec.outdir, candidates.map((task) => task.name));
+    return new Set(candidates.filter((task) => committed.has(task.name)).map((task) => task.index));
   }
 
   /** The backend a run (or, for `check`, a plan) uses: the spec's, local unless it names another. */
@@ -273,7 +311,7 @@ export class Engine {
     const backend = await this.openBackend(claimed.spec, claimed);
     const previousLauncher = claimed.launcher;
     const listeners: Array<(progress: Progress) => void> = [];
-    const coordinator = new Coordinator({
+    const coordinator = await Coordinator.open({
       store,
       backend,
       layout,
@@ -285,15 +323,15 @@ export class Engine {
     });
     const waiter = new ResultWaiter();
     const launcher = await backend.start((id, result) => (id === GATHER_ATTEMPT_ID ? waiter.deliver(id, result) : coordinator.onResult(id, result)));
-    store.setLauncher(claimed.id, launcher);
-    this.settleInterruptedGather(claimed);
-    coordinator.recover(previousLauncher !== null && isAlive(previousLauncher) ? previousLauncher : null);
+    await store.setLauncher(claimed.id, launcher);
+    await this.settleInterruptedGather(claimed);
+    await coordinator.recover(previousLauncher !== null && isAlive(previousLauncher) ? previousLauncher : null);
     if (options.stopAtOnce) coordinator.stop();
 
     const done = (async (): Promise<RunOutcome> => {
       try {
         await coordinator.drive();
-        removeReplacedOutputs(store, claimed);
+        await removeReplacedOutputs(store, claimed);
         const counts = coordinator.progress().counts;
         const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
         let gather: GatherOutcome | null = null;
@@ -301,17 +339,18 @@ export class Engine {
           gather = await runGather({ store, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
         }
         const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
-        store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
-        return { run: store.getRun(claimed.id)!, counts: store.counts(claimed.id), gather };
+        await store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
+        return { run: (await store.getRun(claimed.id))!, counts: await store.counts(claimed.id), gather };
       } finally {
         await backend.close();
-        store.setLauncher(claimed.id, null);
-        store.releaseRun(claimed.id, this.me);
+        await store.setLauncher(claimed.id, null);
+        await store.releaseRun(claimed.id, this.me);
       }
     })();
 
     return {
       run: claimed,
+      interrupt: 'stops',
       progress: () => coordinator.progress(),
       onProgress: (listener) => listeners.push(listener),
       stop: () => coordinator.stop(),
@@ -320,10 +359,10 @@ export class Engine {
   }
 
   /** A gather cut off by a crash has no result to adopt; it simply runs again. */
-  private settleInterruptedGather(run: RunRecord): void {
-    const cut = this.store.runningAttempts(run.id).filter((attempt) => attempt.index === GATHER_INDEX);
+  private async settleInterruptedGather(run: RunRecord): Promise<void> {
+    const cut = (await this.store.runningAttempts(run.id)).filter((attempt) => attempt.index === GATHER_INDEX);
     if (cut.length === 0) return;
-    this.store.commit({
+    await this.store.commit({
       results: cut.map((attempt) => ({
         runId: run.id,
         index: GATHER_INDEX,
@@ -340,7 +379,7 @@ export class Engine {
  * folder. Clear those once per drive, off the scheduling path; staging folders of attempts that
  * failed stay for inspection.
  */
-function removeReplacedOutputs(store: Store, run: RunRecord): void {
+async function removeReplacedOutputs(store: Store, run: RunRecord): Promise<void> {
   const staging = dirname(stagingOut(run.spec.outdir, run.id, 0, 1));
   let entries: string[];
   try {
@@ -348,7 +387,7 @@ function removeReplacedOutputs(store: Store, run: RunRecord): void {
   } catch {
     return;
   }
-  const succeeded = new Map(store.listTasks(run.id, { state: 'succeeded' }).map((task) => [task.index, task.attempts]));
+  const succeeded = new Map((await store.listTasks(run.id, { state: 'succeeded' })).map((task) => [task.index, task.attempts]));
   for (const entry of entries) {
     const [runId, index, attempt] = entry.split('.').map(Number);
     if (runId === run.id && succeeded.get(index!) === attempt) rmSync(join(staging, entry), { recursive: true, force: true });

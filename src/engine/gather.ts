@@ -35,22 +35,22 @@ export async function runGather(context: GatherContext, options: { force: boolea
   const { store, backend, layout, run } = context;
   const spec = run.spec;
   if (spec.gather === null) return 'skipped';
-  const tasks = store.listTasks(run.id);
+  const tasks = await store.listTasks(run.id);
   const outputs = tasks.map((task) => finalOut(spec.outdir, task.name));
   const manifest = layout.manifestPath(run);
   writeManifest(manifest, tasks, outputs);
 
   const command = renderTemplate(parseTemplate(spec.gather), { ...spec.vars, outputs, manifest, outdir: spec.outdir });
   const key = gatherKey(command, tasks);
-  if (!options.force && store.lookupCache([key]).has(key)) {
-    store.commit({ run: { id: run.id, gatherState: 'skipped' } });
+  if (!options.force && (await store.lookupCache([key])).has(key)) {
+    await store.commit({ run: { id: run.id, gatherState: 'skipped' } });
     return 'skipped';
   }
 
-  const attempt = store.attempts(run.id, GATHER_INDEX).length + 1;
+  const attempt = (await store.attempts(run.id, GATHER_INDEX)).length + 1;
   const dir = layout.gatherDir(run, attempt);
   const launchedAt = Date.now();
-  store.commit({
+  await store.commit({
     launches: [{ runId: run.id, index: GATHER_INDEX, attempt, dir, cpus: 1, memory: null, timeMs: null, launchedAt }],
     run: { id: run.id, gatherState: 'running' },
   });
@@ -69,7 +69,7 @@ export async function runGather(context: GatherContext, options: { force: boolea
   ]);
   const result = await context.awaitResult(GATHER_ATTEMPT_ID);
   const succeeded = result.reason === 'ok';
-  store.commit({
+  await store.commit({
     results: [
       {
         runId: run.id,
@@ -85,7 +85,7 @@ export async function runGather(context: GatherContext, options: { force: boolea
   return succeeded ? 'succeeded' : 'failed';
 }
 
-function writeManifest(path: string, tasks: TaskRecord[], outputs: string[]): void {
+export function writeManifest(path: string, tasks: TaskRecord[], outputs: string[]): void {
   const entries = tasks.map((task, i) => ({ index: task.index, name: task.name, vars: task.vars, out: outputs[i] }));
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(`${path}.tmp`, `${JSON.stringify(entries, null, 1)}\n`);
@@ -93,13 +93,13 @@ function writeManifest(path: string, tasks: TaskRecord[], outputs: string[]): vo
 }
 
 /** Same gather command over the same task results: nothing new to gather. */
-function gatherKey(command: string, tasks: TaskRecord[]): string {
+export function gatherKey(command: string, tasks: TaskRecord[]): string {
   const hash = createHash('sha256').update(command);
   for (const task of tasks) hash.update(`\0${task.cacheKey}`);
   return `gather:${hash.digest('hex').slice(0, 32)}`;
 }
 
-function commandOrScript(command: string, attemptDir: string): string {
+export function commandOrScript(command: string, attemptDir: string): string {
   if (command.length <= INLINE_COMMAND_LIMIT) return command;
   mkdirSync(attemptDir, { recursive: true });
   const script = join(attemptDir, '.fanout.sh');

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { joinLocation } from '../storage/location.js';
 
 /** What places a run's work folder: its id, and the workdir its job asked for. */
 export interface RunPlace {
@@ -12,11 +12,14 @@ export interface RunPlace {
  * working folder, chunk files, and the staging folders outputs are written into before commit.
  */
 export class HomeLayout {
-  constructor(readonly home: string) {}
-
-  get storePath(): string {
-    return join(this.home, 'state.db');
-  }
+  /**
+   * @param tag names this home's runs in a shared workdir: the store's id, so that every
+   * process using the same store (a pull worker on another machine, say) finds the same folders.
+   */
+  constructor(
+    readonly home: string,
+    private readonly tag: string,
+  ) {}
 
   get chunkDir(): string {
     return join(this.home, 'chunks');
@@ -24,13 +27,12 @@ export class HomeLayout {
 
   /**
    * A run's work folder: under the home, or under the job's `workdir` (which on a cluster is on
-   * the nodes' shared filesystem). Several homes may share a workdir, so there the folder name
-   * carries a tag of the home as well as the run id.
+   * the nodes' shared filesystem, or in object storage). Several stores may share a workdir, so
+   * there the folder name carries the store's tag as well as the run id.
    */
   runDir(run: RunPlace): string {
     if (!run.spec.workdir) return join(this.home, 'work', String(run.id));
-    const tag = createHash('sha256').update(this.home).digest('hex').slice(0, 8);
-    return join(run.spec.workdir, `${tag}-${run.id}`);
+    return joinLocation(run.spec.workdir, `${this.tag}-${run.id}`);
   }
 
   /**
@@ -38,15 +40,15 @@ export class HomeLayout {
    * `<index>/<attempt>`: creating folders is the costliest part of starting a tiny task.
    */
   attemptDir(run: RunPlace, index: number, attempt: number): string {
-    return join(this.runDir(run), `${index}.${attempt}`);
+    return joinLocation(this.runDir(run), `${index}.${attempt}`);
   }
 
   gatherDir(run: RunPlace, attempt: number): string {
-    return join(this.runDir(run), 'gather', String(attempt));
+    return joinLocation(this.runDir(run), 'gather', String(attempt));
   }
 
   manifestPath(run: RunPlace): string {
-    return join(this.runDir(run), 'manifest.json');
+    return joinLocation(this.runDir(run), 'manifest.json');
   }
 }
 
@@ -59,6 +61,7 @@ export function stagingOut(outdir: string, runId: number, index: number, attempt
   return join(outdir, '.fanout-staging', `${runId}.${index}.${attempt}`);
 }
 
+/** Where a task's committed output is: a folder, or a prefix in object storage. */
 export function finalOut(outdir: string, taskName: string): string {
-  return join(outdir, taskName);
+  return joinLocation(outdir, taskName);
 }

@@ -4,6 +4,7 @@ import type { JobFile } from './job-schema.js';
 import type { JobSpec, TaskSource } from './job-spec.js';
 import type { Locate } from './load-job-file.js';
 import { parseDuration, parseMemory } from './units.js';
+import { resolveLocation } from './resolve-location.js';
 
 export interface CompileContext {
   /** Absolute job-file path, or a label such as `<api>`. */
@@ -55,11 +56,12 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
       escalate: { memory: job.retry?.escalate?.memory ?? 1, time: job.retry?.escalate?.time ?? 1 },
     },
     concurrency: job.concurrency ?? null,
-    outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolve(baseDir, job.outdir),
+    outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolveLocation(baseDir, job.outdir),
+    skipIfOutputsExist: job.skip_if_outputs_exist ?? false,
     gather: job.gather ?? null,
     backend: job.backend ?? null,
     profile: job.profile ?? null,
-    workdir: job.workdir === undefined ? null : resolve(baseDir, job.workdir),
+    workdir: job.workdir === undefined ? null : resolveLocation(baseDir, job.workdir),
     cluster: job.cluster?.templates === undefined ? (job.cluster ?? {}) : { ...job.cluster, templates: resolve(baseDir, job.cluster.templates) },
     slurm: job.slurm ?? {},
     sge: job.sge ?? {},

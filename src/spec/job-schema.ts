@@ -46,7 +46,7 @@ const tasks = z
 
 const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost']);
 
-export const backendNames = ['local', 'slurm', 'sge'] as const;
+export const backendNames = ['local', 'slurm', 'sge', 'workers'] as const;
 
 /** Settings every cluster backend shares; a config file may set them too (the job file wins). */
 export const clusterSettings = z
@@ -122,11 +122,17 @@ export const jobFileSchema = z
     workdir: z
       .string()
       .optional()
-      .describe("Where attempt folders (logs, result records) live; on a cluster it must be on the nodes' shared filesystem (default: .fanout/work)."),
+      .describe(
+        "Where attempt folders (logs, result records) and chunk files live: on a cluster, on the nodes' shared filesystem; for pull workers with no shared disk, an s3://bucket/prefix URI (default: .fanout/work).",
+      ),
     cluster: clusterSettings.optional(),
     slurm: slurmSettings.optional(),
     sge: sgeSettings.optional(),
-    outdir: z.string().optional().describe('Where task outputs are kept (default: fanout-out/<name> in the current folder).'),
+    outdir: z.string().optional().describe('Where task outputs are kept: a folder, or an s3://bucket/prefix URI (default: fanout-out/<name> in the current folder).'),
+    skip_if_outputs_exist: z
+      .boolean()
+      .optional()
+      .describe("Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false)."),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
   })
   .describe('A fanout job file.');

@@ -63,7 +63,10 @@ export interface JobSpec {
   /** null: as many as the machine's resources allow. */
   concurrency: number | null;
   /** Absolute folder where committed task outputs live. */
+  /** A folder, or an object-storage URI (s3://bucket/prefix). */
   outdir: string;
+  /** Skip tasks whose committed outputs are already in the outdir, cache or not. */
+  skipIfOutputsExist: boolean;
   gather: string | null;
   /** From the job file; the CLI's `--backend` overrides it. null: local. */
   backend: BackendName | null;

@@ -1,9 +1,11 @@
 import type { AttemptReason, JobSpec } from '../spec/job-spec.js';
 
 /**
- * Durable state: runs, their tasks, each task's attempts, and the cache of succeeded work.
- * The contract speaks in domain terms; each implementation owns its connection. Every change
- * the engine makes goes through `commit`, one transaction per batch, written before it is acted on.
+ * Durable state: runs, their tasks, each task's attempts, the cache of succeeded work, and the
+ * pull workers of the `workers` backend with their leases. The contract speaks in domain terms;
+ * each implementation (SQLite, PostgreSQL) owns its connection and passes the same conformance
+ * suite (test/store-conformance.ts). Every change the engine makes goes through `commit`, one
+ * transaction per batch, written before it is acted on.
  */
 
 export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -87,6 +89,8 @@ export interface AttemptRecord extends Omit<AttemptOutcome, 'reason' | 'error'> 
   launchedAt: number;
   reason: AttemptReason | null;
   error: string | null;
+  /** The pull worker that claimed it (`workers` backend), else null. */
+  worker: string | null;
 }
 
 export interface CacheEntry {
@@ -123,7 +127,9 @@ export interface ResultChange {
   cache?: CacheEntry;
 }
 
-/** One batch of changes, committed in one transaction. */
+/** One batch of changes, committed in one transaction. A result is applied only while its
+ * attempt is still `running`: a result for an attempt already ended (reported twice, or
+ * reaped as `lost` after its worker's lease expired) is dropped with its task change and cache entry. */
 export interface StateChanges {
   launches?: LaunchChange[];
   results?: ResultChange[];
@@ -133,6 +139,12 @@ export interface StateChanges {
 }
 
 export interface Store {
+  /**
+   * A short stable tag of this store. Several stores may share one workdir, so a run's work
+   * folder there carries it. SQLite: derived from the store's folder (the fanout home).
+   * PostgreSQL: derived from an id the store draws once when it is created.
+   */
+  readonly id: string;
   /**
    * Record a run and its planned tasks, unless a live coordinator (checked with `isAlive`) is
    * running the same job: then nothing is written and that coordinator is returned.
@@ -144,28 +156,102 @@ export interface Store {
     backend: string;
     planKey: string;
     tasks: NewTask[];
-    coordinator: ProcessIdentity;
-  }, isAlive: (holder: ProcessIdentity) => boolean): { run: RunRecord } | { heldBy: ProcessIdentity };
+    /** Null for a run of the `workers` backend: no process has to stay alive for it. */
+    coordinator: ProcessIdentity | null;
+  }, isAlive: (holder: ProcessIdentity) => boolean): Promise<{ run: RunRecord } | { heldBy: ProcessIdentity }>;
   /**
    * Make `coordinator` the run's coordinator unless another live one holds it (checked with
    * `isAlive`, atomically). Returns the coordinator that holds it instead, or null on success.
    */
-  claimRun(runId: number, coordinator: ProcessIdentity, isAlive: (holder: ProcessIdentity) => boolean): ProcessIdentity | null;
-  releaseRun(runId: number, coordinator: ProcessIdentity): void;
-  setLauncher(runId: number, launcher: ProcessIdentity | null): void;
+  claimRun(runId: number, coordinator: ProcessIdentity, isAlive: (holder: ProcessIdentity) => boolean): Promise<ProcessIdentity | null>;
+  releaseRun(runId: number, coordinator: ProcessIdentity): Promise<void>;
+  setLauncher(runId: number, launcher: ProcessIdentity | null): Promise<void>;
 
-  commit(changes: StateChanges): void;
+  commit(changes: StateChanges): Promise<void>;
 
-  getRun(id: number): RunRecord | null;
+  getRun(id: number): Promise<RunRecord | null>;
   /** Newest first. */
-  listRuns(options?: { job?: string; limit?: number }): RunRecord[];
-  counts(runId: number): TaskCounts;
-  listTasks(runId: number, options?: { state?: TaskState }): TaskRecord[];
-  getTask(runId: number, name: string): TaskRecord | null;
-  attempts(runId: number, index: number): AttemptRecord[];
-  runningAttempts(runId: number): AttemptRecord[];
+  listRuns(options?: { job?: string; limit?: number }): Promise<RunRecord[]>;
+  counts(runId: number): Promise<TaskCounts>;
+  listTasks(runId: number, options?: { state?: TaskState }): Promise<TaskRecord[]>;
+  getTask(runId: number, name: string): Promise<TaskRecord | null>;
+  attempts(runId: number, index: number): Promise<AttemptRecord[]>;
+  runningAttempts(runId: number): Promise<AttemptRecord[]>;
   /** The cache entries among `keys` (succeeded work from any run). */
-  lookupCache(keys: string[]): Map<string, CacheEntry>;
+  lookupCache(keys: string[]): Promise<Map<string, CacheEntry>>;
 
-  close(): void;
+  // The queue of the `workers` backend: pull workers claim pending tasks of its runs.
+
+  registerWorker(worker: NewWorker): Promise<void>;
+  /** Workers newest first, with the attempts each holds; stopped ones only with `all`. */
+  listWorkers(options?: { all?: boolean }): Promise<WorkerRecord[]>;
+  /** The worker stopped cleanly; it holds no attempts any more. */
+  retireWorker(workerId: string): Promise<void>;
+  /**
+   * Claim work for a worker: first the gather of a run whose tasks all succeeded (gather state
+   * `pending`), then pending tasks of running `workers` runs, oldest run first, that fit in what
+   * the worker has free. Each claimed attempt is recorded (as a launch would be) with a lease
+   * held by the worker until `leaseMs` from now. Two workers never claim the same task.
+   */
+  claim(request: ClaimRequest): Promise<ClaimedAttempt[]>;
+  /**
+   * Extend the leases of the attempts the worker holds (`holding`), and note its heartbeat.
+   * Returns those of them it must stop: their run is no longer running (cancelled), or they are
+   * no longer running under this worker (their lease ran out and they were reaped).
+   * Leases are measured by the store's clock (PostgreSQL: the server's), not the worker's.
+   */
+  heartbeat(workerId: string, holding: AttemptKey[], leaseMs: number): Promise<AttemptKey[]>;
+  /** Running attempts whose lease ran out (their worker vanished), oldest first, at most `limit`. */
+  expiredAttempts(limit: number): Promise<AttemptRecord[]>;
+  /**
+   * End a `workers` run whose tasks have all ended, in one transaction: queue its gather (gather
+   * state `pending`) when it has one that has not run and every task succeeded; otherwise set
+   * the run `succeeded` or `failed`. Nothing happens while a task is pending or running, while
+   * the gather is queued or running, or when the run is not running. Returns what it did.
+   */
+  settleRun(runId: number, options: { hasGather: boolean }): Promise<'gather-queued' | 'succeeded' | 'failed' | null>;
+
+  close(): Promise<void>;
 }
+
+export interface AttemptKey {
+  runId: number;
+  index: number;
+  attempt: number;
+}
+
+export interface NewWorker {
+  /** Unique: host, pid and a random part. */
+  id: string;
+  host: string;
+  pid: number;
+  cpus: number;
+  memory: number;
+  /** What started it, e.g. `slurm job 1234` for `fanout workers start`; null when started by hand. */
+  launchedBy: string | null;
+}
+
+export interface WorkerRecord extends NewWorker {
+  state: 'running' | 'stopped';
+  startedAt: number;
+  heartbeatAt: number;
+  /** Attempts it holds now. */
+  holding: number;
+}
+
+export interface ClaimRequest {
+  workerId: string;
+  /** What the worker has free: a task is claimed only if it fits (its memory null counts as 0). */
+  cpus: number;
+  memory: number;
+  /** The most attempts to claim at once. */
+  limit: number;
+  leaseMs: number;
+  /** The folder a claimed attempt gets (recorded as the attempt's `dir`); index GATHER_INDEX for the gather. */
+  attemptDir: (run: { id: number; spec: JobSpec }, index: number, attempt: number) => string;
+}
+
+/** An attempt a worker now holds. The task is as it is after the claim (its attempts include this one). */
+export type ClaimedAttempt =
+  | { kind: 'task'; runId: number; task: TaskRecord; attempt: number; dir: string }
+  | { kind: 'gather'; runId: number; attempt: number; dir: string };

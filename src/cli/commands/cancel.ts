@@ -8,7 +8,7 @@ export function registerCancel(program: Command): void {
     .argument('[run]', 'run id or job name (default: the latest run)')
     .action((ref: string | undefined, options: GlobalOptions) =>
       withEngine(options, async (engine) => {
-        const run = engine.resolveRun(ref);
+        const run = await engine.resolveRun(ref);
         const outcome = await engine.cancel(run);
         const message = {
           signalled: `run ${run.id}: asked its fanout (pid ${run.coordinator?.pid}) to stop; running tasks are being terminated`,

@@ -8,7 +8,7 @@ export function registerGather(program: Command, setExitCode: (code: number) => 
     .argument('[run]', 'run id or job name (default: the latest run)')
     .action(async (ref: string | undefined, options: GlobalOptions) => {
       const outcome = await withEngine(options, async (engine) => {
-        const run = engine.resolveRun(ref);
+        const run = await engine.resolveRun(ref);
         const result = await engine.gather(run);
         process.stderr.write(`run ${run.id}: gather ${result}${result === 'failed' ? ` (see \`fanout logs ${run.id} gather --stderr\`)` : ''}\n`);
         return result;

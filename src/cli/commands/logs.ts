@@ -1,9 +1,10 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
+import { isObjectStoreUri, joinLocation } from '../../storage/location.js';
+import { storageFor } from '../../storage/open-storage.js';
 import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
-import { GATHER_INDEX } from '../../store/store.js';
+import { GATHER_INDEX, type AttemptRecord } from '../../store/store.js';
 import type { Engine } from '../../engine/engine.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
@@ -17,28 +18,38 @@ export function registerLogs(program: Command): void {
     .option('--stderr', 'print stderr instead of stdout')
     .action((first: string, second: string | undefined, options: GlobalOptions & { attempt?: string; stderr?: boolean }) =>
       withEngine(options, async (engine) => {
-        const run = engine.resolveRun(second === undefined ? undefined : first);
+        const run = await engine.resolveRun(second === undefined ? undefined : first);
         const name = second ?? first;
-        const task = engine.store.getTask(run.id, name);
+        const task = await engine.store.getTask(run.id, name);
         const index = task ? task.index : name === 'gather' ? GATHER_INDEX : undefined;
         if (index === undefined) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
-        const attempts = attemptsBehind(engine, run.id, index, task?.state === 'skipped' ? task.cacheKey : undefined);
+        const attempts = await attemptsBehind(engine, run.id, index, task?.state === 'skipped' ? task.cacheKey : undefined);
         if (attempts.length === 0) throw new UserError(`task "${name}" of run ${run.id} has not run yet`);
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);
         if (!attempt) throw new UserError(`task "${name}" has no attempt ${wanted}`, `it has ${attempts.length}`);
-        const file = join(attempt.dir, options.stderr ? STDERR_FILE : STDOUT_FILE);
-        if (!existsSync(file)) throw new UserError(`no log at ${file}`, 'the attempt may not have started');
+        const file = joinLocation(attempt.dir, options.stderr ? STDERR_FILE : STDOUT_FILE);
+        const log = await openLog(file);
+        if (!log) {
+          const why = isObjectStoreUri(file) && attempt.state === 'running' ? 'a worker uploads it when the attempt ends' : 'the attempt may not have started';
+          throw new UserError(`no log at ${file}`, why);
+        }
         await new Promise<void>((resolve, reject) => {
-          createReadStream(file).on('error', reject).on('end', resolve).pipe(process.stdout, { end: false });
+          log.on('error', reject).on('end', resolve).pipe(process.stdout, { end: false });
         });
       }),
     );
 }
 
+/** A log file, from a folder or from object storage; null when there is none. */
+async function openLog(location: string): Promise<NodeJS.ReadableStream | null> {
+  if (isObjectStoreUri(location)) return storageFor(location).openRead(location);
+  return existsSync(location) ? createReadStream(location) : null;
+}
+
 /** A skipped task's logs are those of the earlier attempt whose work it reused. */
-function attemptsBehind(engine: Engine, runId: number, index: number, reusedKey: string | undefined) {
+async function attemptsBehind(engine: Engine, runId: number, index: number, reusedKey: string | undefined): Promise<AttemptRecord[]> {
   if (reusedKey === undefined) return engine.store.attempts(runId, index);
-  const origin = engine.store.lookupCache([reusedKey]).get(reusedKey);
-  return origin ? engine.store.attempts(origin.runId, origin.index).filter((a) => a.attempt <= origin.attempt) : [];
+  const origin = (await engine.store.lookupCache([reusedKey])).get(reusedKey);
+  return origin ? (await engine.store.attempts(origin.runId, origin.index)).filter((a) => a.attempt <= origin.attempt) : [];
 }

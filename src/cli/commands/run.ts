@@ -8,6 +8,7 @@ interface RunOptions extends GlobalOptions, MachineOptions, PlanFlags {
   concurrency?: string;
   fresh?: boolean;
   json?: boolean;
+  detach?: boolean;
 }
 
 export function registerRun(program: Command, setExitCode: (code: number) => void): void {
@@ -20,6 +21,7 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
     .option('--concurrency <n>', 'the most tasks running at once')
     .option('--fresh', 'ignore the cache: run every task again')
     .option('--json', 'print the final status as JSON')
+    .option('--detach', 'with --backend workers: queue the tasks and return at once (the run goes on)')
     .option('--cpus <n>', 'cpus fanout may use (default: all)')
     .option('--memory <size>', 'memory fanout may use (default: all)')
     .option('--grace <duration>', 'between terminate and kill when stopping a task (default 10s)')
@@ -30,6 +32,7 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
           fresh: options.fresh,
           concurrency: options.concurrency === undefined ? undefined : positiveInteger(options.concurrency, '--concurrency'),
         });
+        if (options.detach && handle.interrupt === 'detaches') handle.stop();
         return follow(handle, options.json === true);
       });
       setExitCode(code);
@@ -44,7 +47,8 @@ export async function follow(handle: RunHandle, json: boolean): Promise<number> 
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
-    if (!json) view.note(interrupts === 1 ? `${signal}: stopping; running tasks are terminated (Ctrl-C again to kill them)` : `${signal}: killing running tasks`);
+    if (!json && handle.interrupt === 'detaches') view.note(`${signal}: no longer watching; the run goes on (\`fanout status ${handle.run.id}\`, \`fanout cancel ${handle.run.id}\`)`);
+    else if (!json) view.note(interrupts === 1 ? `${signal}: stopping; running tasks are terminated (Ctrl-C again to kill them)` : `${signal}: killing running tasks`);
     handle.stop();
   };
   process.on('SIGINT', onSignal);
@@ -58,11 +62,14 @@ export async function follow(handle: RunHandle, json: boolean): Promise<number> 
   }
   view.finish(handle.progress());
   if (json) process.stdout.write(`${JSON.stringify(statusJson(outcome.run, outcome.counts))}\n`);
-  else {
+  else if (outcome.run.state === 'running') {
+    process.stderr.write(`run ${outcome.run.id} goes on with the workers: ${countsLine(outcome.counts)}; follow it with \`fanout status ${outcome.run.id}\`\n`);
+  } else {
     const gather = outcome.gather === null ? '' : `; gather ${outcome.gather}`;
     process.stderr.write(`run ${outcome.run.id} ${outcome.run.state}: ${countsLine(outcome.counts)}${gather}\n`);
     if (outcome.counts.failed > 0) process.stderr.write(`see \`fanout tasks ${outcome.run.id} --state failed\` and \`fanout logs ${outcome.run.id} TASK\`\n`);
   }
   if (outcome.run.state === 'succeeded') return 0;
+  if (outcome.run.state === 'running') return interrupts > 0 ? 130 : 0;
   return outcome.run.state === 'cancelled' && interrupts > 0 ? 130 : 1;
 }

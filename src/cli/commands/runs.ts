@@ -9,8 +9,9 @@ export function registerRuns(program: Command): void {
     .description('every run, newest first')
     .option('--json', 'print as JSON')
     .action((options: GlobalOptions & { json?: boolean }) =>
-      withEngine(options, (engine) => {
-        const runs = engine.store.listRuns().map((run) => statusJson(run, engine.store.counts(run.id)));
+      withEngine(options, async (engine) => {
+        const runs = [];
+        for (const run of await engine.store.listRuns()) runs.push(statusJson(run, await engine.store.counts(run.id)));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(runs)}\n`);
           return;

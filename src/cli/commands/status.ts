@@ -10,9 +10,9 @@ export function registerStatus(program: Command): void {
     .argument('[run]', 'run id or job name (default: the latest run)')
     .option('--json', 'print as JSON')
     .action((ref: string | undefined, options: GlobalOptions & { json?: boolean }) =>
-      withEngine(options, (engine) => {
-        const run = engine.resolveRun(ref);
-        const status = statusJson(run, engine.store.counts(run.id));
+      withEngine(options, async (engine) => {
+        const run = await engine.resolveRun(ref);
+        const status = statusJson(run, await engine.store.counts(run.id));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(status)}\n`);
           return;

@@ -12,13 +12,13 @@ export function registerTasks(program: Command): void {
     .option('--state <state>', `only tasks in this state (${TASK_STATES.join(', ')})`)
     .option('--json', 'print as JSON')
     .action((ref: string | undefined, options: GlobalOptions & { state?: string; json?: boolean }) =>
-      withEngine(options, (engine) => {
+      withEngine(options, async (engine) => {
         const state = options.state;
         if (state !== undefined && !TASK_STATES.includes(state as TaskState)) {
           throw new UserError(`--state ${state} is not a task state`, `use one of ${TASK_STATES.join(', ')}`);
         }
-        const run = engine.resolveRun(ref);
-        const tasks = engine.store.listTasks(run.id, { state: state as TaskState | undefined });
+        const run = await engine.resolveRun(ref);
+        const tasks = await engine.store.listTasks(run.id, { state: state as TaskState | undefined });
         if (options.json) {
           process.stdout.write(`${JSON.stringify(tasks.map(taskJson))}\n`);
           return;

@@ -73,4 +73,28 @@ export const MIGRATIONS: readonly string[] = [
     out TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: the queue of the `workers` backend: workers, who holds an attempt and until when
+  `
+  ALTER TABLE attempts ADD COLUMN worker TEXT;
+  -- ms since the epoch; only attempts held by a pull worker have one
+  ALTER TABLE attempts ADD COLUMN lease_expires INTEGER;
+  CREATE INDEX attempts_by_lease ON attempts (lease_expires) WHERE state = 'running' AND lease_expires IS NOT NULL;
+  CREATE INDEX attempts_by_worker ON attempts (worker) WHERE state = 'running' AND worker IS NOT NULL;
+
+  CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    cpus INTEGER NOT NULL,
+    memory INTEGER NOT NULL,
+    launched_by TEXT,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+  );
+
+  -- what a claim reads: pending tasks in queue order, runs that pull workers serve
+  CREATE INDEX tasks_pending ON tasks (run_id, idx) WHERE state = 'pending';
+  CREATE INDEX runs_of_workers ON runs (id) WHERE state = 'running' AND backend = 'workers';
+  `,
 ];

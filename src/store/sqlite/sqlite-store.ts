@@ -1,12 +1,20 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../errors.js';
 import type { JobSpec } from '../../spec/job-spec.js';
+import { candidateWindow, canClaim, GATHER_CPUS, pickFitting, type ClaimCandidate } from '../claim-plan.js';
+import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toTask, toWorker, type Row } from '../rows.js';
 import {
+  GATHER_INDEX,
   TASK_STATES,
+  type AttemptKey,
   type AttemptRecord,
   type CacheEntry,
+  type ClaimedAttempt,
+  type ClaimRequest,
+  type NewWorker,
   type ProcessIdentity,
   type RunRecord,
   type StateChanges,
@@ -14,42 +22,50 @@ import {
   type TaskCounts,
   type TaskRecord,
   type TaskState,
+  type WorkerRecord,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 
-type Row = Record<string, unknown>;
-
-/** The embedded default store: one SQLite file in WAL mode. */
+/**
+ * The embedded default store: one SQLite file in WAL mode. Its methods are async to share the
+ * contract with PostgreSQL, but each runs synchronously; several processes may share the file,
+ * and the transactions that read before they write are IMMEDIATE so none of them races another.
+ */
 export class SqliteStore implements Store {
+  /** A hash of the fanout home (the store's folder): the tag earlier fanouts gave its run folders. */
+  readonly id: string;
   private readonly db: Database.Database;
   private readonly statements;
+  /** Run specs never change; a claim needs them for every attempt's folder. */
+  private readonly specs = new Map<number, JobSpec>();
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
+    this.id = createHash('sha256').update(dirname(path)).digest('hex').slice(0, 8);
     this.db = new Database(path);
+    // First: switching a new file to WAL takes a lock that another process may hold a moment.
+    this.db.pragma('busy_timeout = 10000');
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives a crash of any process; only a power loss may lose the last commits.
     this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
     migrate(this.db, path);
     this.statements = prepareStatements(this.db);
   }
 
-  createRun(run: Parameters<Store['createRun']>[0], isAlive: (holder: ProcessIdentity) => boolean): { run: RunRecord } | { heldBy: ProcessIdentity } {
+  async createRun(run: Parameters<Store['createRun']>[0], isAlive: (holder: ProcessIdentity) => boolean): Promise<{ run: RunRecord } | { heldBy: ProcessIdentity }> {
     const create = this.db.transaction((): number | ProcessIdentity => {
       for (const row of this.statements.runningRunsOfJob.all(run.job) as Row[]) {
-        const holder = row.coordinator ? (JSON.parse(String(row.coordinator)) as ProcessIdentity) : null;
+        const holder = toIdentity(row.coordinator);
         if (holder && !sameProcess(holder, run.coordinator) && isAlive(holder)) return holder;
       }
-      const now = Date.now();
       const { lastInsertRowid } = this.statements.insertRun.run({
         job: run.job,
         job_file: run.jobFile,
         spec: JSON.stringify(run.spec),
         backend: run.backend,
-        created_at: now,
+        created_at: Date.now(),
         plan_key: run.planKey,
-        coordinator: JSON.stringify(run.coordinator),
+        coordinator: identityColumn(run.coordinator),
       });
       const runId = Number(lastInsertRowid);
       for (const task of run.tasks) {
@@ -69,34 +85,34 @@ export class SqliteStore implements Store {
     });
     // IMMEDIATE: two coordinators starting the same job at once cannot both see it free.
     const created = create.immediate();
-    return typeof created === 'number' ? { run: this.getRun(created)! } : { heldBy: created };
+    return typeof created === 'number' ? { run: (await this.getRun(created))! } : { heldBy: created };
   }
 
-  claimRun(runId: number, coordinator: ProcessIdentity, isAlive: (holder: ProcessIdentity) => boolean): ProcessIdentity | null {
+  async claimRun(runId: number, coordinator: ProcessIdentity, isAlive: (holder: ProcessIdentity) => boolean): Promise<ProcessIdentity | null> {
     const claim = this.db.transaction(() => {
       const row = this.statements.getRun.get(runId) as Row | undefined;
-      const holder = row?.coordinator ? (JSON.parse(String(row.coordinator)) as ProcessIdentity) : null;
+      const holder = toIdentity(row?.coordinator);
       if (holder && !sameProcess(holder, coordinator) && isAlive(holder)) return holder;
-      this.statements.setCoordinator.run(JSON.stringify(coordinator), runId);
+      this.statements.setCoordinator.run(identityColumn(coordinator), runId);
       return null;
     });
     // IMMEDIATE takes the write lock before reading, so two claimers cannot both see it free.
     return claim.immediate();
   }
 
-  releaseRun(runId: number, coordinator: ProcessIdentity): void {
+  async releaseRun(runId: number, coordinator: ProcessIdentity): Promise<void> {
     this.db.transaction(() => {
       const row = this.statements.getRun.get(runId) as Row | undefined;
-      const holder = row?.coordinator ? (JSON.parse(String(row.coordinator)) as ProcessIdentity) : null;
+      const holder = toIdentity(row?.coordinator);
       if (holder && sameProcess(holder, coordinator)) this.statements.setCoordinator.run(null, runId);
     }).immediate();
   }
 
-  setLauncher(runId: number, launcher: ProcessIdentity | null): void {
-    this.statements.setLauncher.run(launcher ? JSON.stringify(launcher) : null, runId);
+  async setLauncher(runId: number, launcher: ProcessIdentity | null): Promise<void> {
+    this.statements.setLauncher.run(identityColumn(launcher), runId);
   }
 
-  commit(changes: StateChanges): void {
+  async commit(changes: StateChanges): Promise<void> {
     this.db.transaction(() => {
       const s = this.statements;
       for (const launch of changes.launches ?? []) {
@@ -108,12 +124,14 @@ export class SqliteStore implements Store {
           memory: launch.memory,
           time_ms: launch.timeMs,
           launched_at: launch.launchedAt,
+          worker: null,
+          lease_expires: null,
         });
         s.taskLaunched.run(launch.attempt, launch.runId, launch.index);
       }
       for (const change of changes.results ?? []) {
         const r = change.result;
-        s.finishAttempt.run({
+        const ended = s.finishAttempt.run({
           run_id: change.runId,
           idx: change.index,
           attempt: change.attempt,
@@ -127,6 +145,8 @@ export class SqliteStore implements Store {
           host: r.host,
           error: r.error ?? null,
         });
+        // Already ended (reported twice, or reaped after its lease ran out): the first word stands.
+        if (ended.changes === 0) continue;
         s.taskFinished.run({
           run_id: change.runId,
           idx: change.index,
@@ -137,7 +157,7 @@ export class SqliteStore implements Store {
           reason: r.reason,
           exit_code: r.exitCode,
           peak_memory: r.peakMemory,
-          duration_ms: r.startedAt !== null && r.endedAt !== null ? r.endedAt - r.startedAt : null,
+          duration_ms: durationOf(r),
         });
         if (change.cache) {
           const c = change.cache;
@@ -153,15 +173,15 @@ export class SqliteStore implements Store {
         if (run.state !== undefined) s.setRunState.run(run.state, run.endedAt ?? null, run.id);
         if (run.gatherState !== undefined) s.setGatherState.run(run.gatherState, run.id);
       }
-    })();
+    }).immediate();
   }
 
-  getRun(id: number): RunRecord | null {
+  async getRun(id: number): Promise<RunRecord | null> {
     const row = this.statements.getRun.get(id) as Row | undefined;
     return row ? toRun(row) : null;
   }
 
-  listRuns(options: { job?: string; limit?: number } = {}): RunRecord[] {
+  async listRuns(options: { job?: string; limit?: number } = {}): Promise<RunRecord[]> {
     const limit = options.limit ?? -1;
     const rows = (options.job === undefined
       ? this.statements.listRuns.all(limit)
@@ -169,31 +189,31 @@ export class SqliteStore implements Store {
     return rows.map(toRun);
   }
 
-  counts(runId: number): TaskCounts {
+  async counts(runId: number): Promise<TaskCounts> {
     const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as TaskCounts;
     for (const row of this.statements.counts.all(runId) as Row[]) counts[row.state as TaskState] = Number(row.n);
     return counts;
   }
 
-  listTasks(runId: number, options: { state?: TaskState } = {}): TaskRecord[] {
+  async listTasks(runId: number, options: { state?: TaskState } = {}): Promise<TaskRecord[]> {
     const rows = options.state ? this.statements.listTasksInState.all(runId, options.state) : this.statements.listTasks.all(runId);
     return (rows as Row[]).map(toTask);
   }
 
-  getTask(runId: number, name: string): TaskRecord | null {
+  async getTask(runId: number, name: string): Promise<TaskRecord | null> {
     const row = this.statements.getTask.get(runId, name) as Row | undefined;
     return row ? toTask(row) : null;
   }
 
-  attempts(runId: number, index: number): AttemptRecord[] {
+  async attempts(runId: number, index: number): Promise<AttemptRecord[]> {
     return (this.statements.attempts.all(runId, index) as Row[]).map(toAttempt);
   }
 
-  runningAttempts(runId: number): AttemptRecord[] {
+  async runningAttempts(runId: number): Promise<AttemptRecord[]> {
     return (this.statements.runningAttempts.all(runId) as Row[]).map(toAttempt);
   }
 
-  lookupCache(keys: string[]): Map<string, CacheEntry> {
+  async lookupCache(keys: string[]): Promise<Map<string, CacheEntry>> {
     const found = new Map<string, CacheEntry>();
     for (const key of keys) {
       const row = this.statements.getCache.get(key) as Row | undefined;
@@ -202,25 +222,134 @@ export class SqliteStore implements Store {
     return found;
   }
 
-  close(): void {
+  async registerWorker(worker: NewWorker): Promise<void> {
+    const now = Date.now();
+    this.statements.registerWorker.run({
+      id: worker.id,
+      host: worker.host,
+      pid: worker.pid,
+      cpus: worker.cpus,
+      memory: worker.memory,
+      launched_by: worker.launchedBy,
+      now,
+    });
+  }
+
+  async listWorkers(options: { all?: boolean } = {}): Promise<WorkerRecord[]> {
+    const rows = (options.all ? this.statements.listAllWorkers.all() : this.statements.listRunningWorkers.all()) as Row[];
+    return rows.map(toWorker);
+  }
+
+  async retireWorker(workerId: string): Promise<void> {
+    this.db.transaction(() => {
+      const now = Date.now();
+      this.statements.retireWorker.run(now, workerId);
+      // Anything it still claimed is lost with it: reap it now rather than when the lease runs out.
+      this.statements.expireLeasesOf.run(now, workerId);
+    }).immediate();
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedAttempt[]> {
+    if (!canClaim(request)) return [];
+    const claim = this.db.transaction((): ClaimedAttempt[] => {
+      const s = this.statements;
+      const gathers = (s.queuedGathers.all(request.limit) as Row[]).map(
+        (row): ClaimCandidate => ({ runId: Number(row.id), index: GATHER_INDEX, attempt: Number(row.attempts) + 1, cpus: GATHER_CPUS, memory: null }),
+      );
+      const tasks = (s.pendingTasks.all({ cpus: request.cpus, memory: request.memory, window: candidateWindow(request) }) as Row[]).map(
+        (row): ClaimCandidate => ({ runId: Number(row.run_id), index: Number(row.idx), attempt: Number(row.attempts) + 1, cpus: Number(row.cpus), memory: row.memory === null ? null : Number(row.memory) }),
+      );
+      const now = Date.now();
+      const leaseExpires = now + request.leaseMs;
+      const claimed: ClaimedAttempt[] = [];
+      for (const chosen of pickFitting([...gathers, ...tasks], request)) {
+        const dir = request.attemptDir({ id: chosen.runId, spec: this.spec(chosen.runId) }, chosen.index, chosen.attempt);
+        let task: TaskRecord | null = null;
+        if (chosen.index === GATHER_INDEX) s.setGatherState.run('running', chosen.runId);
+        else task = toTask(s.claimTask.get(chosen.attempt, chosen.runId, chosen.index) as Row);
+        s.insertAttempt.run({
+          run_id: chosen.runId,
+          idx: chosen.index,
+          attempt: chosen.attempt,
+          dir,
+          memory: task?.memory ?? null,
+          time_ms: task?.timeMs ?? null,
+          launched_at: now,
+          worker: request.workerId,
+          lease_expires: leaseExpires,
+        });
+        claimed.push(task
+          ? { kind: 'task', runId: chosen.runId, task, attempt: chosen.attempt, dir }
+          : { kind: 'gather', runId: chosen.runId, attempt: chosen.attempt, dir });
+      }
+      return claimed;
+    });
+    // IMMEDIATE: workers in other processes claiming at the same time wait, then see what is left.
+    return claim.immediate();
+  }
+
+  async heartbeat(workerId: string, holding: AttemptKey[], leaseMs: number): Promise<AttemptKey[]> {
+    return this.db.transaction(() => {
+      const now = Date.now();
+      this.statements.workerBeat.run(now, workerId);
+      return holding.filter((held) => {
+        const extended = this.statements.extendLease.get(now + leaseMs, held.runId, held.index, held.attempt, workerId) as Row | undefined;
+        return extended?.run_state !== 'running';
+      });
+    }).immediate();
+  }
+
+  async expiredAttempts(limit: number): Promise<AttemptRecord[]> {
+    return (this.statements.expiredAttempts.all(Date.now(), limit) as Row[]).map(toAttempt);
+  }
+
+  async settleRun(runId: number, options: { hasGather: boolean }): Promise<'gather-queued' | 'succeeded' | 'failed' | null> {
+    return this.db.transaction(() => {
+      const run = this.statements.getRun.get(runId) as Row | undefined;
+      if (!run || run.state !== 'running') return null;
+      const gather = run.gather_state as RunRecord['gatherState'];
+      if (gather === 'pending' || gather === 'running') return null;
+      const tasks = this.statements.taskOutcomes.get({ run_id: runId }) as Row;
+      if (Number(tasks.unfinished) > 0) return null;
+      const allSucceeded = Number(tasks.unsuccessful) === 0;
+      if (options.hasGather && allSucceeded && gather === null) {
+        this.statements.setGatherState.run('pending', runId);
+        return 'gather-queued';
+      }
+      const state = allSucceeded && gather !== 'failed' ? 'succeeded' : 'failed';
+      this.statements.setRunState.run(state, Date.now(), runId);
+      return state;
+    }).immediate();
+  }
+
+  async close(): Promise<void> {
     this.db.close();
+  }
+
+  private spec(runId: number): JobSpec {
+    let spec = this.specs.get(runId);
+    if (!spec) {
+      spec = JSON.parse(String((this.statements.getSpec.get(runId) as Row).spec)) as JobSpec;
+      this.specs.set(runId, spec);
+    }
+    return spec;
   }
 }
 
 function migrate(db: Database.Database, path: string): void {
-  const current = Number(db.pragma('user_version', { simple: true }));
-  if (current > MIGRATIONS.length) {
-    throw new UserError(
-      `the store ${path} was written by a newer fanout (schema ${current}, this fanout knows ${MIGRATIONS.length})`,
-      'upgrade fanout, or use another --home',
-    );
-  }
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-  }
+  // Read the version inside the write transaction: processes opening a new store at the same
+  // moment (a fleet of workers starting) apply each migration once, one after the other.
+  db.transaction(() => {
+    const current = Number(db.pragma('user_version', { simple: true }));
+    if (current > MIGRATIONS.length) {
+      throw new UserError(
+        `the store ${path} was written by a newer fanout (schema ${current}, this fanout knows ${MIGRATIONS.length})`,
+        'upgrade fanout, or use another --home',
+      );
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) db.exec(MIGRATIONS[version]!);
+    if (current < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
 }
 
 function prepareStatements(db: Database.Database) {
@@ -234,6 +363,7 @@ function prepareStatements(db: Database.Database) {
        VALUES (@run_id, @idx, @name, @vars, @cache_key, @state, @cpus, @memory, @time_ms)`,
     ),
     getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
+    getSpec: db.prepare('SELECT spec FROM runs WHERE id = ?'),
     listRuns: db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?'),
     runningRunsOfJob: db.prepare(`SELECT coordinator FROM runs WHERE job = ? AND state = 'running'`),
     listRunsOfJob: db.prepare('SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?'),
@@ -242,19 +372,24 @@ function prepareStatements(db: Database.Database) {
     setRunState: db.prepare('UPDATE runs SET state = ?, ended_at = ? WHERE id = ?'),
     setGatherState: db.prepare('UPDATE runs SET gather_state = ? WHERE id = ?'),
     counts: db.prepare('SELECT state, COUNT(*) AS n FROM tasks WHERE run_id = ? GROUP BY state'),
+    // EXISTS, not counts: a run is settled after each result, and may have 100,000 tasks.
+    taskOutcomes: db.prepare(
+      `SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = @run_id AND state IN ('pending', 'running')) AS unfinished,
+              EXISTS (SELECT 1 FROM tasks WHERE run_id = @run_id AND state IN ('failed', 'cancelled')) AS unsuccessful`,
+    ),
     listTasks: db.prepare('SELECT * FROM tasks WHERE run_id = ? ORDER BY idx'),
     listTasksInState: db.prepare('SELECT * FROM tasks WHERE run_id = ? AND state = ? ORDER BY idx'),
     getTask: db.prepare('SELECT * FROM tasks WHERE run_id = ? AND name = ?'),
     insertAttempt: db.prepare(
-      `INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at)
-       VALUES (@run_id, @idx, @attempt, 'running', @dir, @memory, @time_ms, @launched_at)`,
+      `INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at, worker, lease_expires)
+       VALUES (@run_id, @idx, @attempt, 'running', @dir, @memory, @time_ms, @launched_at, @worker, @lease_expires)`,
     ),
     taskLaunched: db.prepare(`UPDATE tasks SET state = 'running', attempts = ? WHERE run_id = ? AND idx = ?`),
     finishAttempt: db.prepare(
       `UPDATE attempts SET state = 'done', reason = @reason, exit_code = @exit_code, signal = @signal,
          started_at = @started_at, ended_at = @ended_at, peak_memory = @peak_memory, cpu_ms = @cpu_ms,
-         host = @host, error = @error
-       WHERE run_id = @run_id AND idx = @idx AND attempt = @attempt`,
+         host = @host, error = @error, lease_expires = NULL
+       WHERE run_id = @run_id AND idx = @idx AND attempt = @attempt AND state = 'running'`,
     ),
     taskFinished: db.prepare(
       `UPDATE tasks SET state = @state, memory = @memory, time_ms = @time_ms, retry_base = @retry_base, reason = @reason,
@@ -271,71 +406,44 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx,
          attempt = excluded.attempt, out = excluded.out`,
     ),
+
+    registerWorker: db.prepare(
+      `INSERT INTO workers (id, host, pid, cpus, memory, launched_by, state, started_at, heartbeat_at)
+       VALUES (@id, @host, @pid, @cpus, @memory, @launched_by, 'running', @now, @now)
+       ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, cpus = excluded.cpus,
+         memory = excluded.memory, launched_by = excluded.launched_by, state = 'running', heartbeat_at = excluded.heartbeat_at`,
+    ),
+    listRunningWorkers: db.prepare(
+      `SELECT w.*, (SELECT COUNT(*) FROM attempts a WHERE a.worker = w.id AND a.state = 'running') AS holding
+       FROM workers w WHERE w.state = 'running' ORDER BY w.started_at DESC, w.rowid DESC`,
+    ),
+    listAllWorkers: db.prepare(
+      `SELECT w.*, (SELECT COUNT(*) FROM attempts a WHERE a.worker = w.id AND a.state = 'running') AS holding
+       FROM workers w ORDER BY w.started_at DESC, w.rowid DESC`,
+    ),
+    retireWorker: db.prepare(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE id = ?`),
+    expireLeasesOf: db.prepare(`UPDATE attempts SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
+    workerBeat: db.prepare(`UPDATE workers SET heartbeat_at = ? WHERE id = ?`),
+    extendLease: db.prepare(
+      `UPDATE attempts SET lease_expires = ?
+       WHERE run_id = ? AND idx = ? AND attempt = ? AND state = 'running' AND worker = ?
+       RETURNING (SELECT state FROM runs WHERE runs.id = attempts.run_id) AS run_state`,
+    ),
+    expiredAttempts: db.prepare(
+      `SELECT * FROM attempts WHERE state = 'running' AND lease_expires <= ? ORDER BY lease_expires, run_id, idx LIMIT ?`,
+    ),
+    queuedGathers: db.prepare(
+      `SELECT r.id, (SELECT COUNT(*) FROM attempts a WHERE a.run_id = r.id AND a.idx = ${GATHER_INDEX}) AS attempts
+       FROM runs r WHERE r.state = 'running' AND r.backend = 'workers' AND r.gather_state = 'pending'
+       ORDER BY r.id LIMIT ?`,
+    ),
+    // Runs outside, then each run's pending tasks in order: done tasks and other backends' runs are never walked.
+    pendingTasks: db.prepare(
+      `SELECT t.run_id, t.idx, t.attempts, t.cpus, t.memory
+       FROM runs r CROSS JOIN tasks t INDEXED BY tasks_pending ON t.run_id = r.id AND t.state = 'pending'
+       WHERE r.state = 'running' AND r.backend = 'workers' AND t.cpus <= @cpus AND COALESCE(t.memory, 0) <= @memory
+       ORDER BY r.id, t.idx LIMIT @window`,
+    ),
+    claimTask: db.prepare(`UPDATE tasks SET state = 'running', attempts = ? WHERE run_id = ? AND idx = ? RETURNING *`),
   };
-}
-
-function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
-  return a.pid === b.pid && a.host === b.host && a.startedAt === b.startedAt;
-}
-
-function toRun(row: Row): RunRecord {
-  return {
-    id: Number(row.id),
-    job: String(row.job),
-    jobFile: String(row.job_file),
-    spec: JSON.parse(String(row.spec)) as JobSpec,
-    backend: String(row.backend),
-    state: row.state as RunRecord['state'],
-    createdAt: Number(row.created_at),
-    endedAt: nullableNumber(row.ended_at),
-    planKey: String(row.plan_key),
-    coordinator: row.coordinator ? (JSON.parse(String(row.coordinator)) as ProcessIdentity) : null,
-    launcher: row.launcher ? (JSON.parse(String(row.launcher)) as ProcessIdentity) : null,
-    gatherState: (row.gather_state as RunRecord['gatherState']) ?? null,
-  };
-}
-
-function toTask(row: Row): TaskRecord {
-  return {
-    index: Number(row.idx),
-    name: String(row.name),
-    vars: JSON.parse(String(row.vars)) as Record<string, string>,
-    cacheKey: String(row.cache_key),
-    state: row.state as TaskState,
-    attempts: Number(row.attempts),
-    retryBase: Number(row.retry_base),
-    cpus: Number(row.cpus),
-    memory: nullableNumber(row.memory),
-    timeMs: nullableNumber(row.time_ms),
-    reason: (row.reason as TaskRecord['reason']) ?? null,
-    exitCode: nullableNumber(row.exit_code),
-    peakMemory: nullableNumber(row.peak_memory),
-    durationMs: nullableNumber(row.duration_ms),
-  };
-}
-
-function toAttempt(row: Row): AttemptRecord {
-  return {
-    runId: Number(row.run_id),
-    index: Number(row.idx),
-    attempt: Number(row.attempt),
-    state: row.state as AttemptRecord['state'],
-    dir: String(row.dir),
-    memory: nullableNumber(row.memory),
-    timeMs: nullableNumber(row.time_ms),
-    launchedAt: Number(row.launched_at),
-    reason: (row.reason as AttemptRecord['reason']) ?? null,
-    exitCode: nullableNumber(row.exit_code),
-    signal: (row.signal as string | null) ?? null,
-    startedAt: nullableNumber(row.started_at),
-    endedAt: nullableNumber(row.ended_at),
-    peakMemory: nullableNumber(row.peak_memory),
-    cpuMs: nullableNumber(row.cpu_ms),
-    host: (row.host as string | null) ?? null,
-    error: (row.error as string | null) ?? null,
-  };
-}
-
-function nullableNumber(value: unknown): number | null {
-  return value === null || value === undefined ? null : Number(value);
 }

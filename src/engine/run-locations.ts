@@ -1,0 +1,75 @@
+import { relative, sep } from 'node:path';
+import { JobFileError, UserError } from '../errors.js';
+import type { JobSpec } from '../spec/job-spec.js';
+import type { Locate } from '../spec/load-job-file.js';
+import { isObjectStoreUri, joinLocation } from '../storage/location.js';
+import { storageFor } from '../storage/open-storage.js';
+import type { NewTask } from '../store/store.js';
+
+/**
+ * Refuse, before a run is recorded, a workdir or outdir its backend cannot use: object storage
+ * is for pull workers (the node-side runner of a cluster and the local launcher write to
+ * folders), and it must be reachable with the credentials at hand, its bucket existing.
+ */
+export async function checkLocations(spec: JobSpec, locate: Locate, options: { sharedStore: boolean }): Promise<void> {
+  const backend = spec.backend ?? 'local';
+  for (const field of ['workdir', 'outdir'] as const) {
+    const location = spec[field];
+    if (location === null || !isObjectStoreUri(location)) continue;
+    if (backend !== 'workers') {
+      throw new JobFileError(
+        locate(field),
+        `${location} is in object storage, which only the workers backend can use (the ${backend} backend writes to folders)`,
+        'add `backend: workers` (or pass --backend workers) and start workers with `fanout workers start`, or use a folder',
+      );
+    }
+    try {
+      await storageFor(location).check(location);
+    } catch (error) {
+      if (error instanceof UserError) throw new JobFileError(locate(field), error.message, error.fix, { cause: error });
+      throw error;
+    }
+  }
+  if (backend !== 'workers') return;
+  if (spec.workdir === null && options.sharedStore) {
+    throw new JobFileError(
+      locate('workdir'),
+      "pull workers on other machines cannot read this machine's .fanout/work",
+      'set `workdir:` to an s3://bucket/prefix URI, or to a folder every worker can reach',
+    );
+  }
+  if (spec.workdir !== null && isObjectStoreUri(spec.workdir) && !isObjectStoreUri(spec.outdir)) {
+    throw new JobFileError(
+      locate('outdir'),
+      `outputs would go to ${spec.outdir}, a folder on whichever machine runs each task, while the workdir is in object storage`,
+      'set `outdir:` to an s3://bucket/prefix URI too',
+    );
+  }
+}
+
+/**
+ * Chunk files are cut on the machine that plans the run; workers that share no disk with it
+ * read them from the workdir. Upload each once (a chunk's folder is named by its content) and
+ * point the tasks at the uploaded copies, which workers stage in like any s3:// input.
+ */
+export async function stageChunkFiles(tasks: NewTask[], chunkDir: string, workdir: string | null): Promise<NewTask[]> {
+  if (workdir === null || !isObjectStoreUri(workdir)) return tasks;
+  const storage = storageFor(workdir);
+  const uploaded = new Map<string, string>();
+  const upload = async (file: string): Promise<string> => {
+    let uri = uploaded.get(file);
+    if (uri === undefined) {
+      uri = joinLocation(workdir, 'chunks', ...relative(chunkDir, file).split(sep));
+      if (!(await storage.exists(uri))) await storage.putFile(file, uri);
+      uploaded.set(file, uri);
+    }
+    return uri;
+  };
+  const staged: NewTask[] = [];
+  for (const task of tasks) {
+    const vars: Record<string, string> = {};
+    for (const [key, value] of Object.entries(task.vars)) vars[key] = value.startsWith(chunkDir + sep) ? await upload(value) : value;
+    staged.push({ ...task, vars });
+  }
+  return staged;
+}

@@ -1,0 +1,47 @@
+import type { AttemptLaunch } from '../backends/backend.js';
+import type { JobSpec } from '../spec/job-spec.js';
+import { renderTemplate, type Template } from '../spec/template.js';
+import type { TaskRecord } from '../store/store.js';
+import { taskEnvironment, taskValues } from './plan-job.js';
+
+/** Where one attempt of a task runs and writes. */
+export interface AttemptPlaces {
+  attemptDir: string;
+  /** Where the command writes its outputs (`{{ out }}`). */
+  stagingOut: string;
+  /** Where those outputs are moved when the attempt succeeds. */
+  finalOut: string;
+}
+
+/**
+ * Render one attempt of a task: its command and environment. The coordinator and the pull
+ * worker both launch tasks through it, so a task sees the same thing on every backend. `vars`
+ * are the task's variables as this attempt sees them (a worker puts staged-in local copies of
+ * object-storage inputs in place of their URIs).
+ */
+export function taskLaunch(
+  spec: JobSpec,
+  command: Template,
+  identity: { id: number; runId: number; task: TaskRecord; attempt: number; vars?: Record<string, string> },
+  places: AttemptPlaces,
+): AttemptLaunch {
+  const { task } = identity;
+  const values = taskValues(spec, identity.vars ?? task.vars, task.index, task.name, places.stagingOut);
+  return {
+    id: identity.id,
+    attemptDir: places.attemptDir,
+    cwd: places.attemptDir,
+    stagingOut: places.stagingOut,
+    finalOut: places.finalOut,
+    cpus: task.cpus,
+    memoryBytes: task.memory,
+    timeMs: task.timeMs,
+    command: renderTemplate(command, values),
+    env: taskEnvironment(values, {
+      FANOUT_RUN: String(identity.runId),
+      FANOUT_TASK: task.name,
+      FANOUT_ATTEMPT: String(identity.attempt),
+      FANOUT_OUT: places.stagingOut,
+    }),
+  };
+}

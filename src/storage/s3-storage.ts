@@ -1,0 +1,191 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { UserError } from '../errors.js';
+import { isMissing, listLocalFiles, pathInside, writeWhole } from './local-files.js';
+import { formatObjectStoreUri, joinLocation, parseObjectStoreUri, type ObjectAddress } from './location.js';
+import { forEachLimited, TREE_TRANSFERS } from './parallel.js';
+import { explainS3Error, isAbsentObject, isRangeNotSatisfiable } from './s3-errors.js';
+import { createS3Client, describeS3Service, type S3Settings } from './s3-settings.js';
+import type { Storage, StoredObject } from './storage.js';
+
+/** Multipart upload: parts this big, this many in flight (so at most ~32 MiB buffered per file). */
+const PART_SIZE = 8 * 1024 * 1024;
+const PARTS_IN_FLIGHT = 4;
+/** The most keys one DeleteObjects request takes. */
+const DELETE_BATCH = 1000;
+
+/** Storage on S3 or an S3-compatible service; see s3-settings.ts for how it is configured. */
+export class S3Storage implements Storage {
+  private readonly client: S3Client;
+  private readonly service: string;
+
+  constructor(settings: S3Settings) {
+    this.client = createS3Client(settings);
+    this.service = describeS3Service(settings);
+  }
+
+  async putFile(localPath: string, uri: string): Promise<void> {
+    const target = parseObjectStoreUri(uri);
+    await mustExist(localPath);
+    await this.run(target, async () => {
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: target.bucket, Key: target.key, Body: createReadStream(localPath) },
+        partSize: PART_SIZE,
+        queueSize: PARTS_IN_FLIGHT,
+      });
+      await upload.done();
+    });
+  }
+
+  async getFile(uri: string, localPath: string): Promise<void> {
+    const source = parseObjectStoreUri(uri);
+    await this.run(source, async () => {
+      const body = await this.read(source);
+      if (body === null) throw new UserError(`${uri} does not exist`, 'check the s3:// URI');
+      await writeWhole(localPath, (temp) => pipeline(body, createWriteStream(temp)));
+    });
+  }
+
+  async putText(uri: string, text: string): Promise<void> {
+    const target = parseObjectStoreUri(uri);
+    await this.run(target, () => this.client.send(new PutObjectCommand({ Bucket: target.bucket, Key: target.key, Body: text })));
+  }
+
+  async getText(uri: string): Promise<string | null> {
+    const source = parseObjectStoreUri(uri);
+    return this.run(source, async () => {
+      const body = await this.read(source);
+      if (body === null) return null;
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    });
+  }
+
+  async openRead(uri: string, options: { start?: number } = {}): Promise<NodeJS.ReadableStream | null> {
+    const source = parseObjectStoreUri(uri);
+    return this.run(source, () => this.read(source, options.start ?? 0));
+  }
+
+  async exists(uri: string): Promise<boolean> {
+    const target = parseObjectStoreUri(uri);
+    return this.run(target, async () => {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.key }));
+        return true;
+      } catch (error) {
+        if (isAbsentObject(error)) return false;
+        throw error;
+      }
+    });
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const folder = parseObjectStoreUri(prefix);
+    const keyPrefix = folder.key === '' ? '' : `${folder.key}/`;
+    return this.run(folder, async () => {
+      const found: StoredObject[] = [];
+      let token: string | undefined;
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: folder.bucket, Prefix: keyPrefix, ContinuationToken: token }),
+        );
+        for (const object of page.Contents ?? []) {
+          // Keys ending in `/` are the empty "folder" markers some consoles create, not files.
+          if (object.Key === undefined || object.Key.endsWith('/')) continue;
+          found.push({
+            uri: formatObjectStoreUri({ bucket: folder.bucket, key: object.Key }),
+            relative: object.Key.slice(keyPrefix.length),
+            size: object.Size ?? 0,
+          });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+      return found;
+    });
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const folder = parseObjectStoreUri(prefix);
+    const keys = (await this.list(prefix)).map((object) => parseObjectStoreUri(object.uri).key);
+    await this.run(folder, async () => {
+      for (let first = 0; first < keys.length; first += DELETE_BATCH) {
+        const batch = keys.slice(first, first + DELETE_BATCH).map((Key) => ({ Key }));
+        const result = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: folder.bucket, Delete: { Objects: batch, Quiet: true } }),
+        );
+        const failure = result.Errors?.[0];
+        if (failure) throw new Error(`S3 could not delete s3://${folder.bucket}/${failure.Key} (${failure.Code}: ${failure.Message})`);
+      }
+    });
+  }
+
+  async putTree(localDir: string, prefix: string): Promise<number> {
+    parseObjectStoreUri(prefix);
+    const files = await listLocalFiles(localDir);
+    await forEachLimited(files, TREE_TRANSFERS, (file) => this.putFile(file.path, joinLocation(prefix, file.relative)));
+    return files.length;
+  }
+
+  async getTree(prefix: string, localDir: string): Promise<number> {
+    const objects = await this.list(prefix);
+    await forEachLimited(objects, TREE_TRANSFERS, (object) =>
+      this.getFile(object.uri, pathInside(localDir, object.relative, object.uri)),
+    );
+    return objects.length;
+  }
+
+  async check(location: string): Promise<void> {
+    const folder = parseObjectStoreUri(location);
+    const probe = parseObjectStoreUri(joinLocation(formatObjectStoreUri(folder), `.fanout-probe-${process.pid}-${Date.now()}`));
+    await this.run(folder, async () => {
+      await this.client.send(new PutObjectCommand({ Bucket: probe.bucket, Key: probe.key, Body: 'fanout\n' }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: probe.bucket, Key: probe.key }));
+    });
+  }
+
+  /** The object's bytes from `start` on; null when it does not exist. */
+  private async read(source: ObjectAddress, start = 0): Promise<Readable | null> {
+    try {
+      const object = await this.client.send(
+        new GetObjectCommand({ Bucket: source.bucket, Key: source.key, ...(start > 0 ? { Range: `bytes=${start}-` } : {}) }),
+      );
+      return object.Body as Readable;
+    } catch (error) {
+      if (isRangeNotSatisfiable(error)) return Readable.from([]);
+      if (isAbsentObject(error)) return null;
+      throw error;
+    }
+  }
+
+  /** Every S3 call goes through here, so its failures read the same whatever the operation. */
+  private async run<T>(target: ObjectAddress, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw explainS3Error(error, { service: this.service, bucket: target.bucket });
+    }
+  }
+}
+
+async function mustExist(localPath: string): Promise<void> {
+  try {
+    await stat(localPath);
+  } catch (error) {
+    if (isMissing(error)) throw new UserError(`${localPath} does not exist`, 'check the path', { cause: error });
+    throw error;
+  }
+}

@@ -1,0 +1,340 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { LocalBackend } from '../backends/local/local-backend.js';
+import type { AttemptLaunch } from '../backends/backend.js';
+import { commitToObjectStorage } from '../engine/committed-outputs.js';
+import type { HomeLayout } from '../engine/home-layout.js';
+import { finalOut, stagingOut } from '../engine/home-layout.js';
+import { QueueDuties, queuedResult } from '../engine/queue-duties.js';
+import { taskLaunch } from '../engine/task-launch.js';
+import type { AttemptResult } from '../runner/launcher.js';
+import { parseTemplate, type Template } from '../spec/template.js';
+import { isObjectStoreUri } from '../storage/location.js';
+import { GATHER_INDEX, type AttemptKey, type ClaimedAttempt, type ResultChange, type RunRecord, type Store, type TaskRecord } from '../store/store.js';
+import { attemptSite, clearSite, stageIn, stageOutLogs, type AttemptSite } from './attempt-staging.js';
+import { prepareGather } from './worker-gather.js';
+
+export interface WorkerOptions {
+  store: Store;
+  /** Names attempt folders the way every other process using this store does. */
+  layout: HomeLayout;
+  /** A local folder of this worker's own: attempts run there when the workdir is in object storage. */
+  scratch: string;
+  cpus: number;
+  memoryBytes: number;
+  /** The visibility timeout: a worker silent this long loses its attempts (they are retried as `lost`). */
+  leaseMs: number;
+  /** Stop after this long with nothing to do (null: never). */
+  maxIdleMs: number | null;
+  /** Hand running attempts back and stop this long after starting (null: never). */
+  lifetimeMs: number | null;
+  /** Stop as soon as there is nothing to claim (workers launched by `fanout workers start`). */
+  untilEmpty: boolean;
+  launchedBy: string | null;
+  /** Between terminate and kill when an attempt is stopped. */
+  graceMs: number;
+  /** Where the worker says what it does (one line each). */
+  log: (line: string) => void;
+  /** How long to wait between claims when the queue is empty (backs off to 8×). */
+  pollMs?: number;
+}
+
+export type WorkerExit = 'idle' | 'empty' | 'lifetime' | 'stopped';
+
+/** An attempt this worker holds, from claim to report. */
+interface Held {
+  key: AttemptKey;
+  run: RunRecord;
+  site: AttemptSite;
+  cpus: number;
+  memory: number;
+  /** Null for the gather. */
+  task: TaskRecord | null;
+  /** The outputs to upload when the attempt succeeds (object-storage outdir only). */
+  localOut: string | null;
+  /** Commits the gather's outputs and builds its report. */
+  finishGather?: (result: AttemptResult) => Promise<ResultChange>;
+  /** Handed back to the queue (SIGTERM twice, end of lifetime): not the task's failure. */
+  returning: boolean;
+}
+
+/**
+ * A pull worker: claims attempts that fit in what it has free from the shared store, runs them
+ * on this machine through the local launcher, renews their leases while they run, reports each
+ * result (applying the retry policy), and helps with the queue's duties. Any number of them, on
+ * any machines that reach the store (and the workdir), may come and go at any time.
+ */
+export class Worker {
+  readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private readonly backend: LocalBackend;
+  private readonly duties: QueueDuties;
+  private readonly held = new Map<number, Held>();
+  private readonly templates = new Map<number, Template>();
+  private readonly results: Array<{ launchId: number; result: AttemptResult }> = [];
+  private readonly unsettled = new Set<number>();
+  private readonly scratch: string;
+  private nextLaunchId = 1;
+  private usedCpus = 0;
+  private usedMemory = 0;
+  private stopping: 'no' | 'drain' | 'return' = 'no';
+  private exit: WorkerExit = 'stopped';
+  private wake: (() => void) | undefined;
+  private failure: unknown;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.backend = new LocalBackend({ graceMs: options.graceMs });
+    this.duties = new QueueDuties(options.store);
+    this.scratch = join(options.scratch, this.id);
+  }
+
+  /**
+   * First call: claim nothing more, finish what runs, then stop. Second call: hand what runs
+   * back to the queue (terminated, retried elsewhere without spending its retry budget) and stop.
+   */
+  stop(): void {
+    this.stopping = this.stopping === 'no' ? 'drain' : 'return';
+    if (this.stopping === 'return') this.handBack();
+    this.wake?.();
+  }
+
+  get holding(): number {
+    return this.held.size;
+  }
+
+  async run(): Promise<WorkerExit> {
+    const { store, leaseMs } = this.options;
+    mkdirSync(this.scratch, { recursive: true });
+    await store.registerWorker({
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      cpus: this.options.cpus,
+      memory: this.options.memoryBytes,
+      launchedBy: this.options.launchedBy,
+    });
+    await this.backend.start((launchId, result) => {
+      this.results.push({ launchId, result });
+      this.wake?.();
+    });
+    const heartbeat = setInterval(() => this.background(this.heartbeat()), Math.max(200, leaseMs / 3));
+    const reaper = setInterval(() => this.background(this.duties.reapExpired()), Math.max(500, leaseMs / 2));
+    const lifetime = this.options.lifetimeMs === null ? undefined : setTimeout(() => this.retire(), this.options.lifetimeMs);
+    try {
+      await this.loop();
+    } finally {
+      clearInterval(heartbeat);
+      clearInterval(reaper);
+      clearTimeout(lifetime);
+      await this.backend.close();
+      for (const runId of this.unsettled) await this.duties.settle(runId).catch(() => {});
+      await store.retireWorker(this.id).catch(() => {});
+      rmSync(this.scratch, { recursive: true, force: true });
+    }
+    return this.exit;
+  }
+
+  private async loop(): Promise<void> {
+    const pollMs = this.options.pollMs ?? 500;
+    let idleSince: number | null = null;
+    let wait = pollMs;
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      await this.report();
+      if (this.stopping !== 'no' && this.held.size === 0) return;
+      let claimed = 0;
+      if (this.stopping === 'no') claimed = await this.claim();
+      if (claimed > 0 || this.held.size > 0) {
+        idleSince = null;
+        wait = pollMs;
+      } else {
+        // Settling a run may queue its gather: claim again before calling the queue empty.
+        if (await this.settleTouchedRuns()) continue;
+        idleSince ??= Date.now();
+        if (this.options.untilEmpty) return this.finish('empty');
+        if (this.options.maxIdleMs !== null && Date.now() - idleSince >= this.options.maxIdleMs) return this.finish('idle');
+        wait = Math.min(wait * 2, pollMs * 8);
+      }
+      // With room left and work found, claim again at once; otherwise wait for a result or the poll.
+      if (claimed > 0 && this.usedCpus < this.options.cpus && this.stopping === 'no') continue;
+      if (this.results.length > 0) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, claimed > 0 || this.held.size > 0 ? pollMs * 8 : wait);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private finish(exit: WorkerExit): void {
+    this.exit = exit;
+  }
+
+  private async claim(): Promise<number> {
+    const freeCpus = this.options.cpus - this.usedCpus;
+    if (freeCpus < 1) return 0;
+    const { layout } = this.options;
+    const claimed = await this.options.store.claim({
+      workerId: this.id,
+      cpus: freeCpus,
+      memory: this.options.memoryBytes - this.usedMemory,
+      limit: freeCpus,
+      leaseMs: this.options.leaseMs,
+      attemptDir: (run, index, attempt) => (index === GATHER_INDEX ? layout.gatherDir(run, attempt) : layout.attemptDir(run, index, attempt)),
+    });
+    for (const attempt of claimed) await this.start(attempt);
+    return claimed.length;
+  }
+
+  /** Stage an attempt in and hand it to the launcher; a staging failure is reported as `infra`. */
+  private async start(claimed: ClaimedAttempt): Promise<void> {
+    const run = await this.duties.run(claimed.runId);
+    const launchId = this.nextLaunchId++;
+    const key = { runId: claimed.runId, index: claimed.kind === 'task' ? claimed.task.index : GATHER_INDEX, attempt: claimed.attempt };
+    const site = attemptSite(claimed.dir, this.scratch);
+    const task = claimed.kind === 'task' ? claimed.task : null;
+    const held: Held = { key, run, site, cpus: task?.cpus ?? 1, memory: task?.memory ?? 0, task, localOut: null, returning: false };
+    this.held.set(launchId, held);
+    this.usedCpus += held.cpus;
+    this.usedMemory += held.memory;
+    try {
+      const launch = task ? await this.prepareTask(launchId, held, task) : await this.prepareGatherLaunch(launchId, held);
+      this.backend.submit([launch]);
+    } catch (error) {
+      this.results.push({ launchId, result: infraResult(`staging in failed: ${(error as Error).message}`) });
+    }
+  }
+
+  private async prepareTask(launchId: number, held: Held, task: TaskRecord): Promise<AttemptLaunch> {
+    const { run, site, key } = held;
+    const spec = run.spec;
+    const remoteOut = isObjectStoreUri(spec.outdir);
+    if (remoteOut) held.localOut = `${site.local}.out`;
+    else mkdirSync(spec.outdir, { recursive: true });
+    const vars = await stageIn(task.vars, site);
+    return taskLaunch(spec, this.template(run), { id: launchId, runId: run.id, task, attempt: key.attempt, vars }, {
+      attemptDir: site.local,
+      stagingOut: remoteOut ? `${site.local}.staging` : stagingOut(spec.outdir, run.id, task.index, key.attempt),
+      finalOut: held.localOut ?? finalOut(spec.outdir, task.name),
+    });
+  }
+
+  private async prepareGatherLaunch(launchId: number, held: Held): Promise<AttemptLaunch> {
+    const gather = await prepareGather(this.options.store, held.run, held.key.attempt, held.site, launchId);
+    held.finishGather = gather.finish;
+    return gather.launch;
+  }
+
+  private template(run: RunRecord): Template {
+    let template = this.templates.get(run.id);
+    if (!template) this.templates.set(run.id, (template = parseTemplate(run.spec.command)));
+    return template;
+  }
+
+  /** Commit every result that arrived, in one transaction, after staging their outputs and logs out. */
+  private async report(): Promise<void> {
+    const arrived = this.results.splice(0);
+    if (arrived.length === 0) return;
+    const changes: ResultChange[] = [];
+    const gathers: Array<{ change: ResultChange; returning: boolean }> = [];
+    await Promise.all(
+      arrived.map(async ({ launchId, result }) => {
+        const held = this.held.get(launchId);
+        if (!held) return;
+        const change = await this.finishAttempt(held, result);
+        if (held.task) changes.push(change);
+        else gathers.push({ change, returning: held.returning });
+      }),
+    );
+    if (changes.length > 0) await this.options.store.commit({ results: changes });
+    for (const { change, returning } of gathers) {
+      const gatherState = returning ? 'pending' : change.result.reason === 'ok' ? 'succeeded' : 'failed';
+      await this.options.store.commit({ results: [change], run: { id: change.runId, gatherState } });
+    }
+    for (const [launchId, held] of arrived.map(({ launchId }) => [launchId, this.held.get(launchId)] as const)) {
+      if (!held) continue;
+      this.held.delete(launchId);
+      this.usedCpus -= held.cpus;
+      this.usedMemory -= held.memory;
+      this.unsettled.add(held.key.runId);
+      await clearSite(held.site);
+    }
+  }
+
+  /** Stage out what a finished attempt left, then say what its task becomes. */
+  private async finishAttempt(held: Held, result: AttemptResult): Promise<ResultChange> {
+    if (held.finishGather) {
+      const change = await held.finishGather(result);
+      await this.uploadLogs(held);
+      return change;
+    }
+    let outcome = result;
+    try {
+      if (result.reason === 'ok' && held.localOut !== null && held.task) {
+        await commitToObjectStorage(held.localOut, held.run.spec.outdir, held.task.name, held.key);
+      }
+    } catch (error) {
+      outcome = { ...result, reason: 'infra', error: `staging out failed: ${(error as Error).message}` };
+    }
+    await this.uploadLogs(held);
+    if (outcome.reason !== 'ok' && outcome.reason !== 'cancelled') {
+      this.options.log(`run ${held.key.runId} task ${held.task?.name ?? 'gather'} attempt ${held.key.attempt}: ${outcome.reason}${outcome.error ? ` (${outcome.error})` : ''}`);
+    }
+    return queuedResult(held.run, held.task!, held.key.attempt, outcome, { returned: held.returning });
+  }
+
+  private async uploadLogs(held: Held): Promise<void> {
+    try {
+      await stageOutLogs(held.site);
+    } catch (error) {
+      this.options.log(`could not upload the logs of run ${held.key.runId} task ${held.task?.name ?? 'gather'}: ${(error as Error).message}`);
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const holding = [...this.held.values()].map((held) => held.key);
+    const stop = await this.options.store.heartbeat(this.id, holding, this.options.leaseMs);
+    if (stop.length === 0) return;
+    const wanted = new Set(stop.map((key) => `${key.runId}.${key.index}.${key.attempt}`));
+    const ids = [...this.held].filter(([, held]) => wanted.has(`${held.key.runId}.${held.key.index}.${held.key.attempt}`)).map(([id]) => id);
+    this.backend.cancel(ids, { force: false });
+  }
+
+  /** End of the allocation's lifetime: hand everything back now, so nothing is cut off by the walltime. */
+  private retire(): void {
+    this.exit = 'lifetime';
+    this.stopping = 'return';
+    this.handBack();
+    this.wake?.();
+  }
+
+  private handBack(): void {
+    for (const held of this.held.values()) held.returning = true;
+    this.backend.cancel([...this.held.keys()], { force: false });
+  }
+
+  /** Settle the runs this worker reported results of; true when one of them queued its gather. */
+  private async settleTouchedRuns(): Promise<boolean> {
+    let gatherQueued = false;
+    for (const runId of this.unsettled) gatherQueued = (await this.duties.settle(runId)) === 'gather-queued' || gatherQueued;
+    this.unsettled.clear();
+    return gatherQueued;
+  }
+
+  /** Timers' work: a failure stops the worker (through the loop) instead of going unseen. */
+  private background(work: Promise<unknown>): void {
+    work.catch((error: unknown) => {
+      this.failure ??= error;
+      this.wake?.();
+    });
+  }
+}
+
+function infraResult(error: string): AttemptResult {
+  const now = Date.now();
+  return { reason: 'infra', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
+}

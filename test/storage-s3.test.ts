@@ -1,0 +1,161 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { UserError } from '../src/errors.js';
+import { storageFor } from '../src/storage/open-storage.js';
+import { S3Storage } from '../src/storage/s3-storage.js';
+import { s3SettingsFromEnvironment } from '../src/storage/s3-settings.js';
+import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
+import { storageContract } from './storage-contract.js';
+
+describeWithS3('S3 storage', () => {
+  let endpoint: string;
+  let bucket: string;
+  let local: string;
+
+  beforeAll(async () => {
+    endpoint = s3Endpoint();
+    bucket = await createBucket(endpoint);
+    // Configured the way users configure it: the standard AWS variables.
+    Object.assign(process.env, s3Env(endpoint));
+    local = await mkdtemp(join(tmpdir(), 'fanout-storage-s3-'));
+  });
+  afterAll(async () => {
+    await rm(local, { recursive: true, force: true });
+  });
+
+  storageContract('the storage contract on S3', async () => {
+    let next = 0;
+    return { storage: storageFor(`s3://${bucket}`), newRoot: () => `s3://${bucket}/t${++next}` };
+  });
+
+  it('is what storageFor gives for an s3:// URI, one per configuration', () => {
+    expect(storageFor(`s3://${bucket}/a`)).toBeInstanceOf(S3Storage);
+    expect(storageFor(`s3://${bucket}/b`)).toBe(storageFor(`s3://${bucket}/a`));
+    expect(() => storageFor('s3://')).toThrow(UserError);
+  });
+
+  it('uses path-style addressing for a custom endpoint unless told otherwise', () => {
+    expect(s3SettingsFromEnvironment({ AWS_ENDPOINT_URL: endpoint })).toMatchObject({ endpoint, forcePathStyle: true, region: undefined });
+    expect(s3SettingsFromEnvironment({ AWS_ENDPOINT_URL: 'http://a', AWS_ENDPOINT_URL_S3: 'http://b', AWS_DEFAULT_REGION: 'eu-west-1' })).toMatchObject({
+      endpoint: 'http://b',
+      region: 'eu-west-1',
+    });
+    expect(s3SettingsFromEnvironment({ AWS_ENDPOINT_URL: endpoint, AWS_S3_FORCE_PATH_STYLE: 'false' }).forcePathStyle).toBe(false);
+    expect(s3SettingsFromEnvironment({}).forcePathStyle).toBe(false);
+    expect(s3SettingsFromEnvironment({ AWS_S3_FORCE_PATH_STYLE: '1' }).forcePathStyle).toBe(true);
+  });
+
+  it('streams a file larger than a part through a multipart upload and back', async () => {
+    const source = join(local, 'big.bin');
+    const hash = await writeRandomFile(source, 20 * 1024 * 1024);
+    const send = vi.spyOn(S3Client.prototype, 'send');
+    const uri = `s3://${bucket}/big/big.bin`;
+    try {
+      await storageFor(uri).putFile(source, uri);
+      const parts = send.mock.calls.filter(([command]) => command instanceof UploadPartCommand).length;
+      expect(parts).toBe(3);
+    } finally {
+      send.mockRestore();
+    }
+    expect((await storageFor(uri).list(`s3://${bucket}/big`))[0]?.size).toBe(20 * 1024 * 1024);
+    const target = join(local, 'big-down.bin');
+    await storageFor(uri).getFile(uri, target);
+    expect(createHash('sha256').update(await readFile(target)).digest('hex')).toBe(hash);
+  });
+
+  it('says when the endpoint cannot be reached, within seconds', async () => {
+    const storage = new S3Storage(s3SettingsFromEnvironment({ ...s3Env('http://127.0.0.1:1') }));
+    const started = Date.now();
+    await expectUserError(storage.putText(`s3://${bucket}/x`, 'x'), 'cannot reach S3 at http://127.0.0.1:1 (connection refused); check AWS_ENDPOINT_URL and that the service is up');
+    await expectUserError(storage.check(`s3://${bucket}/x`), /^cannot reach S3 at http:\/\/127\.0\.0\.1:1 \(connection refused\)/);
+    await writeFile(join(local, 'unsent.txt'), 'unsent');
+    await expectUserError(storage.putFile(join(local, 'unsent.txt'), `s3://${bucket}/unsent.txt`), /^cannot reach S3 at/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('says when S3 refuses the credentials, without showing them', async () => {
+    const wrongKey = { accessKeyId: 'WRONGKEYID7Q2', secretAccessKey: 'wrong-secret-ZX81' };
+    const withWrongKey = new S3Storage({ ...s3SettingsFromEnvironment(), credentials: wrongKey });
+    const fix = 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE';
+    const errors = [
+      await expectUserError(withWrongKey.check(`s3://${bucket}/p`), `S3 refused the credentials for s3://${bucket} (InvalidAccessKeyId); ${fix}`),
+      await expectUserError(withWrongKey.putText(`s3://${bucket}/p/x`, 'x'), /\(InvalidAccessKeyId\)/),
+      await expectUserError(withWrongKey.list(`s3://${bucket}/p`), /\(InvalidAccessKeyId\)/),
+      // A HEAD answer has no body to name the code; its 403 is enough.
+      await expectUserError(withWrongKey.exists(`s3://${bucket}/p/x`), `S3 refused the credentials for s3://${bucket} (HTTP 403); ${fix}`),
+    ];
+    const wrongSecret = { accessKeyId: S3_TEST_CREDENTIALS.accessKeyId, secretAccessKey: 'wrong-secret-ZX81' };
+    const withWrongSecret = new S3Storage({ ...s3SettingsFromEnvironment(), credentials: wrongSecret });
+    errors.push(await expectUserError(withWrongSecret.check(`s3://${bucket}/p`), `S3 refused the credentials for s3://${bucket} (SignatureDoesNotMatch); ${fix}`));
+    for (const error of errors) {
+      for (const secret of [wrongKey.accessKeyId, wrongKey.secretAccessKey, S3_TEST_CREDENTIALS.secretAccessKey]) {
+        expect(error.describe()).not.toContain(secret);
+        expect(error.stack).not.toContain(secret);
+      }
+    }
+  });
+
+  it('says when there are no credentials at all', async () => {
+    const saved = { ...process.env };
+    try {
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']) delete process.env[name];
+      Object.assign(process.env, {
+        AWS_SHARED_CREDENTIALS_FILE: join(local, 'no-credentials'),
+        AWS_CONFIG_FILE: join(local, 'no-config'),
+        AWS_EC2_METADATA_DISABLED: 'true',
+      });
+      const storage = new S3Storage(s3SettingsFromEnvironment());
+      await expectUserError(storage.check(`s3://${bucket}/p`), `found no S3 credentials for s3://${bucket}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
+  });
+
+  it('says when the bucket does not exist', async () => {
+    const storage = storageFor(`s3://no-such-bucket-${bucket}`);
+    const message = `bucket "no-such-bucket-${bucket}" does not exist at ${endpoint}; create it or fix the s3:// URI`;
+    await expectUserError(storage.check(`s3://no-such-bucket-${bucket}/work`), message);
+    await expectUserError(storage.putText(`s3://no-such-bucket-${bucket}/work/x`, 'x'), message);
+    await expectUserError(storage.getText(`s3://no-such-bucket-${bucket}/work/x`), message);
+    await expectUserError(storage.list(`s3://no-such-bucket-${bucket}/work`), message);
+    await writeFile(join(local, 'small.txt'), 'small');
+    await expectUserError(storage.putFile(join(local, 'small.txt'), `s3://no-such-bucket-${bucket}/work/small.txt`), message);
+  });
+
+  it('refuses a malformed URI', async () => {
+    const storage = storageFor(`s3://${bucket}`);
+    await expectUserError(storage.putText('s3://', 'x'), '"s3://" names no bucket; write it as s3://bucket/prefix');
+    await expectUserError(storage.getText('s3:///key'), /names no bucket/);
+  });
+});
+
+async function expectUserError(promise: Promise<unknown>, expected: string | RegExp): Promise<UserError> {
+  const error = await promise.then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  const line = (error as UserError).describe();
+  if (typeof expected === 'string') expect(line).toBe(expected);
+  else expect(line).toMatch(expected);
+  return error as UserError;
+}
+
+/** A file of random bytes, written in pieces; returns its sha256. */
+async function writeRandomFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const out = createWriteStream(path);
+  for (let written = 0; written < size; written += 1024 * 1024) {
+    const piece = randomBytes(Math.min(1024 * 1024, size - written));
+    hash.update(piece);
+    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return hash.digest('hex');
+}
