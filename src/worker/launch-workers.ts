@@ -79,7 +79,9 @@ async function launchOnCluster(fleet: WorkerFleet, backend: 'slurm' | 'sge', arg
     resources: { cpus: fleet.cpus, memoryBytes: fleet.memoryBytes, timeMs: fleet.timeMs },
   });
   if (backend === 'sge') directives.push('#$ -V');
-  const worker = [process.execPath, FANOUT_BIN, ...args].map(shellQuote).join(' ');
+  // Grid Engine's h_vmem caps virtual memory; without this flag Node reserves ~10 GB of address
+  // space for WebAssembly (which its HTTP client uses) and dies under any ordinary limit.
+  const worker = [process.execPath, '--disable-wasm-trap-handler', FANOUT_BIN, ...args].map(shellQuote).join(' ');
   const script = join(fleet.folder, 'workers.sh');
   writeFileSync(
     script,
