@@ -118,6 +118,16 @@ export function storageContract(title: string, setup: () => Promise<{ storage: S
       await storage.deletePrefix(joinLocation(root, 'run', '1'));
     });
 
+    it('deletes one object, and nothing that merely starts with its name', async () => {
+      const root = newRoot();
+      await storage.putText(joinLocation(root, 'task', '.marker'), 'm');
+      await storage.putText(joinLocation(root, 'task', '.marker-not'), 'keep');
+      await storage.delete(joinLocation(root, 'task', '.marker'));
+      expect(await storage.exists(joinLocation(root, 'task', '.marker'))).toBe(false);
+      expect(await storage.getText(joinLocation(root, 'task', '.marker-not'))).toBe('keep');
+      await storage.delete(joinLocation(root, 'task', '.marker'));
+    });
+
     it('uploads and downloads whole trees', async () => {
       const root = newRoot();
       const tree = join(local, 'tree-up');

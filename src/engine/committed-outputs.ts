@@ -25,8 +25,8 @@ export async function commitToObjectStorage(localOut: string, outdir: string, ta
   const storage = storageFor(outdir);
   const prefix = finalOut(outdir, taskName);
   // The marker goes first and comes back last: in between, the prefix does not count as done.
-  await storage.deletePrefix(joinLocation(prefix, COMMITTED_MARKER));
-  await storage.deletePrefix(`${prefix}/`);
+  await storage.delete(joinLocation(prefix, COMMITTED_MARKER));
+  await storage.deletePrefix(prefix);
   const files = existsSync(localOut) ? await storage.putTree(localOut, prefix) : 0;
   await storage.putText(joinLocation(prefix, COMMITTED_MARKER), `${JSON.stringify({ ...attempt, files, committedAt: new Date().toISOString() })}\n`);
 }

@@ -61,6 +61,10 @@ export class FileStorage implements Storage {
     return (await listLocalFiles(prefix)).map((file) => ({ uri: file.path, relative: file.relative, size: file.size }));
   }
 
+  async delete(uri: string): Promise<void> {
+    await rm(uri, { force: true });
+  }
+
   async deletePrefix(prefix: string): Promise<void> {
     await rm(prefix, { recursive: true, force: true });
   }

@@ -118,6 +118,11 @@ export class S3Storage implements Storage {
     });
   }
 
+  async delete(uri: string): Promise<void> {
+    const target = parseObjectStoreUri(uri);
+    await this.run(target, () => this.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: target.key })));
+  }
+
   async deletePrefix(prefix: string): Promise<void> {
     const folder = parseObjectStoreUri(prefix);
     const keys = (await this.list(prefix)).map((object) => parseObjectStoreUri(object.uri).key);

@@ -26,6 +26,8 @@ export interface Storage {
   exists(uri: string): Promise<boolean>;
   /** Every object under a prefix (recursive), with size; `relative` names use `/`. Empty when there is none. */
   list(prefix: string): Promise<StoredObject[]>;
+  /** Delete one object (nothing when it does not exist). */
+  delete(uri: string): Promise<void>;
   /** Delete every object under the prefix. */
   deletePrefix(prefix: string): Promise<void>;
   /** Upload every file under a local folder to prefix/<relative path>; returns the count. Bounded parallelism. */
