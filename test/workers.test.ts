@@ -1,5 +1,5 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox, waitFor, waitForAsync } from './harness.js';
 import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
@@ -170,6 +170,21 @@ describe('pull workers', () => {
       rmSync(box.path('.fanout'), { recursive: true });
       expect((await box.run(['run', 'job.yaml', '--detach'], { env })).code).toBe(0);
       expect((await statusIn(env)).counts).toMatchObject({ skipped: 2, pending: 1 });
+    });
+
+    it('a failed attempt leaves no object where its output would be; its logs are read from S3', async () => {
+      const env = s3Env(s3Endpoint());
+      job(['command: |', '  echo partial > {{ out }}/v; echo "went wrong: {{ item }}" >&2; exit 3', 'tasks:', '  each: [broken]', `workdir: s3://${bucket}/w2`, `outdir: s3://${bucket}/out2`]);
+      const queued = await box.run(['run', 'job.yaml', '--detach'], { env });
+      expect(queued.code, queued.stderr).toBe(0);
+      expect((await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')], { env }))).code).toBe(0);
+      expect(await statusIn(env)).toMatchObject({ state: 'failed', counts: { failed: 1 } });
+      const client = new S3Client({ endpoint: s3Endpoint(), region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS });
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'out2/' }));
+      client.destroy();
+      expect(listed.Contents ?? []).toEqual([]);
+      const logs = await box.run(['logs', 'broken', '--stderr'], { env });
+      expect(logs.stdout).toBe('went wrong: broken\n');
     });
 
     async function statusIn(env: Record<string, string>) {
