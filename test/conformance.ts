@@ -15,7 +15,7 @@ const SLOW = 240_000;
  * Allocates ~270 MB across four processes, held long enough for any sampler to see it, and fails
  * if any of them was killed (a cgroup OOM killer kills one process, not the task).
  */
-const HOG =
+export const HOG =
   `pids=; for i in 1 2 3 4; do python3 -c 'import time; b = bytearray(60 * 2**20); b[::4096] = b"x" * len(b[::4096]); time.sleep(4)' & pids="$pids $!"; done; ` +
   'for p in $pids; do wait $p || exit $?; done';
 

@@ -1,6 +1,7 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HOG } from './conformance.js';
 import { finished, Sandbox, waitFor, waitForAsync } from './harness.js';
 import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
 
@@ -47,6 +48,16 @@ describe('pull workers', () => {
       expect(exited.code, exited.stderr).toBe(0);
     }
     expect(new Set(box.query<{ worker: string }>('SELECT worker FROM attempts').map((a) => a.worker)).size).toBe(2);
+  });
+
+  it('an attempt past its memory is oom, and the worker that reports it asks the retry for more', async () => {
+    job([`command: "${HOG.replace(/"/g, '\\"')}"`, 'tasks:', '  each: [hog]', 'resources:', '  memory: 128MiB', 'retry:', '  max: 1', '  on: [oom]', '  escalate:', '    memory: 3']);
+    await box.run(['run', 'job.yaml', '--detach']);
+    await finished(worker('--until-empty'));
+    expect(box.query('SELECT attempt, reason, memory FROM attempts ORDER BY attempt')).toEqual([
+      { attempt: 1, reason: 'oom', memory: 128 * 2 ** 20 },
+      { attempt: 2, reason: 'ok', memory: 3 * 128 * 2 ** 20 },
+    ]);
   });
 
   it('a task that fails retry.max times is dead-lettered with its history; `retry --failed` requeues only it', async () => {
