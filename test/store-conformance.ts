@@ -305,6 +305,16 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(await store.claim(claimRequest('w'))).toEqual([]);
       });
 
+      it('claims ahead (more in all than the worker has free) only tasks the worker could run on its own', async () => {
+        const store = await open();
+        const run = await workersRun(store, 1, { cpus: 4, memory: null });
+        const small = await workersRun(store, 6, { cpus: 1, memory: GiB });
+        const ahead = { cpus: 8, memory: 8 * GiB, limit: 8, perTask: { cpus: 2, memory: 2 * GiB } };
+        const claimed = await store.claim({ ...claimRequest('w'), ...ahead });
+        expect(claimed.map((c) => c.runId)).toEqual(Array(6).fill(small.id));
+        expect((await store.getTask(run.id, 't0'))!.state).toBe('pending');
+      });
+
       it('claims a retried task as its next attempt', async () => {
         const store = await open();
         const run = await workersRun(store, 1);

@@ -98,6 +98,21 @@ describe('pull workers', () => {
     expect((await status()).counts).toMatchObject({ pending: 1 });
   });
 
+  it('a worker claiming ahead for short tasks hands back on SIGTERM the ones it had not started', async () => {
+    job(['command: sleep 0.05', 'tasks:', '  each: [' + Array.from({ length: 120 }, (_, i) => i).join(', ') + ']']);
+    await box.run(['run', 'job.yaml', '--detach']);
+    const first = worker('--cpus', '2');
+    await waitFor(() => box.query(`SELECT 1 FROM attempts WHERE reason = 'ok'`).length >= 40, 30_000, 'forty tasks done');
+    first.kill('SIGTERM');
+    expect((await finished(first)).code).toBe(0);
+    expect(box.query(`SELECT 1 FROM attempts WHERE state = 'running'`)).toEqual([]);
+    expect(box.query(`SELECT 1 FROM attempts WHERE error = 'stopped before it started'`).length).toBeGreaterThan(0);
+    expect((await status()).counts).toMatchObject({ failed: 0, cancelled: 0, running: 0 });
+    expect((await finished(worker('--until-empty'))).code).toBe(0);
+    expect(await status()).toMatchObject({ state: 'succeeded', counts: { succeeded: 120 } });
+    expect(box.query(`SELECT idx FROM attempts WHERE reason = 'ok' GROUP BY idx HAVING count(*) > 1`)).toEqual([]);
+  });
+
   it('--lifetime hands running tasks back before the allocation ends; --max-idle stops an idle worker', async () => {
     job(['command: sleep 30', 'tasks:', '  each: [z]']);
     await box.run(['run', 'job.yaml', '--detach']);

@@ -27,6 +27,11 @@ export function candidateWindow(request: Pick<ClaimRequest, 'cpus' | 'limit'>): 
   return 2 * Math.max(1, Math.floor(Math.min(request.limit, request.cpus)));
 }
 
+/** The most one task may ask for (the worker's size), which may be less than what the claim takes in all. */
+export function perTaskLimit(request: Pick<ClaimRequest, 'cpus' | 'memory' | 'perTask'>): { cpus: number; memory: number } {
+  return { cpus: Math.min(request.perTask?.cpus ?? request.cpus, request.cpus), memory: Math.min(request.perTask?.memory ?? request.memory, request.memory) };
+}
+
 /** Whether the worker can take anything at all. */
 export function canClaim(request: Pick<ClaimRequest, 'cpus' | 'memory' | 'limit'>): boolean {
   return request.limit >= 1 && request.cpus >= 1 && request.memory >= 0;

@@ -246,6 +246,11 @@ export interface ClaimRequest {
   memory: number;
   /** The most attempts to claim at once. */
   limit: number;
+  /**
+   * The most one task may ask for: the worker's whole size. Defaults to `cpus` and `memory`; a
+   * worker that claims ahead (more in all than it has free) sets it so no task is too big for it.
+   */
+  perTask?: { cpus: number; memory: number };
   leaseMs: number;
   /** The folder a claimed attempt gets (recorded as the attempt's `dir`); index GATHER_INDEX for the gather. */
   attemptDir: (run: { id: number; spec: JobSpec }, index: number, attempt: number) => string;

@@ -56,9 +56,21 @@ interface Held {
   localOut: string | null;
   /** Commits the gather's outputs and builds its report. */
   finishGather?: (result: AttemptResult) => Promise<ResultChange>;
-  /** Handed back to the queue (SIGTERM twice, end of lifetime): not the task's failure. */
+  /** Handed back to the queue (SIGTERM twice, end of its lifetime): not the task's failure. */
   returning: boolean;
+  /** Claimed ahead and waiting for room; being staged in; handed to the launcher. */
+  phase: 'waiting' | 'starting' | 'running';
+  /** Stop it as soon as it is started (asked while it was being staged in). */
+  stopWhenStarted: boolean;
 }
+
+/**
+ * While tasks end in less than this, a worker claims up to CLAIM_AHEAD times what it can run at
+ * once, so that short tasks do not each wait for a round trip to the store; longer tasks are
+ * claimed only as room frees, so that they spread over the workers.
+ */
+const SHORT_TASK_MS = 1000;
+const CLAIM_AHEAD = 4;
 
 /**
  * A pull worker: claims attempts that fit in what it has free from the shared store, runs them
@@ -76,8 +88,15 @@ export class Worker {
   private readonly unsettled = new Set<number>();
   private readonly scratch: string;
   private nextLaunchId = 1;
+  /** Claimed attempts waiting for room, in claim order. */
+  private readonly waiting: number[] = [];
+  /** What the attempts this worker holds ask for, and what those it has started ask for. */
+  private heldCpus = 0;
+  private heldMemory = 0;
   private usedCpus = 0;
   private usedMemory = 0;
+  /** How long tasks took of late (a moving average), null until one ended. */
+  private recentTaskMs: number | null = null;
   private stopping: 'no' | 'drain' | 'return' = 'no';
   private exit: WorkerExit = 'stopped';
   private wake: (() => void) | undefined;
@@ -95,7 +114,8 @@ export class Worker {
    */
   stop(): void {
     this.stopping = this.stopping === 'no' ? 'drain' : 'return';
-    if (this.stopping === 'return') this.handBack();
+    // Draining finishes what runs; what was claimed ahead and not started goes back at once.
+    this.handBack(this.stopping === 'drain' ? 'waiting' : 'all');
     this.wake?.();
   }
 
@@ -157,7 +177,7 @@ export class Worker {
         wait = Math.min(wait * 2, pollMs * 8);
       }
       // With room left and work found, claim again at once; otherwise wait for a result or the poll.
-      if (claimed > 0 && this.usedCpus < this.options.cpus && this.stopping === 'no') continue;
+      if (claimed > 0 && this.heldCpus < this.options.cpus * this.claimAhead() && this.stopping === 'no') continue;
       if (this.results.length > 0) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, claimed > 0 || this.held.size > 0 ? pollMs * 8 : wait);
@@ -174,39 +194,101 @@ export class Worker {
     this.exit = exit;
   }
 
+  private claimAhead(): number {
+    return this.recentTaskMs !== null && this.recentTaskMs < SHORT_TASK_MS ? CLAIM_AHEAD : 1;
+  }
+
   private async claim(): Promise<number> {
-    const freeCpus = this.options.cpus - this.usedCpus;
-    if (freeCpus < 1) return 0;
-    const { layout } = this.options;
+    const { cpus, memoryBytes, layout } = this.options;
+    const ahead = this.claimAhead();
+    const room = cpus * ahead - this.heldCpus;
+    if (room < 1) return 0;
     const claimed = await this.options.store.claim({
       workerId: this.id,
-      cpus: freeCpus,
-      memory: this.options.memoryBytes - this.usedMemory,
-      limit: freeCpus,
+      cpus: room,
+      memory: memoryBytes * ahead - this.heldMemory,
+      perTask: { cpus, memory: memoryBytes },
+      limit: room,
       leaseMs: this.options.leaseMs,
       attemptDir: (run, index, attempt) => (index === GATHER_INDEX ? layout.gatherDir(run, attempt) : layout.attemptDir(run, index, attempt)),
     });
-    for (const attempt of claimed) await this.start(attempt);
+    for (const attempt of claimed) await this.hold(attempt);
+    this.startWaiting();
     return claimed.length;
   }
 
-  /** Stage an attempt in and hand it to the launcher; a staging failure is reported as `infra`. */
-  private async start(claimed: ClaimedAttempt): Promise<void> {
+  private async hold(claimed: ClaimedAttempt): Promise<void> {
     const run = await this.duties.run(claimed.runId);
-    const launchId = this.nextLaunchId++;
-    const key = { runId: claimed.runId, index: claimed.kind === 'task' ? claimed.task.index : GATHER_INDEX, attempt: claimed.attempt };
-    const site = attemptSite(claimed.dir, this.scratch);
     const task = claimed.kind === 'task' ? claimed.task : null;
-    const held: Held = { key, run, site, cpus: task?.cpus ?? 1, memory: task?.memory ?? 0, task, localOut: null, returning: false };
+    const held: Held = {
+      key: { runId: claimed.runId, index: task?.index ?? GATHER_INDEX, attempt: claimed.attempt },
+      run,
+      site: attemptSite(claimed.dir, this.scratch),
+      cpus: task?.cpus ?? 1,
+      memory: task?.memory ?? 0,
+      task,
+      localOut: null,
+      returning: false,
+      phase: 'waiting',
+      stopWhenStarted: false,
+    };
+    const launchId = this.nextLaunchId++;
     this.held.set(launchId, held);
-    this.usedCpus += held.cpus;
-    this.usedMemory += held.memory;
-    try {
-      const launch = task ? await this.prepareTask(launchId, held, task) : await this.prepareGatherLaunch(launchId, held);
-      this.backend.submit([launch]);
-    } catch (error) {
-      this.results.push({ launchId, result: infraResult(`staging in failed: ${(error as Error).message}`) });
+    this.waiting.push(launchId);
+    this.heldCpus += held.cpus;
+    this.heldMemory += held.memory;
+  }
+
+  /** Start waiting attempts, in claim order, while they fit in what is free. */
+  private startWaiting(): void {
+    while (this.waiting.length > 0) {
+      const held = this.held.get(this.waiting[0]!)!;
+      if (this.usedCpus + held.cpus > this.options.cpus || this.usedMemory + held.memory > this.options.memoryBytes) return;
+      const launchId = this.waiting.shift()!;
+      held.phase = 'starting';
+      this.usedCpus += held.cpus;
+      this.usedMemory += held.memory;
+      void this.start(launchId, held);
     }
+  }
+
+  /** Stage an attempt in and hand it to the launcher; a staging failure is reported as `infra`. */
+  private async start(launchId: number, held: Held): Promise<void> {
+    try {
+      const launch = held.task ? await this.prepareTask(launchId, held, held.task) : await this.prepareGatherLaunch(launchId, held);
+      if (held.stopWhenStarted) return this.endUnstarted(launchId, 'cancelled', 'stopped before it started');
+      this.backend.submit([launch]);
+      held.phase = 'running';
+    } catch (error) {
+      this.endUnstarted(launchId, 'infra', `staging in failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Report an attempt that never reached the launcher. */
+  private endUnstarted(launchId: number, reason: 'cancelled' | 'infra', error: string): void {
+    const now = Date.now();
+    this.results.push({ launchId, result: { reason, exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error } });
+    this.wake?.();
+  }
+
+  /** Stop attempts this worker holds, wherever they are between claim and end. */
+  private stopAttempts(launchIds: number[]): void {
+    const running: number[] = [];
+    for (const launchId of launchIds) {
+      const held = this.held.get(launchId);
+      if (!held) continue;
+      if (held.phase === 'running') running.push(launchId);
+      else if (held.phase === 'starting') held.stopWhenStarted = true;
+      else {
+        // Never started: its room counts as used until its report releases it, like any other.
+        this.waiting.splice(this.waiting.indexOf(launchId), 1);
+        held.phase = 'running';
+        this.usedCpus += held.cpus;
+        this.usedMemory += held.memory;
+        this.endUnstarted(launchId, 'cancelled', 'stopped before it started');
+      }
+    }
+    this.backend.cancel(running, { force: false });
   }
 
   private async prepareTask(launchId: number, held: Held, task: TaskRecord): Promise<AttemptLaunch> {
@@ -255,14 +337,23 @@ export class Worker {
       const gatherState = returning ? 'pending' : change.result.reason === 'ok' ? 'succeeded' : 'failed';
       await this.options.store.commit({ results: [change], run: { id: change.runId, gatherState } });
     }
-    for (const [launchId, held] of arrived.map(({ launchId }) => [launchId, this.held.get(launchId)] as const)) {
+    for (const { launchId, result } of arrived) {
+      const held = this.held.get(launchId);
       if (!held) continue;
       this.held.delete(launchId);
+      this.heldCpus -= held.cpus;
+      this.heldMemory -= held.memory;
       this.usedCpus -= held.cpus;
       this.usedMemory -= held.memory;
       this.unsettled.add(held.key.runId);
+      if (result.reason === 'ok' && held.task) this.noteDuration(result.endedAt - result.startedAt);
       await clearSite(held.site);
     }
+    this.startWaiting();
+  }
+
+  private noteDuration(ms: number): void {
+    this.recentTaskMs = this.recentTaskMs === null ? ms : 0.8 * this.recentTaskMs + 0.2 * ms;
   }
 
   /** Stage out what a finished attempt left, then say what its task becomes. */
@@ -300,21 +391,21 @@ export class Worker {
     const stop = await this.options.store.heartbeat(this.id, holding, this.options.leaseMs);
     if (stop.length === 0) return;
     const wanted = new Set(stop.map((key) => `${key.runId}.${key.index}.${key.attempt}`));
-    const ids = [...this.held].filter(([, held]) => wanted.has(`${held.key.runId}.${held.key.index}.${held.key.attempt}`)).map(([id]) => id);
-    this.backend.cancel(ids, { force: false });
+    this.stopAttempts([...this.held].filter(([, held]) => wanted.has(`${held.key.runId}.${held.key.index}.${held.key.attempt}`)).map(([id]) => id));
   }
 
   /** End of the allocation's lifetime: hand everything back now, so nothing is cut off by the walltime. */
   private retire(): void {
     this.exit = 'lifetime';
     this.stopping = 'return';
-    this.handBack();
+    this.handBack('all');
     this.wake?.();
   }
 
-  private handBack(): void {
-    for (const held of this.held.values()) held.returning = true;
-    this.backend.cancel([...this.held.keys()], { force: false });
+  private handBack(which: 'waiting' | 'all'): void {
+    const launchIds = which === 'all' ? [...this.held.keys()] : [...this.waiting];
+    for (const launchId of launchIds) this.held.get(launchId)!.returning = true;
+    this.stopAttempts(launchIds);
   }
 
   /** Settle the runs this worker reported results of; true when one of them queued its gather. */
@@ -332,9 +423,4 @@ export class Worker {
       this.wake?.();
     });
   }
-}
-
-function infraResult(error: string): AttemptResult {
-  const now = Date.now();
-  return { reason: 'infra', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
 }

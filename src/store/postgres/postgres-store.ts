@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import pg from 'pg';
 import { UserError } from '../../errors.js';
 import type { JobSpec } from '../../spec/job-spec.js';
-import { candidateWindow, canClaim, GATHER_CPUS, pickFitting, type ClaimCandidate } from '../claim-plan.js';
+import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toTask, toWorker, type Row } from '../rows.js';
 import {
   GATHER_INDEX,
@@ -243,7 +243,7 @@ export class PostgresStore implements Store {
   async claim(request: ClaimRequest): Promise<ClaimedAttempt[]> {
     if (!canClaim(request)) return [];
     return this.transaction(async (query) => {
-      const candidates = (await query(SQL.claimCandidates, [request.cpus, request.memory, Math.floor(request.limit), candidateWindow(request)])).map(
+      const candidates = (await query(SQL.claimCandidates, [perTaskLimit(request).cpus, perTaskLimit(request).memory, Math.floor(request.limit), candidateWindow(request)])).map(
         (row): ClaimCandidate => ({ runId: Number(row.run_id), index: Number(row.idx), attempt: Number(row.attempts) + 1, cpus: Number(row.cpus), memory: row.memory === null ? null : Number(row.memory) }),
       );
       const chosen = pickFitting(candidates, request);

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../errors.js';
 import type { JobSpec } from '../../spec/job-spec.js';
-import { candidateWindow, canClaim, GATHER_CPUS, pickFitting, type ClaimCandidate } from '../claim-plan.js';
+import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toTask, toWorker, type Row } from '../rows.js';
 import {
   GATHER_INDEX,
@@ -256,7 +256,7 @@ export class SqliteStore implements Store {
       const gathers = (s.queuedGathers.all(request.limit) as Row[]).map(
         (row): ClaimCandidate => ({ runId: Number(row.id), index: GATHER_INDEX, attempt: Number(row.attempts) + 1, cpus: GATHER_CPUS, memory: null }),
       );
-      const tasks = (s.pendingTasks.all({ cpus: request.cpus, memory: request.memory, window: candidateWindow(request) }) as Row[]).map(
+      const tasks = (s.pendingTasks.all({ ...perTaskLimit(request), window: candidateWindow(request) }) as Row[]).map(
         (row): ClaimCandidate => ({ runId: Number(row.run_id), index: Number(row.idx), attempt: Number(row.attempts) + 1, cpus: Number(row.cpus), memory: row.memory === null ? null : Number(row.memory) }),
       );
       const now = Date.now();
