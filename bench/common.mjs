@@ -1,4 +1,7 @@
-// Small helpers both benchmarks (run.mjs, slurm.mjs) use.
+// Small helpers the benchmarks (run.mjs, slurm.mjs, workers.mjs) share.
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
 
 /** A flag's value as a positive integer, or exit 2 saying which flag was wrong. */
 export function positiveInt(name, raw) {
@@ -21,3 +24,21 @@ export const log = (s = '') => process.stderr.write(s + '\n');
 
 /** A number with `d` decimals, or `-` when there is none. */
 export const f = (x, d) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
+
+/** Exit 2 unless `npm run build` has produced dist/; `script` is the npm script that builds first. */
+export function requireBuilt(root, script) {
+  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
+    console.error(`bench: fanout is not built; run \`npm run build\` (or \`npm run ${script}\`, which builds first)`);
+    process.exit(2);
+  }
+}
+
+/** A folder flag's value (default: the OS temp folder) as an absolute path, or exit 2 if it does not exist. */
+export function existingDir(flag, raw) {
+  const dir = resolve(raw ?? os.tmpdir());
+  if (!existsSync(dir)) {
+    console.error(`bench: ${flag} ${dir} does not exist`);
+    process.exit(2);
+  }
+  return dir;
+}

@@ -20,7 +20,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { f, log, median, positiveInt } from './common.mjs';
+import { existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -105,18 +105,11 @@ function filesystemOf(path) {
   }
 }
 
-if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
-  console.error('bench: fanout is not built; run `npm run build` (or `npm run bench`, which builds first)');
-  process.exit(2);
-}
+requireBuilt(root, 'bench');
 
 const parallelPath = which('parallel');
 const timePath = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-const tmpRoot = resolve(opts.tmpdir ?? os.tmpdir());
-if (!existsSync(tmpRoot)) {
-  console.error(`bench: --tmpdir ${tmpRoot} does not exist`);
-  process.exit(2);
-}
+const tmpRoot = existingDir('--tmpdir', opts.tmpdir);
 const cpus = os.cpus();
 
 const machine = {

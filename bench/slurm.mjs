@@ -8,7 +8,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { f, log, median, positiveInt } from './common.mjs';
+import { existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -68,15 +68,8 @@ if (sinfo.error || sinfo.status !== 0) {
   console.error(`bench: SLURM is not reachable (${why}); start it with: bash scripts/hpc/slurm.sh install && bash scripts/hpc/slurm.sh start`);
   process.exit(2);
 }
-if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
-  console.error('bench: fanout is not built; run `npm run build` (or `npm run bench:slurm`, which builds first)');
-  process.exit(2);
-}
-const tmpRoot = resolve(opts.tmpdir ?? os.tmpdir());
-if (!existsSync(tmpRoot)) {
-  console.error(`bench: --tmpdir ${tmpRoot} does not exist`);
-  process.exit(2);
-}
+requireBuilt(root, 'bench:slurm');
+const tmpRoot = existingDir('--tmpdir', opts.tmpdir);
 
 const user = os.userInfo().username;
 const date = new Date().toISOString();

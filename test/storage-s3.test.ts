@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { storageFor } from '../src/storage/open-storage.js';
 import { S3Storage } from '../src/storage/s3-storage.js';
+import { LazyS3Storage } from '../src/storage/lazy-s3-storage.js';
 import { s3SettingsFromEnvironment } from '../src/storage/s3-settings.js';
 import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
 import { storageContract } from './storage-contract.js';
@@ -34,7 +35,7 @@ describeWithS3('S3 storage', () => {
   });
 
   it('is what storageFor gives for an s3:// URI, one per configuration', () => {
-    expect(storageFor(`s3://${bucket}/a`)).toBeInstanceOf(S3Storage);
+    expect(storageFor(`s3://${bucket}/a`)).toBeInstanceOf(LazyS3Storage);
     expect(storageFor(`s3://${bucket}/b`)).toBe(storageFor(`s3://${bucket}/a`));
     expect(() => storageFor('s3://')).toThrow(UserError);
   });

@@ -1,5 +1,3 @@
-import { S3Client } from '@aws-sdk/client-s3';
-
 /**
  * How fanout reaches S3. Everything comes from the standard AWS environment and profile chain,
  * so the settings that work for the aws CLI work here, and fanout has no S3 flags of its own:
@@ -18,8 +16,8 @@ import { S3Client } from '@aws-sdk/client-s3';
  * - Checksums: the SDK's defaults. A server that rejects them wants
  *   AWS_REQUEST_CHECKSUM_CALCULATION=when_required (the SDK reads it itself).
  *
- * Retries are few and connecting is given little time, so an unreachable endpoint is reported
- * within seconds rather than after the SDK's long default backoff.
+ * This file does not load the AWS SDK (s3-client.ts does), so runs that never touch S3 skip its
+ * startup cost.
  */
 export interface S3Settings {
   /** A custom endpoint URL; undefined for AWS S3. */
@@ -30,10 +28,6 @@ export interface S3Settings {
   /** Fixed credentials instead of the default chain (tests that need wrong ones). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
-
-const DEFAULT_REGION = 'us-east-1';
-const MAX_ATTEMPTS = 3;
-const CONNECTION_TIMEOUT_MS = 2_000;
 
 export function s3SettingsFromEnvironment(env: NodeJS.ProcessEnv = process.env): S3Settings {
   const ignoreEndpoints = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true';
@@ -46,20 +40,6 @@ export function s3SettingsFromEnvironment(env: NodeJS.ProcessEnv = process.env):
   };
 }
 
-export function createS3Client(settings: S3Settings): S3Client {
-  // The SDK warns on every run under Node 20 that its future releases will need Node 22; fanout
-  // pins a release that supports 20, so the warning would only be noise in fanout's output.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  return new S3Client({
-    ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
-    region: settings.region ?? profileRegionOrDefault,
-    forcePathStyle: settings.forcePathStyle,
-    ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
-    maxAttempts: MAX_ATTEMPTS,
-    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS },
-  });
-}
-
 /** How messages name the service: the endpoint without any user:password part, or AWS S3. */
 export function describeS3Service(settings: S3Settings): string {
   if (settings.endpoint === undefined) return 'AWS S3';
@@ -70,14 +50,5 @@ export function describeS3Service(settings: S3Settings): string {
     return url.toString().replace(/\/$/, '');
   } catch {
     return settings.endpoint;
-  }
-}
-
-/** The region the SDK finds by itself (AWS_REGION, then the profile), or us-east-1 where it finds none. */
-async function profileRegionOrDefault(): Promise<string> {
-  try {
-    return await new S3Client({}).config.region();
-  } catch {
-    return DEFAULT_REGION;
   }
 }

@@ -17,7 +17,8 @@ import { isMissing, listLocalFiles, pathInside, writeWhole } from './local-files
 import { formatObjectStoreUri, joinLocation, parseObjectStoreUri, type ObjectAddress } from './location.js';
 import { forEachLimited, TREE_TRANSFERS } from './parallel.js';
 import { explainS3Error, isAbsentObject, isRangeNotSatisfiable } from './s3-errors.js';
-import { createS3Client, describeS3Service, type S3Settings } from './s3-settings.js';
+import { createS3Client } from './s3-client.js';
+import { describeS3Service, type S3Settings } from './s3-settings.js';
 import type { Storage, StoredObject } from './storage.js';
 
 /** Multipart upload: parts this big, this many in flight (so at most ~32 MiB buffered per file). */

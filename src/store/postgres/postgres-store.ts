@@ -44,7 +44,16 @@ export class PostgresStore implements Store {
 
   /** Connect, and bring the schema up to date (or refuse one written by a newer fanout). */
   static async open(url: string): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, idleTimeoutMillis: 60_000 });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 60_000,
+      // The store's statements are prepared once per connection and run thousands of times with
+      // the same shape; planning each run anew took about a third of the server's CPU per task
+      // (bench/workers.mjs). An `options` parameter in the URL replaces this one.
+      options: '-c plan_cache_mode=force_generic_plan',
+    });
     // A pooled connection that drops while idle is replaced on next use; nothing to report then.
     pool.on('error', () => undefined);
     try {
