@@ -37,7 +37,8 @@ describe('pull workers', () => {
   });
 
   it('a watching `fanout run` ends with the run, however many workers there are', async () => {
-    job(['command: sleep 0.2', 'tasks:', '  each: [1, 2, 3, 4, 5, 6]']);
+    // Tasks of a second or more are claimed one at a time (no claiming ahead), so both workers get some.
+    job(['command: sleep 1', 'tasks:', '  each: [1, 2, 3, 4, 5, 6]']);
     const watcher = box.start(['run', 'job.yaml']);
     const workers = [worker('--cpus', '1', '--max-idle', '2s'), worker('--cpus', '1', '--max-idle', '2s')];
     const watched = await finished(watcher);

@@ -58,8 +58,8 @@ interface Held {
   finishGather?: (result: AttemptResult) => Promise<ResultChange>;
   /** Handed back to the queue (SIGTERM twice, end of its lifetime): not the task's failure. */
   returning: boolean;
-  /** Claimed ahead and waiting for room; being staged in; handed to the launcher. */
-  phase: 'waiting' | 'starting' | 'running';
+  /** Claimed ahead and waiting for room; being staged in; handed to the launcher; ended, its report not yet committed. */
+  phase: 'waiting' | 'starting' | 'running' | 'ended';
   /** Stop it as soon as it is started (asked while it was being staged in). */
   stopWhenStarted: boolean;
 }
@@ -134,10 +134,7 @@ export class Worker {
       memory: this.options.memoryBytes,
       launchedBy: this.options.launchedBy,
     });
-    await this.backend.start((launchId, result) => {
-      this.results.push({ launchId, result });
-      this.wake?.();
-    });
+    await this.backend.start((launchId, result) => this.ended(launchId, result));
     const heartbeat = setInterval(() => this.background(this.heartbeat()), Math.max(200, leaseMs / 3));
     const reaper = setInterval(() => this.background(this.duties.reapExpired()), Math.max(500, leaseMs / 2));
     const lifetime = this.options.lifetimeMs === null ? undefined : setTimeout(() => this.retire(), this.options.lifetimeMs);
@@ -267,7 +264,22 @@ export class Worker {
   /** Report an attempt that never reached the launcher. */
   private endUnstarted(launchId: number, reason: 'cancelled' | 'infra', error: string): void {
     const now = Date.now();
-    this.results.push({ launchId, result: { reason, exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error } });
+    this.ended(launchId, { reason, exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error });
+  }
+
+  /**
+   * An attempt ended: its room is free at once, so a task claimed ahead starts now rather than
+   * after the report's round trip to the store; the attempt stays held until its report commits.
+   */
+  private ended(launchId: number, result: AttemptResult): void {
+    const held = this.held.get(launchId);
+    if (held && held.phase !== 'ended') {
+      held.phase = 'ended';
+      this.usedCpus -= held.cpus;
+      this.usedMemory -= held.memory;
+    }
+    this.results.push({ launchId, result });
+    this.startWaiting();
     this.wake?.();
   }
 
@@ -277,6 +289,7 @@ export class Worker {
     for (const launchId of launchIds) {
       const held = this.held.get(launchId);
       if (!held) continue;
+      if (held.phase === 'ended') continue;
       if (held.phase === 'running') running.push(launchId);
       else if (held.phase === 'starting') held.stopWhenStarted = true;
       else {
@@ -343,8 +356,6 @@ export class Worker {
       this.held.delete(launchId);
       this.heldCpus -= held.cpus;
       this.heldMemory -= held.memory;
-      this.usedCpus -= held.cpus;
-      this.usedMemory -= held.memory;
       this.unsettled.add(held.key.runId);
       if (result.reason === 'ok' && held.task) this.noteDuration(result.endedAt - result.startedAt);
       await clearSite(held.site);
@@ -404,8 +415,9 @@ export class Worker {
 
   private handBack(which: 'waiting' | 'all'): void {
     const launchIds = which === 'all' ? [...this.held.keys()] : [...this.waiting];
-    for (const launchId of launchIds) this.held.get(launchId)!.returning = true;
-    this.stopAttempts(launchIds);
+    const unended = launchIds.filter((launchId) => this.held.get(launchId)!.phase !== 'ended');
+    for (const launchId of unended) this.held.get(launchId)!.returning = true;
+    this.stopAttempts(unended);
   }
 
   /** Settle the runs this worker reported results of; true when one of them queued its gather. */
