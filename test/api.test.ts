@@ -265,7 +265,7 @@ describe('the TypeScript API refuses bad input', () => {
     const module = writeWorkModule(box);
     await refused(fo.map(box.path('missing.mjs'), 'double', [1]), 'module-not-importable', /missing\.mjs does not exist; pass an absolute path or a file: URL/);
     box.write('broken.mjs', 'export const = ;\n');
-    await refused(fo.map(box.path('broken.mjs'), 'double', [1]), 'module-not-importable', /broken\.mjs cannot be imported: .*; fix the module/);
+    await refused(fo.map(box.path('broken.mjs'), 'double', [1]), 'module-not-importable', /broken\.mjs cannot be imported: [\s\S]*; fix the module so that `node` can import it$/);
     await refused(fo.map('https://example.org/work.mjs', 'double', [1]), 'module-not-importable', /is not a file; .*pass a path or a file: URL/);
     await refused(fo.map(module, 'tripple', [1]), 'export-not-function', /does not export a function named "tripple"; it exports the functions: double, failOnOdd, forever/);
     await refused(fo.map(module, 'notAFunction', [1]), 'export-not-function', /named "notAFunction" \(it is number\)/);
@@ -276,7 +276,8 @@ describe('the TypeScript API refuses bad input', () => {
 
   it('map and submit: options they do not take, ids that are not runs, a closed Fanout', async () => {
     fo = await Fanout.open({ home: box.path('.fanout') });
-    await refused(fo.map('echo', 'not a list' as never), 'bad-option', /items must be an array, not string/);
+    await refused(fo.map('echo {{ item }}', { a: 1 } as never), 'bad-option', /items must be an array, not object; call map\(commandTemplate, items, options\)/);
+    await refused(fo.map('work.mjs', 'double', undefined as never), 'bad-option', /items must be an array, not undefined; call map\(module, exportName, items, options\)/);
     await refused(fo.map('echo {{ item }}', [1], { command: 'x' } as never), 'bad-option', /"command" is made by map itself; use submit/);
     await expect(fo.map('echo {{ item }}', [1], { resorces: { time: '1m' } } as never)).rejects.toThrow(/^<map>: resorces: unknown field "resorces"$/);
     await expect(fo.map('echo {{ item }}', [1, [2]] as never)).rejects.toThrow(/^<map>: tasks\.each\[1\]: must be a value/);
