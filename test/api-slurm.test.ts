@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { Fanout, type TaskResult } from '../dist/index.js';
 import { writeWorkModule } from './api-fixtures.js';
@@ -43,6 +44,9 @@ describeOn('slurm', 'the TypeScript API on SLURM', () => {
       expect(await onSlurm.wait()).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
       const [here, there] = [comparable(await onLocal.gather()), comparable(await onSlurm.gather())];
       expect(there).toEqual(here);
+      // It went through SLURM: fanout's log of scheduler commands shows the array submitted.
+      const commands = readFileSync(box.path('slurm', '.fanout', 'work', String(onSlurm.id), 'scheduler-commands.log'), 'utf8');
+      expect(commands).toMatch(/: sbatch /);
       expect(there.map((r) => (r as { value: unknown }).value)).toEqual([{ n: 2, label: 'a b' }, { n: 14, label: null }, { n: -6, label: 'q"uote' }]);
 
       const failingLocal = await local.map(module, 'failOnOdd', [2, 3], { baseDir: box.path('local') });

@@ -162,6 +162,28 @@ describe('the TypeScript API', () => {
     fo = await Fanout.open({ home: box.path('.fanout') });
   });
 
+  it('a run whose process was killed is taken over by fo.run(id) in another process', async () => {
+    const script = `
+      import { Fanout } from ${JSON.stringify(DIST)};
+      const fo = await Fanout.open({ home: ${JSON.stringify(box.path('.fanout'))} });
+      const run = await fo.map('sleep 1; echo {{ item }} > {{ out }}/v', ['a', 'b', 'c'], { baseDir: ${JSON.stringify(box.dir)}, concurrency: 1 });
+      for await (const event of run.progress()) if (event.counts.succeeded === 1) break;
+      process.stdout.write(String(run.id) + '\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: box.dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    const id = await new Promise<number>((done) => child.stdout.once('data', (chunk) => done(Number(String(chunk).trim()))));
+    child.kill('SIGKILL');
+    await new Promise((done) => child.on('exit', done));
+
+    const run = await fo.run(id);
+    expect(await run.wait()).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
+    const results = await run.gather();
+    expect(results.map((r) => readFileSync(join(r.outputs, 'v'), 'utf8'))).toEqual(['a\n', 'b\n', 'c\n']);
+    // Each task ran once: what was running when the process died was adopted, not run again.
+    expect(results.map((r) => r.attempts)).toEqual([1, 1, 1]);
+  });
+
   it('a second map of the same items skips the done tasks and still gathers their values', async () => {
     const module = writeWorkModule(box);
     const first = await fo.map(module, 'double', [{ n: 1 }, { n: 2 }], { baseDir: box.dir });
