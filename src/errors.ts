@@ -88,6 +88,7 @@ export class FanoutApiError extends UserError {
     this.index = options?.index;
   }
 
+  /** The message, which already ends with the fix. */
   override describe(): string {
     return this.message;
   }

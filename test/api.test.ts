@@ -313,6 +313,9 @@ describe('the TypeScript API refuses bad input', () => {
   it('close refuses while a run it drives is still going', async () => {
     fo = await Fanout.open({ home: box.path('.fanout') });
     const run = await fo.map('sleep 30', [1], { baseDir: box.dir });
+    await refused(fo.map('sleep 30', [2], { baseDir: box.dir }), 'bad-option', /job map-[0-9a-f]+ already has a run going in this process \(run \d+\); give this one another `name`/);
+    const other = await fo.map('sleep 30', [2], { baseDir: box.dir, name: 'other' });
+    await other.cancel();
     await refused(fo.close(), 'closed', /run \d+ \(map-[0-9a-f]+\) is still going in this process; await run\.wait\(\) or run\.cancel\(\)/);
     await run.cancel();
   });

@@ -24,10 +24,13 @@ export interface ProgressEvent {
 
 /** How a run ended: what `run.wait()` resolves with. */
 export interface RunSummary {
+  /** The run's id. */
   run: number;
+  /** The job's name. */
   job: string;
   /** `succeeded`, `failed` or `cancelled` (`running` only for a workers run whose watch was stopped). */
   state: RunState;
+  /** Tasks by state, final. */
   counts: TaskCounts;
   /** The job's gather step, when it has one and it ran: `succeeded`, `failed` or `skipped`. */
   gather: GatherOutcome | null;
@@ -155,7 +158,8 @@ export class FanoutRun {
       const progress = this.driving.progress();
       return { run: this.id, job: this.job, state: 'running', counts: progress.counts, total: progress.total };
     }
-    if (this.ended === null) void this.wait();
+    // Start watching (and taking over a run whose driver died); its failure reaches whoever awaits wait().
+    if (this.ended === null) this.wait().catch(() => undefined);
     const run = await this.record();
     const counts = await this.engine.store.counts(run.id);
     const total = Object.values(counts).reduce((sum, n) => sum + n, 0);

@@ -143,6 +143,11 @@ export class Fanout {
   }
 
   private async start(job: JobDefinition, label: string, options: RunOptions): Promise<FanoutRun> {
+    const going = [...this.runs.values()].find((run) => run.isDrivenHere && run.job === job.name);
+    if (going) {
+      // The engine would refuse it too, but as if another fanout held the job.
+      throw new FanoutApiError('bad-option', `job ${job.name} already has a run going in this process (run ${going.id})`, 'give this one another `name`, or await the first run');
+    }
     const source = { job: withDefaults(job, this.defaults), label, baseDir: resolve(options.baseDir ?? process.cwd()) };
     const handle = await this.engine.start(source, { fresh: options.fresh });
     const run = new FanoutRun(this.engine, handle.run, handle);
