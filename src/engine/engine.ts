@@ -9,7 +9,7 @@ import type { BackendName } from '../spec/job-schema.js';
 import type { JobSpec } from '../spec/job-spec.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
-import { loadJobFile, type Locate } from '../spec/load-job-file.js';
+import { loadJob, type JobSource, type Locate } from '../spec/load-job-file.js';
 import { parseTemplate } from '../spec/template.js';
 import { openStore } from '../store/open-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -17,7 +17,7 @@ import { resolveLocation } from '../spec/resolve-location.js';
 import { checkLocations, stageChunkFiles } from './run-locations.js';
 import { committedTasks } from './committed-outputs.js';
 import { watchQueuedRun } from './queued-run.js';
-import { GATHER_INDEX, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts } from '../store/store.js';
+import { GATHER_INDEX, type AttemptRecord, type ProcessIdentity, type RunRecord, type RunState, type Store, type TaskCounts, type TaskRecord } from '../store/store.js';
 import { Coordinator, type Progress } from './coordinator.js';
 import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
 import { HomeLayout, stagingOut, type RunPlace } from './home-layout.js';
@@ -98,11 +98,12 @@ export class Engine {
   }
 
   /**
-   * Load and plan a job file without running it: every bad input is refused here, including what
-   * a cluster's scheduler would refuse (it is asked to check the first array without queueing it).
+   * Load and plan a job (a job file, or an object from the API) without running it: every bad
+   * input is refused here, including what a cluster's scheduler would refuse (it is asked to
+   * check the first array without queueing it).
    */
-  async plan(file: string, options: PlanOptions = {}): Promise<PlannedJob> {
-    const loaded = loadJobFile(file, { set: options.set });
+  async plan(source: JobSource, options: PlanOptions = {}): Promise<PlannedJob> {
+    const loaded = loadJob(source, { set: options.set });
     const { locate } = loaded;
     const spec: JobSpec = {
       ...loaded.spec,
@@ -126,11 +127,12 @@ export class Engine {
   }
 
   /**
-   * Run a job file. An interrupted run of the same job with the same plan resumes in place;
-   * otherwise a new run starts, skipping tasks whose cache key matches done work.
+   * Run a job (a job file, or an object from the API). An interrupted run of the same job with
+   * the same plan resumes in place; otherwise a new run starts, skipping tasks whose cache key
+   * matches done work.
    */
-  async start(file: string, options: StartOptions = {}): Promise<RunHandle> {
-    const planned = await this.plan(file, options);
+  async start(source: JobSource, options: StartOptions = {}): Promise<RunHandle> {
+    const planned = await this.plan(source, options);
     const job = planned.spec.name;
     const latest = (await this.store.listRuns({ job, limit: 1 }))[0];
     if (latest?.state === 'running' && latest.backend === 'workers') {
@@ -174,6 +176,26 @@ export class Engine {
     await this.store.commit({ taskStates: requeued, run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
     const reread = (await this.store.getRun(run.id))!;
     return queued ? watchQueuedRun(this.store, reread) : this.drive(reread, options.concurrency);
+  }
+
+  /**
+   * Go on with a run that is still `running` after the process driving it went away: drive it
+   * here (adopting what finished meanwhile), or, on the workers backend, watch it.
+   */
+  async resume(run: RunRecord): Promise<RunHandle> {
+    if (run.backend === 'workers') return watchQueuedRun(this.store, run);
+    await this.claim(run);
+    return this.drive(run);
+  }
+
+  /**
+   * The attempts behind a task's outcome: its own, or for a task skipped as done, those of the
+   * earlier attempt whose work it reused (up to and including it).
+   */
+  async attemptsBehind(runId: number, task: TaskRecord): Promise<AttemptRecord[]> {
+    if (task.state !== 'skipped') return this.store.attempts(runId, task.index);
+    const origin = (await this.store.lookupCache([task.cacheKey])).get(task.cacheKey);
+    return origin ? (await this.store.attempts(origin.runId, origin.index)).filter((a) => a.attempt <= origin.attempt) : [];
   }
 
   /** Stop a run: through its live coordinator, or by settling it here when none is left. */

@@ -151,3 +151,6 @@ export function jobFileJsonSchema(): Record<string, unknown> {
     title: 'fanout job file',
   };
 }
+
+/** A job as code writes it (the TypeScript API's `submit`): the same fields as a job file. */
+export type JobDefinition = z.input<typeof jobFileSchema>;

@@ -46,6 +46,47 @@ export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob 
   return { spec, locate };
 }
 
+/** A job given as an object in code (the TypeScript API's `submit` and `map`), not as a file. */
+export interface JobObject {
+  /** The job, as a job file would hold it once parsed. */
+  job: unknown;
+  /** Stands for the file in messages, e.g. `<submit>`. */
+  label: string;
+  /** Relative paths in the job resolve against this folder, and the default outdir goes under it. */
+  baseDir: string;
+}
+
+/** Where a job comes from: a job file's path, or an object built in code. */
+export type JobSource = string | JobObject;
+
+/** Load a job from either source; both are checked by the same schema, with the same messages. */
+export function loadJob(source: JobSource, options: LoadOptions = {}): LoadedJob {
+  return typeof source === 'string' ? loadJobFile(source, options) : loadJobObject(source, options);
+}
+
+/**
+ * Validate and compile a job given as an object. Messages are those of a job file, with the
+ * label in place of the file and no line: `<submit>: tasks.each[2]: must be ...`. Such a job has
+ * no file name to default its name from, so it must have a `name`.
+ */
+export function loadJobObject(source: JobObject, options: LoadOptions = {}): LoadedJob {
+  const locate: Locate = (field) => ({ file: source.label, field });
+  const jobFile = validateJobFile(source.job, locate);
+  if (jobFile.name === undefined) {
+    throw new JobFileError(locate('name'), 'is required for a job that has no file', 'add a `name`: letters, digits, ".", "_" and "-"');
+  }
+  const baseDir = resolve(source.baseDir);
+  const spec = compileJob(jobFile, {
+    file: source.label,
+    defaultName: jobFile.name,
+    baseDir,
+    cwd: options.cwd ?? baseDir,
+    set: options.set ?? {},
+    locate,
+  });
+  return { spec, locate };
+}
+
 /** Parse YAML (or JSON) text; a syntax error names the file and line. */
 export function parseYaml(text: string, displayName: string): { data: unknown; locate: Locate } {
   const lines = new LineCounter();

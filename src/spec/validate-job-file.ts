@@ -101,7 +101,7 @@ function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
   return current && typeof current === 'object' && 'shape' in current ? (current.shape as Record<string, z.ZodType>) : undefined;
 }
 
-function closest(word: string, candidates: string[]): string | undefined {
+export function closest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
   for (const candidate of candidates) {
@@ -132,6 +132,8 @@ function article(type: string): string {
 
 function typeName(value: unknown): string {
   if (value === null) return 'empty';
+  // Only jobs built in code (the API) can hold these; JSON.stringify would not describe them.
+  if (typeof value === 'function' || typeof value === 'bigint' || typeof value === 'symbol' || value === undefined) return `a ${typeof value}`;
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a map';
   return `${typeof value} ${JSON.stringify(value)}`;

@@ -4,8 +4,7 @@ import { UserError } from '../../errors.js';
 import { isObjectStoreUri, joinLocation } from '../../storage/location.js';
 import { storageFor } from '../../storage/open-storage.js';
 import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
-import { GATHER_INDEX, type AttemptRecord } from '../../store/store.js';
-import type { Engine } from '../../engine/engine.js';
+import { GATHER_INDEX } from '../../store/store.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
@@ -23,7 +22,7 @@ export function registerLogs(program: Command): void {
         const task = await engine.store.getTask(run.id, name);
         const index = task ? task.index : name === 'gather' ? GATHER_INDEX : undefined;
         if (index === undefined) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
-        const attempts = await attemptsBehind(engine, run.id, index, task?.state === 'skipped' ? task.cacheKey : undefined);
+        const attempts = task ? await engine.attemptsBehind(run.id, task) : await engine.store.attempts(run.id, index);
         if (attempts.length === 0) throw new UserError(`task "${name}" of run ${run.id} has not run yet`);
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);
@@ -45,11 +44,4 @@ export function registerLogs(program: Command): void {
 async function openLog(location: string): Promise<NodeJS.ReadableStream | null> {
   if (isObjectStoreUri(location)) return storageFor(location).openRead(location);
   return existsSync(location) ? createReadStream(location) : null;
-}
-
-/** A skipped task's logs are those of the earlier attempt whose work it reused. */
-async function attemptsBehind(engine: Engine, runId: number, index: number, reusedKey: string | undefined): Promise<AttemptRecord[]> {
-  if (reusedKey === undefined) return engine.store.attempts(runId, index);
-  const origin = (await engine.store.lookupCache([reusedKey])).get(reusedKey);
-  return origin ? (await engine.store.attempts(origin.runId, origin.index)).filter((a) => a.attempt <= origin.attempt) : [];
 }
