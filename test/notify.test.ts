@@ -198,7 +198,7 @@ describe('bad notify fields', () => {
   });
 
   it('neither a webhook nor a command', async () => {
-    await refused(['  on: [failed]'], [/job\.yaml:4: notify: names neither a webhook nor a command/, /add `webhook:/]);
+    await refused(['  on: [failed]'], [/job\.yaml:5: notify: names neither a webhook nor a command/, /add `webhook:/]);
   });
 
   it('an event that does not exist', async () => {
