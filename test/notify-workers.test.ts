@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import pg from 'pg';
 import { finished, Sandbox, waitForAsync } from './harness.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
 import { WebhookReceiver } from './webhook-receiver.js';
@@ -17,13 +18,27 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
     env = { FANOUT_STORE: await createDatabase(adminUrl, 'fanout_notify_workers') };
   });
   afterEach(async () => hook?.close());
+
+  async function rows<T>(sql: string): Promise<T[]> {
+    const client = new pg.Client({ connectionString: env.FANOUT_STORE });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows as T[];
+    } finally {
+      await client.end();
+    }
+  }
   afterAll(() => box.cleanup());
 
   /** Submit and watch with `fanout run`, and start `count` one-cpu workers once the run is recorded. */
   async function runWithWorkers(count: number): Promise<{ watcher: Awaited<ReturnType<typeof finished>>; workers: Array<Awaited<ReturnType<typeof finished>>> }> {
     const runsBefore = (JSON.parse((await box.run(['runs', '--json'], { env })).stdout) as unknown[]).length;
     const watching = box.start(['run', 'job.yaml'], { env });
-    await waitForAsync(async () => (JSON.parse((await box.run(['runs', '--json'], { env })).stdout) as unknown[]).length > runsBefore, 30_000, 'the run to be recorded');
+    let watched: Awaited<ReturnType<typeof finished>> | undefined;
+    void finished(watching).then((result) => (watched = result));
+    await waitForAsync(async () => (JSON.parse((await box.run(['runs', '--json'], { env })).stdout) as unknown[]).length > runsBefore, 30_000, 'the run to be recorded').catch((error: Error) => {
+      throw new Error(`${error.message}; fanout run said: ${watched?.stderr ?? '(still running)'}`);
+    });
     const workers = Array.from({ length: count }, () => box.start(['worker', '--cpus', '1', '--until-empty', '--lease', '5s', '--scratch', box.path('scratch')], { env }));
     return { watcher: await finished(watching), workers: await Promise.all(workers.map((worker) => finished(worker))) };
   }
@@ -33,6 +48,8 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
     box.write('job.yaml', [
       'name: queued-alerts',
       'backend: workers',
+      // A folder every worker reaches (they all run on this machine).
+      'workdir: shared-work',
       'command: sleep 0.2; echo {{ item }} > {{ out }}/value',
       'tasks:',
       `  each: [${Array.from({ length: 12 }, (_, i) => i).join(', ')}]`,
@@ -62,6 +79,8 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
     box.write('job.yaml', [
       'name: queued-failures',
       'backend: workers',
+      // A folder every worker reaches (they all run on this machine).
+      'workdir: shared-work',
       'command: sleep 0.2; case {{ item }} in bad*) exit 5;; esac',
       'tasks:',
       '  each: [ok1, bad1, ok2, bad2, ok3, ok4]',
@@ -91,5 +110,35 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
         { name: 'bad2', attempts: 2, reason: 'exit', exitCode: 5 },
       ],
     });
+  });
+
+  it('alerts a task lost with its killed worker once, though every process left may reap it', async () => {
+    hook = await WebhookReceiver.start();
+    box.write('job.yaml', [
+      'name: queued-lost',
+      'backend: workers',
+      'workdir: shared-work',
+      'command: sleep 6',
+      'tasks:',
+      '  each: [doomed]',
+      'notify:',
+      `  webhook: ${hook.url()}`,
+      '  on: [failed, task_failed]',
+      '',
+    ].join('\n'));
+    const watching = box.start(['run', 'job.yaml'], { env });
+    const doomed = box.start(['worker', '--lease', '2s', '--scratch', box.path('scratch')], { env });
+    await waitForAsync(async () => (await rows(`SELECT 1 FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.job = 'queued-lost' AND a.state = 'running'`)).length > 0, 30_000, 'the task to run');
+    doomed.kill('SIGKILL');
+    // Two more workers and the watching `fanout run` all reap expired leases.
+    const reapers = [1, 2].map(() => box.start(['worker', '--lease', '2s', '--max-idle', '5s', '--scratch', box.path('scratch')], { env }));
+    const watched = await finished(watching);
+    expect(watched.code, watched.stderr).toBe(1);
+    for (const reaper of reapers) expect((await finished(reaper)).code).toBe(0);
+
+    const alerts = hook.delivered() as Array<{ event: string; task?: { name: string; reason: string; error: string } }>;
+    expect(alerts.map((a) => a.event).sort()).toEqual(['failed', 'task_failed']);
+    expect(alerts.find((a) => a.task)!.task).toMatchObject({ name: 'doomed', attempts: 1, reason: 'lost', error: expect.stringMatching(/stopped renewing its lease/) });
+    expect(alerts.find((a) => a.event === 'failed')).toMatchObject({ counts: { failed: 1 }, failedTasks: [{ name: 'doomed', reason: 'lost' }] });
   });
 });
