@@ -243,6 +243,24 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.lookupCache([task!.cacheKey])).size).toBe(0);
       });
 
+      it('says which results applied, so one reported twice (here by two stores at once) is acted on once', async () => {
+        const store = await open();
+        const other = await openAnother();
+        const run = await workersRun(store, 2);
+        const [first, second] = await store.listTasks(run.id);
+        await store.commit({ launches: [0, 1].map((index) => ({ runId: run.id, index, attempt: 1, dir: '/w', cpus: 1, memory: null, timeMs: null, launchedAt: 1 })) });
+        const failedFirst = result(run.id, 0, 1, 'exit');
+        const okSecond = result(run.id, 1, 1, 'ok', second!.cacheKey);
+        const applied = await store.commit({ results: [failedFirst, okSecond], taskStates: [] });
+        expect(applied.appliedResults).toEqual([failedFirst, okSecond]);
+        const reportedAgain = await Promise.all([
+          store.commit({ results: [result(run.id, 0, 1, 'lost')] }),
+          other.commit({ results: [result(run.id, 0, 1, 'lost'), result(run.id, 1, 1, 'ok', first!.cacheKey)], run: { id: run.id, gatherState: null } }),
+        ]);
+        expect(reportedAgain.map((outcome) => outcome.appliedResults)).toEqual([[], []]);
+        expect(await store.commit({ run: { id: run.id, gatherState: null } })).toEqual({ appliedResults: [] });
+      });
+
       it('upserts cache entries and records the gather under its own index', async () => {
         const store = await open();
         const run = await workersRun(store, 0);

@@ -31,6 +31,8 @@ export function openEngine(options: GlobalOptions & MachineOptions): Promise<Eng
   const cpus = options.cpus ?? process.env.FANOUT_CPUS;
   const memory = options.memory ?? process.env.FANOUT_MEMORY;
   const grace = options.grace ?? process.env.FANOUT_GRACE;
+  // How long a command about to exit waits for alerts still being delivered.
+  const alertWait = process.env.FANOUT_ALERT_WAIT;
   return Engine.open({
     home: homeFolder(options),
     store: storeLocation(options),
@@ -39,6 +41,7 @@ export function openEngine(options: GlobalOptions & MachineOptions): Promise<Eng
       memoryBytes: memory === undefined ? undefined : parsed(parseMemory(memory), '--memory', 'a size such as 8GB'),
     },
     graceMs: grace === undefined ? undefined : parsed(parseDuration(grace), '--grace', 'a duration such as 10s'),
+    alertWaitMs: alertWait === undefined ? undefined : parsed(parseDuration(alertWait), 'FANOUT_ALERT_WAIT', 'a duration such as 30s'),
   });
 }
 

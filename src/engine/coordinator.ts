@@ -1,4 +1,5 @@
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
+import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../spec/job-spec.js';
 import type { Template } from '../spec/template.js';
@@ -17,6 +18,8 @@ export interface CoordinatorOptions {
   capacity: Capacity;
   /** The most attempts running at once (null: as many as fit). */
   concurrency: number | null;
+  /** Told of each task that fails for good. */
+  alerts: Alerts;
   onProgress?: (progress: Progress) => void;
 }
 
@@ -164,7 +167,8 @@ export class Coordinator {
     const taskStates = this.stopping !== 'no' ? this.cancelPending() : [];
     const launches = this.stopping === 'no' ? this.pickLaunches() : [];
     if (results.length || launches.length || taskStates.length) {
-      await this.options.store.commit({ results, launches: launches.map((l) => l.change), taskStates });
+      const { appliedResults } = await this.options.store.commit({ results, launches: launches.map((l) => l.change), taskStates });
+      if (appliedResults.length) this.options.alerts.tasksFailed(this.options.run, appliedResults, (index) => this.tasks[index]?.name);
       if (launches.length) this.options.backend.submit(launches.map((l) => l.launch));
       this.options.onProgress?.(this.progress());
     }

@@ -23,6 +23,7 @@ import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
 import { HomeLayout, stagingOut, type RunPlace } from './home-layout.js';
 import { newTasks, planJob, type Capacity, type PlannedJob } from './plan-job.js';
 import { currentProcess, isAlive } from './process-identity.js';
+import { ALERT_WAIT_MS, Alerts } from '../notify/alerts.js';
 
 export interface EngineOptions {
   /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */
@@ -33,6 +34,8 @@ export interface EngineOptions {
   graceMs?: number;
   /** A postgres:// URL; default: SQLite in the home. */
   store?: string;
+  /** How long `close` waits for alerts still being delivered (default ALERT_WAIT_MS). */
+  alertWaitMs?: number;
 }
 
 export interface RunOutcome {
@@ -85,11 +88,16 @@ export class Engine {
   /** What cluster schedulers said about their clusters during this engine's life. */
   private readonly clusterFacts = new Map<string, ClusterFacts>();
 
+  /** Alerts of the runs this engine drives or settles; `close` waits for their deliveries. */
+  readonly alerts: Alerts;
+
   private constructor(
     private readonly options: EngineOptions,
     readonly store: Store,
     readonly layout: HomeLayout,
-  ) {}
+  ) {
+    this.alerts = new Alerts({ layout });
+  }
 
   static async open(options: EngineOptions): Promise<Engine> {
     const home = resolve(options.home);
@@ -136,7 +144,7 @@ export class Engine {
     const job = planned.spec.name;
     const latest = (await this.store.listRuns({ job, limit: 1 }))[0];
     if (latest?.state === 'running' && latest.backend === 'workers') {
-      if (!options.fresh && latest.planKey === planned.planKey) return watchQueuedRun(this.store, latest);
+      if (!options.fresh && latest.planKey === planned.planKey) return watchQueuedRun(this.store, latest, this.alerts);
       throw new UserError(`job ${job} has a run (${latest.id}) on the workers backend that is still going, with another plan`, `wait for it, or stop it with \`fanout cancel ${latest.id}\``);
     }
     if (latest?.state === 'running') {
@@ -162,7 +170,7 @@ export class Engine {
       isAlive,
     );
     if ('heldBy' in created) throw alreadyRunning(job, created.heldBy);
-    return queued ? watchQueuedRun(this.store, created.run) : this.drive(created.run, options.concurrency);
+    return queued ? watchQueuedRun(this.store, created.run, this.alerts) : this.drive(created.run, options.concurrency);
   }
 
   /** Drive an earlier run again: requeue its failed (and, unless `failedOnly`, cancelled) tasks. */
@@ -175,7 +183,7 @@ export class Engine {
       .map((task) => ({ runId: run.id, index: task.index, state: 'pending' as const, resetRetries: true }));
     await this.store.commit({ taskStates: requeued, run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
     const reread = (await this.store.getRun(run.id))!;
-    return queued ? watchQueuedRun(this.store, reread) : this.drive(reread, options.concurrency);
+    return queued ? watchQueuedRun(this.store, reread, this.alerts) : this.drive(reread, options.concurrency);
   }
 
   /**
@@ -227,7 +235,7 @@ export class Engine {
     if (run.backend === 'workers') {
       // A worker claims it: on the workers backend the gather runs where the outputs can be read.
       await this.store.commit({ run: { id: run.id, state: 'running', endedAt: null, gatherState: 'pending' } });
-      const outcome = await (await watchQueuedRun(this.store, (await this.store.getRun(run.id))!)).done;
+      const outcome = await (await watchQueuedRun(this.store, (await this.store.getRun(run.id))!, this.alerts)).done;
       return outcome.gather ?? 'failed';
     }
     await this.claim(run);
@@ -251,7 +259,9 @@ export class Engine {
     return run;
   }
 
+  /** Wait (bounded) for alerts still being delivered, then close the store. */
   async close(): Promise<void> {
+    await this.alerts.drain(this.options.alertWaitMs ?? ALERT_WAIT_MS);
     await this.store.close();
   }
 
@@ -341,6 +351,7 @@ export class Engine {
       command: parseTemplate(claimed.spec.command),
       capacity: backend.capacity(),
       concurrency: concurrency ?? claimed.spec.concurrency ?? backend.defaultConcurrency(),
+      alerts: this.alerts,
       onProgress: (progress) => listeners.forEach((listener) => listener(progress)),
     });
     const waiter = new ResultWaiter();
@@ -362,6 +373,8 @@ export class Engine {
         }
         const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
         await store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
+        // This process holds the run, so its end is committed once, here; the alert follows it.
+        this.alerts.runEnded(store, claimed, state);
         return { run: (await store.getRun(claimed.id))!, counts: await store.counts(claimed.id), gather };
       } finally {
         await backend.close();

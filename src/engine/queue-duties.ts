@@ -1,3 +1,4 @@
+import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
 import type { AttemptRecord, ResultChange, RunRecord, Store, TaskRecord } from '../store/store.js';
@@ -39,7 +40,10 @@ export function queuedResult(run: RunRecord, task: TaskRecord, attempt: number, 
 export class QueueDuties {
   private readonly runs = new Map<number, RunRecord>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly alerts: Alerts,
+  ) {}
 
   /** A run's record; its spec never changes, so it is read once. */
   async run(runId: number): Promise<RunRecord> {
@@ -75,14 +79,31 @@ export class QueueDuties {
       // A lost gather is queued again (its inputs are all still there), unless its worker
       // reported it after all in the meantime.
       const gatherLost = attempts.some((attempt) => attempt.index < 0) && (await this.store.runningAttempts(runId)).some((attempt) => attempt.index < 0);
-      await this.store.commit({ results: changes, run: gatherLost ? { id: runId, gatherState: 'pending' } : undefined });
+      const { appliedResults } = await this.store.commit({ results: changes, run: gatherLost ? { id: runId, gatherState: 'pending' } : undefined });
+      this.alerts.tasksFailed(run, appliedResults, (index) => tasks.get(index)?.name);
       await this.settle(runId);
     }
     return expired.length;
   }
 
-  /** End a run, or queue its gather, once its tasks have all ended. */
-  settle(runId: number): ReturnType<Store['settleRun']> {
-    return this.run(runId).then((run) => this.store.settleRun(runId, { hasGather: run.spec.gather !== null }));
+  /**
+   * End a run, or queue its gather, once its tasks have all ended. Only the process whose
+   * transaction ended the run alerts on it: the store says which one that was.
+   */
+  async settle(runId: number): ReturnType<Store['settleRun']> {
+    const run = await this.run(runId);
+    const settled = await this.store.settleRun(runId, { hasGather: run.spec.gather !== null });
+    if (settled === 'succeeded' || settled === 'failed') this.alerts.runEnded(this.store, run, settled);
+    return settled;
+  }
+
+  /** Results this process committed: alert on the tasks that failed for good among those that applied. */
+  reported(applied: ResultChange[], nameOf: (runId: number, index: number) => string | undefined): void {
+    const byRun = new Map<number, ResultChange[]>();
+    for (const change of applied) byRun.set(change.runId, [...(byRun.get(change.runId) ?? []), change]);
+    for (const [runId, changes] of byRun) {
+      const run = this.runs.get(runId);
+      if (run) this.alerts.tasksFailed(run, changes, (index) => nameOf(runId, index));
+    }
   }
 }

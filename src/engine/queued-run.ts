@@ -1,3 +1,4 @@
+import type { Alerts } from '../notify/alerts.js';
 import type { RunRecord, Store, TaskCounts } from '../store/store.js';
 import type { Progress } from './coordinator.js';
 import type { RunHandle, RunOutcome } from './engine.js';
@@ -11,8 +12,8 @@ const POLL_MS = 1000;
  * this process only watches (and, while it watches, helps with the queue's duties: reaping
  * attempts of vanished workers, settling the run). Stopping detaches: the run goes on.
  */
-export async function watchQueuedRun(store: Store, run: RunRecord, options: { pollMs?: number } = {}): Promise<RunHandle> {
-  const duties = new QueueDuties(store);
+export async function watchQueuedRun(store: Store, run: RunRecord, alerts: Alerts, options: { pollMs?: number } = {}): Promise<RunHandle> {
+  const duties = new QueueDuties(store, alerts);
   const listeners: Array<(progress: Progress) => void> = [];
   const startedAt = Date.now();
   let counts: TaskCounts = await store.counts(run.id);

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { JobFile } from './job-schema.js';
-import type { JobSpec, TaskSource } from './job-spec.js';
+import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
 import type { Locate } from './load-job-file.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolveLocation } from './resolve-location.js';
@@ -65,7 +65,37 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     cluster: job.cluster?.templates === undefined ? (job.cluster ?? {}) : { ...job.cluster, templates: resolve(baseDir, job.cluster.templates) },
     slurm: job.slurm ?? {},
     sge: job.sge ?? {},
+    notify: compileNotify(job.notify, locate),
   };
+}
+
+/** Alerts go out when the run ends finished or failed, unless `on` says otherwise. */
+const DEFAULT_NOTIFY_EVENTS: NotifySpec['on'] = ['finished', 'failed'];
+
+function compileNotify(notify: JobFile['notify'], locate: Locate): NotifySpec | null {
+  if (notify === undefined) return null;
+  if (notify.webhook !== undefined) checkWebhook(notify.webhook, locate);
+  return {
+    webhook: notify.webhook ?? null,
+    command: notify.command ?? null,
+    on: notify.on === undefined ? [...DEFAULT_NOTIFY_EVENTS] : [...new Set(notify.on)],
+  };
+}
+
+function checkWebhook(text: string, locate: Locate): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new JobFileError(locate('notify.webhook'), `"${text}" is not a URL`, 'write a full URL, e.g. https://hooks.example.org/fanout');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new JobFileError(
+      locate('notify.webhook'),
+      `"${url.protocol}" is not a webhook scheme`,
+      'use an http:// or https:// URL; to alert another way, use `notify.command`',
+    );
+  }
 }
 
 function compileTaskSource(tasks: JobFile['tasks'], baseDir: string, locate: Locate): TaskSource {

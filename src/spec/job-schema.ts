@@ -85,6 +85,20 @@ export const sgeSettings = z
   })
   .describe('Grid Engine options.');
 
+export const notifyEvents = ['finished', 'failed', 'task_failed'] as const;
+
+export const notifySettings = z
+  .strictObject({
+    webhook: z.string().optional().describe('An http:// or https:// URL that gets a POST of the JSON summary (retried a few times; never blocks the run).'),
+    command: z.string().min(1).optional().describe('A shell command run with the JSON summary on its stdin (with a time limit).'),
+    on: z
+      .array(z.enum(notifyEvents))
+      .min(1)
+      .optional()
+      .describe('When to alert: finished (every task and the gather succeeded), failed (the run ended failed), task_failed (each task that fails with no retry left). Default [finished, failed].'),
+  })
+  .describe('Alerts when a run ends: a webhook and/or a command. At least one of webhook and command.');
+
 export const jobFileSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Editors may point this at the published JSON Schema.'),
@@ -134,6 +148,7 @@ export const jobFileSchema = z
       .optional()
       .describe("Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false)."),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
+    notify: notifySettings.optional(),
   })
   .describe('A fanout job file.');
 
@@ -142,6 +157,7 @@ export type BackendName = (typeof backendNames)[number];
 export type ClusterSettings = z.infer<typeof clusterSettings>;
 export type SlurmSettings = z.infer<typeof slurmSettings>;
 export type SgeSettings = z.infer<typeof sgeSettings>;
+export type NotifyEvent = (typeof notifyEvents)[number];
 
 /** The JSON Schema that `fanout schema` prints and the package publishes. */
 export function jobFileJsonSchema(): Record<string, unknown> {

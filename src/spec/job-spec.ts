@@ -1,4 +1,4 @@
-import type { BackendName, ClusterSettings, SgeSettings, SlurmSettings } from './job-schema.js';
+import type { BackendName, ClusterSettings, NotifyEvent, SgeSettings, SlurmSettings } from './job-schema.js';
 
 /**
  * The compiled job: what a job file means once it has been validated, defaults filled and units
@@ -77,6 +77,20 @@ export interface JobSpec {
   cluster: ClusterSettings;
   slurm: SlurmSettings;
   sge: SgeSettings;
+  /**
+   * Alerts when the run ends or a task fails for good; null: none. Runs recorded by a fanout
+   * without alerts have no such field in their stored spec: read it as `spec.notify ?? null`.
+   */
+  notify: NotifySpec | null;
+}
+
+export interface NotifySpec {
+  /** An http(s) URL that gets a POST of the JSON summary; null: none. */
+  webhook: string | null;
+  /** A shell command that gets the JSON summary on stdin; null: none. */
+  command: string | null;
+  /** Events alerted on, without duplicates. */
+  on: NotifyEvent[];
 }
 
 /**

@@ -34,6 +34,9 @@ export function validateJobFile(data: unknown, locate: Locate): JobFile {
   if (chunks && (chunks.count === undefined) === (chunks.size === undefined)) {
     throw new JobFileError(locate('tasks.chunks'), 'chunks needs exactly one of count and size', 'e.g. `count: 8` or `size: 10MB`');
   }
+  if (job.notify && job.notify.webhook === undefined && job.notify.command === undefined) {
+    throw new JobFileError(locate('notify'), 'names neither a webhook nor a command', 'add `webhook: https://...` or `command: ...` (or both)');
+  }
   return job;
 }
 
@@ -75,6 +78,8 @@ const FIXES: Record<string, string> = {
   'resources.memory': 'write a size with a unit, e.g. 512MB or 4GB',
   'resources.time': 'write a duration with a unit, e.g. 90s, 30m or 2h',
   'tasks.chunks.size': 'write a size with a unit, e.g. 10MB',
+  'notify.webhook': 'write an http:// or https:// URL',
+  'notify.command': 'write a shell command that reads the JSON summary on stdin',
 };
 
 function fixFor(field: string): string | undefined {

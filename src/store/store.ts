@@ -138,6 +138,12 @@ export interface StateChanges {
   run?: { id: number; state?: RunState; endedAt?: number | null; gatherState?: GatherState | null };
 }
 
+/** What a commit did that its caller cannot know beforehand. */
+export interface CommitOutcome {
+  /** The results of `changes.results` that applied, the same objects, in order. */
+  appliedResults: ResultChange[];
+}
+
 export interface Store {
   /**
    * A short stable tag of this store. Several stores may share one workdir, so a run's work
@@ -167,7 +173,12 @@ export interface Store {
   releaseRun(runId: number, coordinator: ProcessIdentity): Promise<void>;
   setLauncher(runId: number, launcher: ProcessIdentity | null): Promise<void>;
 
-  commit(changes: StateChanges): Promise<void>;
+  /**
+   * Apply a batch in one transaction. Returns the results that applied: those whose attempt was
+   * still running. A process that acts once per ended attempt (an alert that a task failed for
+   * good) acts on these only, so two processes reporting the same attempt act once.
+   */
+  commit(changes: StateChanges): Promise<CommitOutcome>;
 
   getRun(id: number): Promise<RunRecord | null>;
   /** Newest first. */

@@ -6,6 +6,7 @@ import { LocalBackend } from '../backends/local/local-backend.js';
 import type { AttemptLaunch } from '../backends/backend.js';
 import { commitToObjectStorage } from '../engine/committed-outputs.js';
 import type { HomeLayout } from '../engine/home-layout.js';
+import type { Alerts } from '../notify/alerts.js';
 import { finalOut, stagingOut } from '../engine/home-layout.js';
 import { QueueDuties, queuedResult } from '../engine/queue-duties.js';
 import { taskLaunch } from '../engine/task-launch.js';
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   graceMs: number;
   /** Where the worker says what it does (one line each). */
   log: (line: string) => void;
+  /** Alerts of the runs whose tasks this worker reports or whose end it settles. */
+  alerts: Alerts;
   /** How long to wait between claims when the queue is empty (backs off to 8×). */
   pollMs?: number;
 }
@@ -104,7 +107,7 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.backend = new LocalBackend({ graceMs: options.graceMs });
-    this.duties = new QueueDuties(options.store);
+    this.duties = new QueueDuties(options.store, options.alerts);
     this.scratch = join(options.scratch, this.id);
   }
 
@@ -335,17 +338,24 @@ export class Worker {
     const arrived = this.results.splice(0);
     if (arrived.length === 0) return;
     const changes: ResultChange[] = [];
+    const names = new Map<string, string>();
     const gathers: Array<{ change: ResultChange; returning: boolean }> = [];
     await Promise.all(
       arrived.map(async ({ launchId, result }) => {
         const held = this.held.get(launchId);
         if (!held) return;
         const change = await this.finishAttempt(held, result);
-        if (held.task) changes.push(change);
+        if (held.task) {
+          changes.push(change);
+          names.set(`${held.key.runId}.${held.task.index}`, held.task.name);
+        }
         else gathers.push({ change, returning: held.returning });
       }),
     );
-    if (changes.length > 0) await this.options.store.commit({ results: changes });
+    if (changes.length > 0) {
+      const { appliedResults } = await this.options.store.commit({ results: changes });
+      this.duties.reported(appliedResults, (runId, index) => names.get(`${runId}.${index}`));
+    }
     for (const { change, returning } of gathers) {
       const gatherState = returning ? 'pending' : change.result.reason === 'ok' ? 'succeeded' : 'failed';
       await this.options.store.commit({ results: [change], run: { id: change.runId, gatherState } });

@@ -57,6 +57,7 @@ export function registerWorker(program: Command): void {
           launchedBy: options.launchedBy ?? null,
           graceMs: duration(options.grace, '--grace') ?? 10_000,
           log: (line) => process.stderr.write(`worker ${worker.id}: ${line}\n`),
+          alerts: engine.alerts,
         });
         const onSignal = (signal: NodeJS.Signals) => {
           worker.stop();

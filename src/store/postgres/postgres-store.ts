@@ -13,8 +13,10 @@ import {
   type CacheEntry,
   type ClaimedAttempt,
   type ClaimRequest,
+  type CommitOutcome,
   type NewWorker,
   type ProcessIdentity,
+  type ResultChange,
   type RunRecord,
   type StateChanges,
   type Store,
@@ -128,7 +130,7 @@ export class PostgresStore implements Store {
     await this.query(SQL.setLauncher, [runId, identityColumn(launcher)]);
   }
 
-  async commit(changes: StateChanges): Promise<void> {
+  async commit(changes: StateChanges): Promise<CommitOutcome> {
     const statements: Array<[Statement, unknown[]]> = [];
     const launches = changes.launches ?? [];
     if (launches.length > 0) {
@@ -185,12 +187,18 @@ export class PostgresStore implements Store {
       ]]);
     }
     // One statement is a transaction of its own: a worker's usual commit is one round trip.
-    if (statements.length === 1) await this.query(...statements[0]!);
+    let ended: Row[] = [];
+    const keep = (statement: Statement, rows: Row[]) => {
+      if (statement === SQL.finish) ended = rows;
+    };
+    if (statements.length === 1) keep(statements[0]![0], await this.query(...statements[0]!));
     else if (statements.length > 1) {
       await this.transaction(async (query) => {
-        for (const [statement, values] of statements) await query(statement, values);
+        for (const [statement, values] of statements) keep(statement, await query(statement, values));
       });
     }
+    const endedKeys = new Set(ended.map((row) => `${row.run_id}.${row.idx}.${row.attempt}`));
+    return { appliedResults: results.filter((r) => endedKeys.has(`${r.runId}.${r.index}.${r.attempt}`)) };
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
@@ -418,11 +426,14 @@ const SQL = {
         reason = e.reason, exit_code = e.exit_code, peak_memory = e.peak_memory, duration_ms = e.duration_ms
       FROM (SELECT DISTINCT ON (run_id, idx) * FROM ended ORDER BY run_id, idx, n DESC) e
       WHERE t.run_id = e.run_id AND t.idx = e.idx
+    ), cached AS (
+      INSERT INTO cache (key, run_id, idx, attempt, out)
+      SELECT DISTINCT ON (cache_key) cache_key, cache_run_id, cache_idx, cache_attempt, cache_out
+      FROM ended WHERE cache_key IS NOT NULL ORDER BY cache_key, n DESC
+      ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx, attempt = excluded.attempt, out = excluded.out
     )
-    INSERT INTO cache (key, run_id, idx, attempt, out)
-    SELECT DISTINCT ON (cache_key) cache_key, cache_run_id, cache_idx, cache_attempt, cache_out
-    FROM ended WHERE cache_key IS NOT NULL ORDER BY cache_key, n DESC
-    ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx, attempt = excluded.attempt, out = excluded.out`),
+    -- Data-modifying parts of a WITH run to completion whether or not this reads them.
+    SELECT run_id, idx, attempt FROM ended`),
   setTaskStates: statement('set_task_states', `
     UPDATE tasks t SET state = u.state, retry_base = CASE WHEN u.reset THEN t.attempts ELSE t.retry_base END
     FROM (

@@ -14,8 +14,10 @@ import {
   type CacheEntry,
   type ClaimedAttempt,
   type ClaimRequest,
+  type CommitOutcome,
   type NewWorker,
   type ProcessIdentity,
+  type ResultChange,
   type RunRecord,
   type StateChanges,
   type Store,
@@ -112,7 +114,8 @@ export class SqliteStore implements Store {
     this.statements.setLauncher.run(identityColumn(launcher), runId);
   }
 
-  async commit(changes: StateChanges): Promise<void> {
+  async commit(changes: StateChanges): Promise<CommitOutcome> {
+    const appliedResults: ResultChange[] = [];
     this.db.transaction(() => {
       const s = this.statements;
       for (const launch of changes.launches ?? []) {
@@ -147,6 +150,7 @@ export class SqliteStore implements Store {
         });
         // Already ended (reported twice, or reaped after its lease ran out): the first word stands.
         if (ended.changes === 0) continue;
+        appliedResults.push(change);
         s.taskFinished.run({
           run_id: change.runId,
           idx: change.index,
@@ -174,6 +178,7 @@ export class SqliteStore implements Store {
         if (run.gatherState !== undefined) s.setGatherState.run(run.gatherState, run.id);
       }
     }).immediate();
+    return { appliedResults };
   }
 
   async getRun(id: number): Promise<RunRecord | null> {
