@@ -12,3 +12,4 @@ export type { BackendName, ClusterSettings, JobDefinition, SgeSettings, SlurmSet
 export type { AttemptReason } from './spec/job-spec.js';
 export type { AttemptRecord, RunState, TaskCounts, TaskState } from './store/store.js';
 export type { GatherOutcome } from './engine/gather.js';
+export type { AlertSummary, FailedTaskSummary, RunEndedAlert, TaskFailedAlert } from './notify/alert-summary.js';

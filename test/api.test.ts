@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Fanout, FanoutApiError, JobFileError, type FanoutRun, type ProgressEvent, type TaskResult } from '../dist/index.js';
 import { writeWorkModule } from './api-fixtures.js';
 import { Sandbox } from './harness.js';
+import { WebhookReceiver } from './webhook-receiver.js';
 
 /**
  * The TypeScript API, as users import it (the built package), on the local backend: submit,
@@ -83,6 +84,22 @@ describe('the TypeScript API', () => {
     expect(results[2]!.error).toEqual({ reason: 'exit', message: 'its command exited with code 1' });
     expect(results[0]!.record).toMatchObject({ reason: 'ok', exitCode: 0, attempt: 1 });
     expect(results[0]!.value).toBeUndefined();
+  });
+
+  it('sends the alerts asked for in the options, as a job file does', async () => {
+    const hook = await WebhookReceiver.start();
+    try {
+      const run = await fo.map('test {{ item }} != b', ['a', 'b'], { baseDir: box.dir, notify: { webhook: hook.url(), on: ['task_failed', 'failed'] } });
+      await run.wait();
+      // close() lets the deliveries in flight finish.
+      await fo.close();
+      fo = await Fanout.open({ home: box.path('.fanout') });
+      expect(hook.received.map((r) => r.body.event)).toEqual(['task_failed', 'failed']);
+      expect(hook.received[0]!.body).toMatchObject({ run: run.id, task: { name: 'b', reason: 'exit' } });
+      expect(hook.received[1]!.body).toMatchObject({ run: run.id, state: 'failed', counts: { succeeded: 1, failed: 1 } });
+    } finally {
+      await hook.close();
+    }
   });
 
   it('maps a function over items: values in item order, thrown errors with message and stack', async () => {

@@ -191,7 +191,7 @@ export class Engine {
    * here (adopting what finished meanwhile), or, on the workers backend, watch it.
    */
   async resume(run: RunRecord): Promise<RunHandle> {
-    if (run.backend === 'workers') return watchQueuedRun(this.store, run);
+    if (run.backend === 'workers') return watchQueuedRun(this.store, run, this.alerts);
     await this.claim(run);
     return this.drive(run);
   }
