@@ -99,6 +99,81 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
       return created.run;
     }
 
+    describe('pages of tasks (the dashboard)', () => {
+      /** A local run of 30 tasks: names `Sample-00`..`Sample-29`; every third failed, the rest of the first 20 succeeded. */
+      async function measuredRun(store: Store) {
+        const named = tasks(30).map((task) => ({ ...task, name: `Sample-${String(task.index).padStart(2, '0')}` }));
+        const created = await store.createRun({ job: 'page', jobFile: '/j', spec: spec('page'), backend: 'local', planKey: 'p', tasks: named, coordinator: ME }, alive);
+        if (!('run' in created)) throw new Error('expected a run');
+        const runId = created.run.id;
+        const launches = Array.from({ length: 20 }, (_, index) => ({ runId, index, attempt: 1, dir: `/w/${index}`, cpus: 1, memory: 4 * GiB, timeMs: null, launchedAt: 100 + index }));
+        await store.commit({ launches });
+        await store.commit({
+          results: launches.map(({ index }) => {
+            const failed = index % 3 === 0;
+            return {
+              runId, index, attempt: 1,
+              // Durations and peaks not in index order, so a sort by them is seen.
+              result: outcome(failed ? 'exit' : 'ok', { startedAt: 1_000, endedAt: 1_000 + ((index * 7) % 20) * 100, peakMemory: ((index * 11) % 20) * 1000, host: `node${index % 2}` }),
+              task: { state: failed ? 'failed' as const : 'succeeded' as const, memory: 4 * GiB, timeMs: null, retryBase: 0 },
+            };
+          }),
+        });
+        return runId;
+      }
+
+      it('pages, filters by state and by name, and counts what matches', async () => {
+        const store = await open();
+        const runId = await measuredRun(store);
+        const first = await store.pageTasks(runId, { offset: 0, limit: 10 });
+        expect(first.total).toBe(30);
+        expect(first.tasks.map((t) => t.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(first.tasks[1]).toMatchObject({ name: 'Sample-01', state: 'succeeded', attempts: 1, host: 'node1', memory: 4 * GiB, peakMemory: 11_000 });
+        const last = await store.pageTasks(runId, { offset: 25, limit: 10 });
+        expect(last.tasks.map((t) => t.index)).toEqual([25, 26, 27, 28, 29]);
+        expect(last.tasks[0]).toMatchObject({ state: 'pending', host: null });
+        const failed = await store.pageTasks(runId, { state: 'failed', offset: 0, limit: 100 });
+        expect(failed.total).toBe(7);
+        expect(failed.tasks.map((t) => t.index)).toEqual([0, 3, 6, 9, 12, 15, 18]);
+        const named = await store.pageTasks(runId, { nameContains: 'sample-1', offset: 0, limit: 3 });
+        expect(named.total).toBe(10);
+        expect(named.tasks.map((t) => t.name)).toEqual(['Sample-10', 'Sample-11', 'Sample-12']);
+        const both = await store.pageTasks(runId, { state: 'failed', nameContains: 'E-1', offset: 0, limit: 100 });
+        expect(both.tasks.map((t) => t.name)).toEqual(['Sample-12', 'Sample-15', 'Sample-18']);
+        // Characters that mean something to LIKE are plain text here.
+        expect((await store.pageTasks(runId, { nameContains: '%', offset: 0, limit: 5 })).total).toBe(0);
+        expect((await store.pageTasks(runId, { nameContains: '_', offset: 0, limit: 5 })).total).toBe(0);
+      });
+
+      it('sorts by what tasks measured, unmeasured tasks last, pages never overlapping', async () => {
+        const store = await open();
+        const runId = await measuredRun(store);
+        const all = await store.listTasks(runId);
+        const measured = all.filter((t) => t.durationMs !== null);
+        const byDuration = [...measured].sort((a, b) => a.durationMs! - b.durationMs! || a.index - b.index).map((t) => t.index);
+        const pages = [];
+        for (let offset = 0; offset < 30; offset += 7) pages.push(...(await store.pageTasks(runId, { sort: 'duration', offset, limit: 7 })).tasks.map((t) => t.index));
+        expect(pages.slice(0, 20)).toEqual(byDuration);
+        expect(pages.slice(20)).toEqual([20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
+        const descending = (await store.pageTasks(runId, { sort: 'peakMemory', descending: true, offset: 0, limit: 30 })).tasks;
+        const peaks = descending.map((t) => t.peakMemory);
+        expect(peaks.slice(0, 20)).toEqual([...measured.map((t) => t.peakMemory)].sort((a, b) => b! - a!));
+        expect(peaks.slice(20).every((p) => p === null)).toBe(true);
+        const byName = (await store.pageTasks(runId, { sort: 'name', descending: true, offset: 0, limit: 2 })).tasks.map((t) => t.name);
+        expect(byName).toEqual(['Sample-29', 'Sample-28']);
+      });
+
+      it("gives when each task attempt ran, not the gather's", async () => {
+        const store = await open();
+        const runId = await measuredRun(store);
+        await store.commit({ launches: [{ runId, index: GATHER_INDEX, attempt: 1, dir: '/w/g', cpus: 1, memory: null, timeMs: null, launchedAt: 5_000 }, { runId, index: 25, attempt: 1, dir: '/w/25', cpus: 1, memory: null, timeMs: null, launchedAt: 4_000 }] });
+        const spans = await store.attemptSpans(runId);
+        expect(spans).toHaveLength(21);
+        expect(spans[0]).toEqual({ index: 0, launchedAt: 100, startedAt: 1_000, endedAt: 1_000, reason: 'exit', memory: 4 * GiB, peakMemory: 0 });
+        expect(spans[20]).toEqual({ index: 25, launchedAt: 4_000, startedAt: null, endedAt: null, reason: null, memory: null, peakMemory: null });
+      });
+    });
+
     describe('runs', () => {
       it('records a run with its tasks and reads it back', async () => {
         const store = await open();

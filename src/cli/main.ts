@@ -11,6 +11,7 @@ import { registerRuns } from './commands/runs.js';
 import { registerSchema } from './commands/schema.js';
 import { registerStatus } from './commands/status.js';
 import { registerTasks } from './commands/tasks.js';
+import { registerUi } from './commands/ui.js';
 import { registerValidate } from './commands/validate.js';
 import { registerWorker } from './commands/worker.js';
 import { registerWorkers } from './commands/workers.js';
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBackends(program);
   registerWorker(program);
   registerWorkers(program);
+  registerUi(program);
   program.hook('preAction', (_program, action) => {
     for (const name of ['home', 'store']) {
       const value = program.opts()[name] as string | undefined;

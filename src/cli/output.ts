@@ -1,5 +1,6 @@
 import { formatBytes, formatDuration } from '../spec/units.js';
-import type { RunRecord, TaskCounts, TaskRecord } from '../store/store.js';
+import type { AttemptRecord, RunRecord, TaskCounts, TaskRecord } from '../store/store.js';
+import type { TaskRow } from '../store/task-page.js';
 
 /** The `status --json` shape other tools and the dashboard rely on. */
 export interface StatusJson {
@@ -56,6 +57,56 @@ export function taskJson(task: TaskRecord): TaskJson {
     memory: task.memory,
     peakMemory: task.peakMemory,
     durationMs: task.durationMs,
+  };
+}
+
+/** A `tasks --json` row with the host of the task's last attempt: the dashboard's task table. */
+export interface TaskRowJson extends TaskJson {
+  host: string | null;
+}
+
+export function taskRowJson(task: TaskRow): TaskRowJson {
+  return { ...taskJson(task), host: task.host };
+}
+
+/** One attempt and its result record (times as ISO strings; null fields until it ends). */
+export interface AttemptJson {
+  attempt: number;
+  state: AttemptRecord['state'];
+  reason: AttemptRecord['reason'];
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  launchedAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** Bytes asked for, and the most it used. */
+  memory: number | null;
+  peakMemory: number | null;
+  cpuMs: number | null;
+  timeMs: number | null;
+  host: string | null;
+  worker: string | null;
+}
+
+export function attemptJson(attempt: AttemptRecord): AttemptJson {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    attempt: attempt.attempt,
+    state: attempt.state,
+    reason: attempt.reason,
+    exitCode: attempt.exitCode,
+    signal: attempt.signal,
+    error: attempt.error,
+    launchedAt: new Date(attempt.launchedAt).toISOString(),
+    startedAt: iso(attempt.startedAt),
+    endedAt: iso(attempt.endedAt),
+    memory: attempt.memory,
+    peakMemory: attempt.peakMemory,
+    cpuMs: attempt.cpuMs,
+    timeMs: attempt.timeMs,
+    host: attempt.host,
+    worker: attempt.worker,
   };
 }
 

@@ -224,14 +224,19 @@ export class Engine {
     return 'settled';
   }
 
-  /** Run the gather of a run whose tasks all succeeded, again. */
-  async gather(run: RunRecord): Promise<GatherOutcome> {
+  /** Refuse a gather that cannot run: a task has not succeeded, or the job has none. */
+  async checkGather(run: RunRecord): Promise<void> {
     const counts = await this.store.counts(run.id);
     const unfinished = counts.pending + counts.running + counts.failed + counts.cancelled;
     if (unfinished > 0) {
       throw new UserError(`run ${run.id} has ${unfinished} task(s) that have not succeeded`, `run \`fanout retry ${run.id}\` first`);
     }
     if (run.spec.gather === null) throw new UserError(`job ${run.job} has no gather`, 'add `gather:` to the job file');
+  }
+
+  /** Run the gather of a run whose tasks all succeeded, again. */
+  async gather(run: RunRecord): Promise<GatherOutcome> {
+    await this.checkGather(run);
     if (run.backend === 'workers') {
       // A worker claims it: on the workers backend the gather runs where the outputs can be read.
       await this.store.commit({ run: { id: run.id, state: 'running', endedAt: null, gatherState: 'pending' } });

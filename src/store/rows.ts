@@ -1,5 +1,5 @@
 import type { JobSpec } from '../spec/job-spec.js';
-import type { AttemptRecord, ProcessIdentity, RunRecord, TaskRecord, TaskState, WorkerRecord } from './store.js';
+import type { AttemptRecord, AttemptSpan, ProcessIdentity, RunRecord, TaskRecord, TaskState, WorkerRecord } from './store.js';
 
 /**
  * Records from table rows. Both stores use the same column names; SQLite gives numbers, and
@@ -41,6 +41,18 @@ export function toTask(row: Row): TaskRecord {
     exitCode: nullableNumber(row.exit_code),
     peakMemory: nullableNumber(row.peak_memory),
     durationMs: nullableNumber(row.duration_ms),
+  };
+}
+
+export function toSpan(row: Row): AttemptSpan {
+  return {
+    index: Number(row.idx),
+    launchedAt: Number(row.launched_at),
+    startedAt: nullableNumber(row.started_at),
+    endedAt: nullableNumber(row.ended_at),
+    reason: (row.reason as AttemptSpan['reason']) ?? null,
+    memory: nullableNumber(row.memory),
+    peakMemory: nullableNumber(row.peak_memory),
   };
 }
 

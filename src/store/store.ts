@@ -1,4 +1,5 @@
 import type { AttemptReason, JobSpec } from '../spec/job-spec.js';
+import type { TaskPage, TaskPageQuery } from './task-page.js';
 
 /**
  * Durable state: runs, their tasks, each task's attempts, the cache of succeeded work, and the
@@ -93,6 +94,18 @@ export interface AttemptRecord extends Omit<AttemptOutcome, 'reason' | 'error'> 
   worker: string | null;
 }
 
+export interface AttemptSpan {
+  index: number;
+  launchedAt: number;
+  startedAt: number | null;
+  /** Null while it runs. */
+  endedAt: number | null;
+  reason: AttemptReason | null;
+  /** Bytes asked for, and the most it used. */
+  memory: number | null;
+  peakMemory: number | null;
+}
+
 export interface CacheEntry {
   key: string;
   runId: number;
@@ -185,9 +198,13 @@ export interface Store {
   listRuns(options?: { job?: string; limit?: number }): Promise<RunRecord[]>;
   counts(runId: number): Promise<TaskCounts>;
   listTasks(runId: number, options?: { state?: TaskState }): Promise<TaskRecord[]>;
+  /** One page of a run's tasks, filtered and sorted by the store (the dashboard's table at 100,000 tasks). */
+  pageTasks(runId: number, query: TaskPageQuery): Promise<TaskPage>;
   getTask(runId: number, name: string): Promise<TaskRecord | null>;
   attempts(runId: number, index: number): Promise<AttemptRecord[]>;
   runningAttempts(runId: number): Promise<AttemptRecord[]>;
+  /** When each task attempt of a run (not the gather's) was launched, started and ended, in launch order: the dashboard's plots. */
+  attemptSpans(runId: number): Promise<AttemptSpan[]>;
   /** The cache entries among `keys` (succeeded work from any run). */
   lookupCache(keys: string[]): Promise<Map<string, CacheEntry>>;
 

@@ -98,4 +98,10 @@ export const MIGRATIONS: readonly string[] = [
     heartbeat_at BIGINT NOT NULL
   );
   `,
+  // 2: the dashboard's task table sorts a run's tasks by what they measured, a page at a time
+  `
+  CREATE INDEX tasks_by_duration ON tasks (run_id, duration_ms);
+  CREATE INDEX tasks_by_peak_memory ON tasks (run_id, peak_memory);
+  CREATE INDEX tasks_by_state_in_order ON tasks (run_id, state, idx);
+  `,
 ];

@@ -1,14 +1,16 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { UserError } from '../../errors.js';
 import type { JobSpec } from '../../spec/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
-import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toTask, toWorker, type Row } from '../rows.js';
+import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toSpan, toTask, toWorker, type Row } from '../rows.js';
+import { taskPageClauses, type TaskPage, type TaskPageQuery } from '../task-page.js';
 import {
   GATHER_INDEX,
   TASK_STATES,
   type AttemptKey,
+  type AttemptSpan,
   type AttemptRecord,
   type CacheEntry,
   type ClaimedAttempt,
@@ -222,6 +224,24 @@ export class PostgresStore implements Store {
     return rows.map(toTask);
   }
 
+  async pageTasks(runId: number, query: TaskPageQuery): Promise<TaskPage> {
+    const { where, orderBy, parameters } = taskPageClauses(query, { placeholder: (n) => `$${n}`, contains: (column, p) => `strpos(lower(${column}), lower(${p})) > 0` });
+    const limitAt = parameters.length + 2;
+    // Built from fixed pieces (see task-page.ts); named by its text so each shape is prepared once per connection.
+    const countText = `SELECT count(*) AS n FROM tasks WHERE ${where}`;
+    const pageText = `SELECT t.*, (SELECT host FROM attempts a WHERE a.run_id = t.run_id AND a.idx = t.idx AND a.attempt = t.attempts) AS host
+       FROM tasks t WHERE ${where} ORDER BY ${orderBy} LIMIT $${limitAt} OFFSET $${limitAt + 1}`;
+    const [[total], rows] = await Promise.all([
+      this.query(statement(`task_count_${shapeName(countText)}`, countText), [runId, ...parameters]),
+      this.query(statement(`task_page_${shapeName(pageText)}`, pageText), [runId, ...parameters, query.limit, query.offset]),
+    ]);
+    return { total: Number(total?.n ?? 0), tasks: rows.map((row) => ({ ...toTask(row), host: (row.host as string | null) ?? null })) };
+  }
+
+  async attemptSpans(runId: number): Promise<AttemptSpan[]> {
+    return (await this.query(SQL.attemptSpans, [runId])).map(toSpan);
+  }
+
   async getTask(runId: number, name: string): Promise<TaskRecord | null> {
     const [row] = await this.query(SQL.getTask, [runId, name]);
     return row ? toTask(row) : null;
@@ -369,6 +389,9 @@ interface Statement {
 
 const statement = (name: string, text: string): Statement => ({ name: `fanout_${name}`, text });
 
+/** A short name for one shape of a query built from fixed pieces. */
+const shapeName = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 16);
+
 const SQL = {
   lockJob: statement('lock_job', 'SELECT pg_advisory_xact_lock($1, hashtext($2))'),
   runningRunsOfJob: statement('running_runs_of_job', `SELECT coordinator FROM runs WHERE job = $1 AND state = 'running'`),
@@ -390,6 +413,7 @@ const SQL = {
   listTasksInState: statement('list_tasks_in_state', 'SELECT * FROM tasks WHERE run_id = $1 AND state = $2 ORDER BY idx'),
   getTask: statement('get_task', 'SELECT * FROM tasks WHERE run_id = $1 AND name = $2'),
   attempts: statement('attempts', 'SELECT * FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY attempt'),
+  attemptSpans: statement('attempt_spans', 'SELECT idx, launched_at, started_at, ended_at, reason, memory, peak_memory FROM attempts WHERE run_id = $1 AND idx >= 0 ORDER BY launched_at, idx, attempt'),
   runningAttempts: statement('running_attempts', `SELECT * FROM attempts WHERE run_id = $1 AND state = 'running' ORDER BY idx, attempt`),
   lookupCache: statement('lookup_cache', 'SELECT * FROM cache WHERE key = ANY($1::text[])'),
 

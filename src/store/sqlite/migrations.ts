@@ -97,4 +97,9 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_pending ON tasks (run_id, idx) WHERE state = 'pending';
   CREATE INDEX runs_of_workers ON runs (id) WHERE state = 'running' AND backend = 'workers';
   `,
+  // 3: the dashboard's task table sorts a run's tasks by what they measured, a page at a time
+  `
+  CREATE INDEX tasks_by_duration ON tasks (run_id, duration_ms);
+  CREATE INDEX tasks_by_peak_memory ON tasks (run_id, peak_memory);
+  `,
 ];

@@ -5,11 +5,13 @@ import Database from 'better-sqlite3';
 import { UserError } from '../../errors.js';
 import type { JobSpec } from '../../spec/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
-import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toTask, toWorker, type Row } from '../rows.js';
+import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toSpan, toTask, toWorker, type Row } from '../rows.js';
+import { taskPageClauses, type TaskPage, type TaskPageQuery } from '../task-page.js';
 import {
   GATHER_INDEX,
   TASK_STATES,
   type AttemptKey,
+  type AttemptSpan,
   type AttemptRecord,
   type CacheEntry,
   type ClaimedAttempt,
@@ -40,6 +42,7 @@ export class SqliteStore implements Store {
   private readonly statements;
   /** Run specs never change; a claim needs them for every attempt's folder. */
   private readonly specs = new Map<number, JobSpec>();
+  private readonly pageStatements = new Map<string, Database.Statement>();
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -205,6 +208,20 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(toTask);
   }
 
+  async pageTasks(runId: number, query: TaskPageQuery): Promise<TaskPage> {
+    const { where, orderBy, parameters } = taskPageClauses(query, { placeholder: () => '?', contains: (column, p) => `instr(lower(${column}), lower(${p})) > 0` });
+    const total = this.cached(`SELECT COUNT(*) AS n FROM tasks WHERE ${where}`).get(runId, ...parameters) as Row;
+    const rows = this.cached(
+      `SELECT t.*, (SELECT host FROM attempts a WHERE a.run_id = t.run_id AND a.idx = t.idx AND a.attempt = t.attempts) AS host
+       FROM tasks t WHERE ${where} ORDER BY ${orderBy} LIMIT ? OFFSET ?`,
+    ).all(runId, ...parameters, query.limit, query.offset) as Row[];
+    return { total: Number(total.n), tasks: rows.map((row) => ({ ...toTask(row), host: (row.host as string | null) ?? null })) };
+  }
+
+  async attemptSpans(runId: number): Promise<AttemptSpan[]> {
+    return (this.statements.attemptSpans.all(runId) as Row[]).map(toSpan);
+  }
+
   async getTask(runId: number, name: string): Promise<TaskRecord | null> {
     const row = this.statements.getTask.get(runId, name) as Row | undefined;
     return row ? toTask(row) : null;
@@ -331,6 +348,16 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
+  /** A statement built from fixed pieces (a page query's filter and sort), prepared once. */
+  private cached(sql: string): Database.Statement {
+    let statement = this.pageStatements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.pageStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
   private spec(runId: number): JobSpec {
     let spec = this.specs.get(runId);
     if (!spec) {
@@ -404,6 +431,7 @@ function prepareStatements(db: Database.Database) {
     setTaskState: db.prepare('UPDATE tasks SET state = ? WHERE run_id = ? AND idx = ?'),
     resetTask: db.prepare('UPDATE tasks SET state = ?, retry_base = attempts WHERE run_id = ? AND idx = ?'),
     attempts: db.prepare('SELECT * FROM attempts WHERE run_id = ? AND idx = ? ORDER BY attempt'),
+    attemptSpans: db.prepare('SELECT idx, launched_at, started_at, ended_at, reason, memory, peak_memory FROM attempts WHERE run_id = ? AND idx >= 0 ORDER BY launched_at, idx, attempt'),
     runningAttempts: db.prepare(`SELECT * FROM attempts WHERE run_id = ? AND state = 'running' ORDER BY idx, attempt`),
     getCache: db.prepare('SELECT * FROM cache WHERE key = ?'),
     upsertCache: db.prepare(

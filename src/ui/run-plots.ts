@@ -1,0 +1,88 @@
+import { formatBytes } from '../spec/units.js';
+import type { AttemptSpan } from '../store/store.js';
+
+/**
+ * What the dashboard's plots draw, summarised here so a run of 100,000 tasks sends a few
+ * hundred numbers, not 100,000 rows: tasks done and attempts running over time, a histogram of
+ * the durations of attempts that succeeded, and requested vs peak memory (a sample of points,
+ * and the medians in a sentence when tasks asked for far more than they used).
+ */
+export interface RunPlots {
+  timeline: Array<{ at: number; done: number; running: number }>;
+  durations: Array<{ fromMs: number; toMs: number; count: number }>;
+  memory: {
+    points: Array<{ requested: number; peak: number }>;
+    medianRequested: number | null;
+    medianPeak: number | null;
+    /** "median task used 0.6 GB of 4.3 GB", when the median request is at least twice the median peak. */
+    overAsked: string | null;
+  };
+}
+
+const TIMELINE_POINTS = 120;
+const DURATION_BINS = 20;
+const MEMORY_POINTS = 1000;
+/** A request this many times the use is worth saying out loud. */
+const OVER_ASKED_FACTOR = 2;
+
+export function runPlots(spans: AttemptSpan[], now: number): RunPlots {
+  return { timeline: timeline(spans, now), durations: durations(spans), memory: memory(spans) };
+}
+
+function timeline(spans: AttemptSpan[], now: number): RunPlots['timeline'] {
+  if (spans.length === 0) return [];
+  const starts = spans.map((s) => s.startedAt ?? s.launchedAt).sort((a, b) => a - b);
+  const ends = spans.filter((s) => s.endedAt !== null).map((s) => s.endedAt!).sort((a, b) => a - b);
+  const doneAt = spans.filter((s) => s.reason === 'ok' && s.endedAt !== null).map((s) => s.endedAt!).sort((a, b) => a - b);
+  const first = starts[0]!;
+  const running = spans.some((s) => s.endedAt === null);
+  const last = Math.max(running ? now : first, ends.at(-1) ?? first, first + 1);
+  // One sweep over each sorted list: counts at each sample time.
+  const points: RunPlots['timeline'] = [];
+  let started = 0;
+  let ended = 0;
+  let done = 0;
+  for (let i = 0; i <= TIMELINE_POINTS; i++) {
+    const at = first + ((last - first) * i) / TIMELINE_POINTS;
+    while (started < starts.length && starts[started]! <= at) started++;
+    while (ended < ends.length && ends[ended]! <= at) ended++;
+    while (done < doneAt.length && doneAt[done]! <= at) done++;
+    points.push({ at: Math.round(at), done, running: Math.max(0, started - ended) });
+  }
+  return points;
+}
+
+function durations(spans: AttemptSpan[]): RunPlots['durations'] {
+  const values = spans.filter((s) => s.reason === 'ok' && s.startedAt !== null && s.endedAt !== null).map((s) => s.endedAt! - s.startedAt!);
+  if (values.length === 0) return [];
+  let min = Infinity;
+  let max = -Infinity;
+  for (const value of values) {
+    min = Math.min(min, value);
+    max = Math.max(max, value);
+  }
+  const width = Math.max(1, Math.ceil((max - min + 1) / DURATION_BINS));
+  const bins = Array.from({ length: DURATION_BINS }, (_, i) => ({ fromMs: min + i * width, toMs: min + (i + 1) * width, count: 0 }));
+  for (const value of values) bins[Math.min(DURATION_BINS - 1, Math.floor((value - min) / width))]!.count++;
+  while (bins.length > 1 && bins.at(-1)!.count === 0) bins.pop();
+  return bins;
+}
+
+function memory(spans: AttemptSpan[]): RunPlots['memory'] {
+  const measured = spans.filter((s) => s.peakMemory !== null && s.memory !== null && s.endedAt !== null);
+  const stride = Math.max(1, Math.ceil(measured.length / MEMORY_POINTS));
+  const points = measured.filter((_, i) => i % stride === 0).map((s) => ({ requested: s.memory!, peak: s.peakMemory! }));
+  const medianRequested = median(measured.map((s) => s.memory!));
+  const medianPeak = median(measured.map((s) => s.peakMemory!));
+  const overAsked =
+    medianRequested !== null && medianPeak !== null && medianRequested >= OVER_ASKED_FACTOR * medianPeak
+      ? `median task used ${formatBytes(medianPeak)} of ${formatBytes(medianRequested)}`
+      : null;
+  return { points, medianRequested, medianPeak, overAsked };
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}

@@ -1,0 +1,247 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Engine } from '../src/engine/engine.js';
+import { startUiServer, type UiServer } from '../src/ui/ui-server.js';
+import { finished, Sandbox, waitFor, waitForAsync } from './harness.js';
+
+/**
+ * The dashboard's HTTP API over a real store, filled by real runs of the CLI: the same shapes
+ * as `--json`, pages, logs only from the run's own attempts, actions, and the token.
+ */
+describe('fanout ui: the HTTP API', () => {
+  let box: Sandbox;
+  let engine: Engine | undefined;
+  let server: UiServer | undefined;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(async () => {
+    await server?.close();
+    await engine?.close();
+    server = engine = undefined;
+    box.cleanup();
+  });
+
+  async function serve(options: { host?: string; token?: string } = {}) {
+    engine = await Engine.open({ home: box.path('.fanout') });
+    server = await startUiServer({ engine, port: 0, eventPollMs: 100, ...options });
+    return `http://127.0.0.1:${server.port}`;
+  }
+
+  /** A finished local run: three tasks succeed (printing their name), `bad` fails. */
+  async function finishedRun(): Promise<void> {
+    box.write('job.yaml', [
+      'name: mixed',
+      'command: echo "out {{item}}"; echo "err {{item}}" >&2; test {{item}} != bad',
+      'tasks:',
+      '  each: [a, b, c, bad]',
+      '',
+    ].join('\n'));
+    const result = await box.run(['run', 'job.yaml']);
+    expect(result.code, result.stderr).toBe(1);
+  }
+
+  const json = async (response: Response) => ({ status: response.status, body: (await response.json()) as any });
+
+  it('answers with the shapes of runs --json, status --json and tasks --json', async () => {
+    await finishedRun();
+    const base = await serve();
+    const cliRuns = JSON.parse((await box.run(['runs', '--json'])).stdout);
+    const cliStatus = JSON.parse((await box.run(['status', '--json'])).stdout);
+    const cliTasks = JSON.parse((await box.run(['tasks', '--json'])).stdout);
+    expect((await json(await fetch(`${base}/api/runs`))).body).toEqual(cliRuns);
+    expect((await json(await fetch(`${base}/api/runs/${cliStatus.run}`))).body).toEqual(cliStatus);
+    const page = (await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks`))).body;
+    expect(page).toMatchObject({ total: 4, page: 0, size: 50 });
+    expect(page.tasks.map(({ host, ...task }: any) => task)).toEqual(cliTasks);
+    expect(page.tasks[0].host).toEqual(expect.any(String));
+
+    const failed = (await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks?state=failed`))).body;
+    expect(failed.tasks.map((t: any) => t.name)).toEqual(['bad']);
+    const second = (await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks?sort=-name&size=2&page=1`))).body;
+    expect(second).toMatchObject({ total: 4, page: 1, size: 2 });
+    expect(second.tasks.map((t: any) => t.name)).toEqual(['b', 'a']);
+    expect((await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks?q=BA`))).body.tasks.map((t: any) => t.name)).toEqual(['bad']);
+
+    const bad = await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks?state=lost`));
+    expect(bad).toEqual({ status: 400, body: { error: 'state=lost is not a task state', fix: 'use one of pending, running, succeeded, failed, skipped, cancelled' } });
+    expect((await json(await fetch(`${base}/api/runs/${cliStatus.run}/tasks?size=100000`))).status).toBe(400);
+    expect((await json(await fetch(`${base}/api/runs/999`))).status).toBe(404);
+  });
+
+  it("serves a task's attempts and logs, tail and offsets, and only its own files", async () => {
+    await finishedRun();
+    const base = await serve();
+    const runId = JSON.parse((await box.run(['status', '--json'])).stdout).run;
+    const attempts = (await json(await fetch(`${base}/api/runs/${runId}/tasks/bad/attempts`))).body;
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toMatchObject({ attempt: 1, state: 'done', reason: 'exit', exitCode: 1 });
+    const stdout = (await json(await fetch(`${base}/api/runs/${runId}/tasks/bad/attempts/1/log`))).body;
+    expect(stdout).toMatchObject({ text: 'out bad\n', offset: 0, nextOffset: 8, found: true, running: false });
+    expect((await json(await fetch(`${base}/api/runs/${runId}/tasks/bad/attempts/1/log?stream=stderr&offset=4`))).body.text).toBe('bad\n');
+    expect((await json(await fetch(`${base}/api/runs/${runId}/tasks/bad/attempts/1/log?offset=8`))).body).toMatchObject({ text: '', nextOffset: 8 });
+
+    // Every way of naming another file is a name the store does not know, or a refused parameter.
+    box.write('secret.txt', 'do not serve me\n');
+    const probes = [
+      `/api/runs/${runId}/tasks/..%2F..%2Fsecret.txt/attempts/1/log`,
+      `/api/runs/${runId}/tasks/bad/attempts/1/log?stream=..%2F..%2F..%2Fsecret.txt`,
+      `/api/runs/${runId}/tasks/bad/attempts/1/log?stream=%2Fetc%2Fpasswd`,
+      `/api/runs/${runId}/tasks/bad/attempts/..%2F1/log`,
+      `/api/runs/${runId}/tasks/bad/attempts/0/log`,
+      `/api/runs/${runId}/tasks/bad/attempts/1/log?offset=-5`,
+      `/api/runs/${runId}/tasks/bad/attempts/1/../../../../secret.txt`,
+      `/api/runs/${runId}/tasks/%2E%2E/attempts/1/log`,
+      `/../../secret.txt`,
+      `/app.js/../../secret.txt`,
+      `/%2e%2e/%2e%2e/secret.txt`,
+    ];
+    for (const probe of probes) {
+      const response = await fetch(`${base}${probe}`);
+      const text = await response.text();
+      expect([400, 404], probe).toContain(response.status);
+      expect(text, probe).not.toContain('do not serve me');
+      expect(text, probe).not.toContain('root:');
+    }
+  });
+
+  it('pushes status events when counts change, and retries failed tasks and cancels runs by POST', async () => {
+    box.write('job.yaml', [
+      'name: steer',
+      // `flaky` fails until the file `fixed` exists; `slow` waits for `go`.
+      'command: if [ {{item}} = flaky ]; then test -e "$FIXED"; elif [ {{item}} = slow ]; then while [ ! -e "$GO" ]; do sleep 0.1; done; fi',
+      'tasks:',
+      '  each: [flaky, slow]',
+      '',
+    ].join('\n'));
+    const env = { FIXED: box.path('fixed'), GO: box.path('go') };
+    const run = box.start(['run', 'job.yaml'], { env });
+    process.env.FIXED = env.FIXED;
+    process.env.GO = env.GO;
+    try {
+      const base = await serve();
+      await waitForAsync(async () => (await json(await fetch(`${base}/api/runs`))).body.length === 1, 20_000, 'the run to be recorded');
+      const runId = (await json(await fetch(`${base}/api/runs`))).body[0].run;
+
+      const seen: any[] = [];
+      const controller = new AbortController();
+      const events = fetch(`${base}/api/runs/${runId}/events`, { signal: controller.signal }).then(async (response) => {
+        expect(response.headers.get('content-type')).toBe('text/event-stream');
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for await (const chunk of response.body as any) {
+          buffer += decoder.decode(chunk, { stream: true });
+          for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
+            const message = buffer.slice(0, at);
+            buffer = buffer.slice(at + 2);
+            const data = /^data: (.*)$/m.exec(message);
+            if (message.startsWith('event: status') && data) seen.push(JSON.parse(data[1]!));
+          }
+        }
+      }).catch(() => undefined);
+      await waitFor(() => seen.some((s) => s.counts.failed === 1 && s.counts.running === 1), 20_000, 'an event with flaky failed and slow running');
+      box.write('go', '');
+      await finished(run);
+      await waitFor(() => seen.some((s) => s.state === 'failed' && s.counts.succeeded === 1), 20_000, 'an event with the run failed');
+      // Each event is a change: no two in a row are the same.
+      for (let i = 1; i < seen.length; i++) expect(seen[i]).not.toEqual(seen[i - 1]);
+
+      // Retry the failed task: this server drives it, and it now succeeds.
+      box.write('fixed', '');
+      const retried = await json(await fetch(`${base}/api/runs/${runId}/retry`, { method: 'POST' }));
+      expect(retried).toEqual({ status: 202, body: { run: runId, action: 'retry', outcome: 'retrying' } });
+      await waitFor(() => seen.some((s) => s.state === 'succeeded' && s.counts.succeeded === 2), 20_000, 'the retried run to succeed');
+      const again = await json(await fetch(`${base}/api/runs/${runId}/retry`, { method: 'POST' }));
+      expect(again).toEqual({ status: 409, body: { error: `run ${runId} has no failed tasks to retry`, fix: null } });
+      expect((await json(await fetch(`${base}/api/runs/${runId}/retry`))).status).toBe(405);
+      expect((await json(await fetch(`${base}/api/runs/${runId}/gather`, { method: 'POST' }))).body.error).toBe('job steer has no gather');
+      controller.abort();
+      await events;
+    } finally {
+      delete process.env.FIXED;
+      delete process.env.GO;
+    }
+  });
+
+  it('cancels a running run through its coordinator', async () => {
+    box.write('job.yaml', ['name: long', 'command: sleep 60', 'tasks:', '  each: [a, b]', ''].join('\n'));
+    const run = box.start(['run', 'job.yaml']);
+    const base = await serve();
+    const status = await waitForAsync(async () => {
+      const runs = (await json(await fetch(`${base}/api/runs`))).body;
+      return runs[0]?.counts.running === 2 && runs[0];
+    }, 20_000, 'two running tasks');
+    const cancelled = await json(await fetch(`${base}/api/runs/${status.run}/cancel`, { method: 'POST' }));
+    expect(cancelled).toEqual({ status: 202, body: { run: status.run, action: 'cancel', outcome: 'signalled' } });
+    await finished(run);
+    expect((await json(await fetch(`${base}/api/runs/${status.run}`))).body).toMatchObject({ state: 'cancelled', counts: { cancelled: 2 } });
+  });
+
+  describe('the token', () => {
+    it('is required off loopback, made up when not given, and refused when wrong, on every path', async () => {
+      await finishedRun();
+      engine = await Engine.open({ home: box.path('.fanout') });
+      // Listening on every address is off loopback; the test still reaches it on 127.0.0.1.
+      server = await startUiServer({ engine, host: '0.0.0.0', port: 0, eventPollMs: 100 });
+      const token = server.token!;
+      expect(token).toMatch(/^[\w-]{32}$/);
+      expect(server.url).toBe(`http://0.0.0.0:${server.port}/?token=${token}`);
+      const base = `http://127.0.0.1:${server.port}`;
+      for (const path of ['/', '/app.js', '/api/runs', '/api/runs/1', '/api/runs/1/tasks', '/api/runs/1/events', '/api/runs/1/tasks/bad/attempts/1/log']) {
+        const none = await fetch(`${base}${path}`);
+        expect(none.status, path).toBe(401);
+        expect(await none.json()).toEqual({ error: 'a token is required: open the URL fanout ui printed, or send Authorization: Bearer <token>' });
+        const wrong = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token.slice(0, -1)}x` } });
+        expect(wrong.status, path).toBe(401);
+        expect(await wrong.json()).toEqual({ error: 'wrong token' });
+        const right = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        expect(right.status, path).toBe(200);
+        await right.body?.cancel();
+      }
+      for (const action of ['cancel', 'retry', 'gather']) {
+        expect((await fetch(`${base}/api/runs/1/${action}`, { method: 'POST' })).status).toBe(401);
+        expect((await fetch(`${base}/api/runs/1/${action}`, { method: 'POST', headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+      }
+      // A wrong ?token= sets nothing; the right one sets the cookie and leaves the address bar clean.
+      const guessed = await fetch(`${base}/?token=nope`, { redirect: 'manual' });
+      expect(guessed.status).toBe(401);
+      expect(guessed.headers.get('set-cookie')).toBeNull();
+      const opened = await fetch(`${base}/?token=${token}`, { redirect: 'manual' });
+      expect(opened.status).toBe(303);
+      expect(opened.headers.get('location')).toBe('/');
+      const cookie = opened.headers.get('set-cookie')!;
+      expect(cookie).toBe(`fanout_ui_token=${token}; Path=/; HttpOnly; SameSite=Strict`);
+      const withCookie = await fetch(`${base}/api/runs`, { headers: { cookie: cookie.split(';')[0]! } });
+      expect(withCookie.status).toBe(200);
+      expect((await fetch(`${base}/api/runs`, { headers: { cookie: 'fanout_ui_token=stale' } })).status).toBe(401);
+    });
+
+    it('is taken from FANOUT_UI_TOKEN and printed once in the URL by fanout ui', async () => {
+      await finishedRun();
+      const ui = box.start(['ui', '--host', '0.0.0.0', '--port', '0'], { env: { FANOUT_UI_TOKEN: 'sesame-0123456789' } });
+      let printed = '';
+      ui.stdout!.on('data', (chunk) => (printed += chunk));
+      const url = await waitFor(() => /fanout ui: (http:\S+)/.exec(printed)?.[1], 20_000, 'the URL');
+      expect(url).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/\?token=sesame-0123456789$/);
+      const port = new URL(url).port;
+      expect((await fetch(`http://127.0.0.1:${port}/api/runs`)).status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${port}/api/runs`, { headers: { authorization: 'Bearer sesame-0123456789' } })).status).toBe(200);
+      ui.kill('SIGTERM');
+      const result = await finished(ui);
+      expect(result.code).toBe(0);
+      expect(result.stdout.match(/sesame/g)).toHaveLength(1);
+    });
+
+    it('on loopback needs none, but refuses a Host that is not loopback (DNS rebinding)', async () => {
+      const base = await serve();
+      expect(server!.token).toBeNull();
+      expect((await fetch(`${base}/api/runs`)).status).toBe(200);
+      const rebound = await new Promise<number>((resolve, reject) => {
+        import('node:http').then(({ request }) =>
+          request(`${base}/api/runs`, { headers: { host: 'evil.example:80' } }, (response) => {
+            response.resume();
+            resolve(response.statusCode!);
+          }).on('error', reject).end(),
+        );
+      });
+      expect(rebound).toBe(403);
+    });
+  });
+});
