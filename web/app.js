@@ -10,12 +10,15 @@ const main = document.getElementById('main');
 const where = document.getElementById('where');
 /** Whatever the current view left running (event stream, timers); stopped on navigation. */
 let cleanups = [];
+/** Bumped on navigation: an answer that arrives for a view already left is dropped. */
+let viewNumber = 0;
 
 window.addEventListener('hashchange', route);
 route();
 
 function route() {
   for (const cleanup of cleanups.splice(0)) cleanup();
+  viewNumber++;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'runs' && /^\d+$/.test(parts[1] ?? '')) {
     const task = parts[2] === 'tasks' && parts.length >= 4 ? parts.slice(3).join('/') : null;
@@ -83,9 +86,20 @@ const stateCell = (state) => el('td', { class: `state state-${state}` }, dash(st
 
 // ---------- runs ----------
 
+const RUNS_REFRESH_MS = 2000;
+
 async function showRuns() {
   where.textContent = 'runs';
+  await renderRuns();
+  // New runs appear, and their counts move, without a reload.
+  const timer = setInterval(() => renderRuns().catch(() => {}), RUNS_REFRESH_MS);
+  cleanups.push(() => clearInterval(timer));
+}
+
+async function renderRuns() {
+  const mine = viewNumber;
   const runs = await api('/runs');
+  if (mine !== viewNumber) return;
   const rows = runs.map((run) =>
     el('tr', { class: 'clickable', 'data-run': run.run, onclick: () => (location.hash = `#/runs/${run.run}`) },
       el('td', {}, el('a', { href: `#/runs/${run.run}` }, String(run.run))),
@@ -110,7 +124,9 @@ async function showRuns() {
 // ---------- one run ----------
 
 async function showRun(runId, openTask) {
+  const mine = viewNumber;
   const status = await api(`/runs/${runId}`);
+  if (mine !== viewNumber) return;
   where.textContent = `run ${runId}`;
   const view = { runId, state: '', q: '', sort: 'index', page: 0, status };
 
@@ -154,8 +170,12 @@ async function showRun(runId, openTask) {
 
   function render(s) {
     view.status = s;
-    bar.replaceChildren(...STATES.filter((state) => s.counts[state] > 0).map((state) =>
-      el('div', { class: state, style: `width:${(100 * s.counts[state]) / Math.max(1, s.total)}%`, title: `${s.counts[state]} ${state}` })));
+    bar.replaceChildren(...STATES.filter((state) => s.counts[state] > 0).map((state) => {
+      const part = el('div', { class: state, title: `${s.counts[state]} ${state}` });
+      // Through CSSOM: the page's Content-Security-Policy refuses style attributes.
+      part.style.width = `${(100 * s.counts[state]) / Math.max(1, s.total)}%`;
+      return part;
+    }));
     counts.replaceChildren(
       el('span', { 'data-state': 'total' }, `${s.total} tasks`),
       ...STATES.map((state) => el('span', { 'data-state': state, class: `state-${state}` }, `${s.counts[state]} ${state}`)),
@@ -302,7 +322,7 @@ function drawPlots(container, plots) {
   container.replaceChildren(
     plotBox('Tasks done over time, and attempts running', 'plot-timeline', timelinePlot(plots.timeline)),
     plotBox('Durations of tasks that succeeded', 'plot-durations', histogramPlot(plots.durations)),
-    plotBox('Requested vs peak memory per attempt', 'plot-memory', memoryPlot(plots.memory), plots.memory.overAsked),
+    plotBox('Requested vs peak memory per attempt', 'plot-memory', memoryPlot(plots.memory), plots.memory.overAsked ?? plots.memory.note),
   );
 }
 
@@ -355,6 +375,7 @@ function histogramPlot(bins) {
 }
 
 function memoryPlot(memory) {
+  if (memory.points.length === 0 && memory.unrequestedPeaks.length > 0) return peaksPlot(memory);
   const root = frame();
   if (memory.points.length === 0) return empty(root, 'no memory measured yet');
   const top = Math.max(1, ...memory.points.map((p) => Math.max(p.requested, p.peak)));
@@ -364,5 +385,19 @@ function memoryPlot(memory) {
   root.append(svg('line', { x1: x(0), y1: y(0), x2: x(top), y2: y(top), stroke: '#ccc', 'stroke-dasharray': '4 3' }));
   for (const p of memory.points) root.append(svg('circle', { cx: x(p.requested).toFixed(1), cy: y(p.peak).toFixed(1), r: 2.5, fill: '#ef6c00', 'fill-opacity': 0.6, class: 'point' }));
   root.append(svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, `requested, up to ${bytes(top)}`), svg('text', { x: PAD + 4, y: 14 }, 'peak'));
+  return root;
+}
+
+/** Tasks that asked for no memory: their peaks alone. */
+function peaksPlot(memory) {
+  const root = frame();
+  const peaks = memory.unrequestedPeaks;
+  const top = Math.max(1, ...peaks);
+  const width = (W - PAD - 8) / peaks.length;
+  peaks.forEach((peak, i) => {
+    const height = (peak / top) * (H - PAD - 8);
+    root.append(svg('rect', { x: PAD + i * width, y: H - PAD - height, width: Math.max(0.5, width - 0.5), height, fill: '#ef6c00', class: 'peak' }));
+  });
+  root.append(svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, bytes(top)), svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, 'attempts (no memory requested)'));
   return root;
 }

@@ -16,6 +16,10 @@ export interface RunPlots {
     medianPeak: number | null;
     /** "median task used 0.6 GB of 4.3 GB", when the median request is at least twice the median peak. */
     overAsked: string | null;
+    /** Peaks of attempts that asked for no memory (a sample), which have no point on the requested axis. */
+    unrequestedPeaks: number[];
+    /** What the plot says when there is no request to compare with. */
+    note: string | null;
   };
 }
 
@@ -78,7 +82,11 @@ function memory(spans: AttemptSpan[]): RunPlots['memory'] {
     medianRequested !== null && medianPeak !== null && medianRequested >= OVER_ASKED_FACTOR * medianPeak
       ? `median task used ${formatBytes(medianPeak)} of ${formatBytes(medianRequested)}`
       : null;
-  return { points, medianRequested, medianPeak, overAsked };
+  const unrequested = spans.filter((s) => s.peakMemory !== null && s.memory === null && s.endedAt !== null).map((s) => s.peakMemory!);
+  const unrequestedStride = Math.max(1, Math.ceil(unrequested.length / MEMORY_POINTS));
+  const unrequestedMedian = median(unrequested);
+  const note = measured.length === 0 && unrequestedMedian !== null ? `tasks asked for no memory; the median peak was ${formatBytes(unrequestedMedian)}` : null;
+  return { points, medianRequested, medianPeak, overAsked, unrequestedPeaks: unrequested.filter((_, i) => i % unrequestedStride === 0), note };
 }
 
 function median(values: number[]): number | null {
