@@ -167,7 +167,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const store = await open();
         const runId = await measuredRun(store);
         await store.commit({ launches: [{ runId, index: GATHER_INDEX, attempt: 1, dir: '/w/g', cpus: 1, memory: null, timeMs: null, launchedAt: 5_000 }, { runId, index: 25, attempt: 1, dir: '/w/25', cpus: 1, memory: null, timeMs: null, launchedAt: 4_000 }] });
-        const spans = await store.attemptSpans(runId);
+        const spans = (await store.attemptSpans(runId)).sort((a, b) => a.launchedAt - b.launchedAt);
         expect(spans).toHaveLength(21);
         expect(spans[0]).toEqual({ index: 0, launchedAt: 100, startedAt: 1_000, endedAt: 1_000, reason: 'exit', memory: 4 * GiB, peakMemory: 0 });
         expect(spans[20]).toEqual({ index: 25, launchedAt: 4_000, startedAt: null, endedAt: null, reason: null, memory: null, peakMemory: null });

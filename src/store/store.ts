@@ -203,7 +203,7 @@ export interface Store {
   getTask(runId: number, name: string): Promise<TaskRecord | null>;
   attempts(runId: number, index: number): Promise<AttemptRecord[]>;
   runningAttempts(runId: number): Promise<AttemptRecord[]>;
-  /** When each task attempt of a run (not the gather's) was launched, started and ended, in launch order: the dashboard's plots. */
+  /** When each task attempt of a run (not the gather's) was launched, started and ended, in no set order: the dashboard's plots. */
   attemptSpans(runId: number): Promise<AttemptSpan[]>;
   /** The cache entries among `keys` (succeeded work from any run). */
   lookupCache(keys: string[]): Promise<Map<string, CacheEntry>>;

@@ -9,7 +9,7 @@ import { TASK_SORTS, type TaskSort } from '../store/task-page.js';
 import { readLogPiece } from './log-tail.js';
 import type { RunActions } from './run-actions.js';
 import { streamRunStatus } from './run-events.js';
-import { runPlots } from './run-plots.js';
+import type { PlotCache } from './run-plots.js';
 
 /**
  * The HTTP API under /api/, the one the page uses. Shapes are those of the CLI's `--json`
@@ -34,6 +34,7 @@ export class ApiError extends UserError {
 export interface ApiContext {
   engine: Engine;
   actions: RunActions;
+  plots: PlotCache;
   eventPollMs?: number;
 }
 
@@ -62,7 +63,8 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
   }
   if (part === 'plots' && segments.length === 3) {
     allow(method, 'GET');
-    return sendJson(response, runPlots(await engine.store.attemptSpans(run.id), Date.now()));
+    const statusKey = JSON.stringify([run.state, run.gatherState, await engine.store.counts(run.id)]);
+    return sendJson(response, await context.plots.get(run.id, statusKey, run.state === 'running', () => engine.store.attemptSpans(run.id)));
   }
   if ((part === 'cancel' || part === 'retry' || part === 'gather') && segments.length === 3) {
     allow(method, 'POST');

@@ -8,6 +8,7 @@ import { UserError } from '../errors.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';
 import { RunActions } from './run-actions.js';
+import { PlotCache } from './run-plots.js';
 
 /** The page: three static files, no build step (src/ui and dist/ui both sit two levels below the package). */
 const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
@@ -43,7 +44,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const host = options.host ?? '127.0.0.1';
   const access = accessFor(host, options.token);
   const actions = new RunActions(options.engine);
-  const context = { engine: options.engine, actions, eventPollMs: options.eventPollMs };
+  const context = { engine: options.engine, actions, plots: new PlotCache(), eventPollMs: options.eventPollMs };
   const server = createServer((request, response) => {
     serve(access, context, request, response).catch((error: unknown) => sendError(response, error));
   });
@@ -80,7 +81,7 @@ async function serve(access: Access, context: Parameters<typeof handleApi>[0], r
   if (url.pathname.startsWith('/api/')) return handleApi(context, request, response, url);
   const page = PAGE_FILES[url.pathname];
   if (!page || request.method !== 'GET') throw new ApiError(404, `nothing at ${url.pathname}`);
-  const body = await readFile(join(WEB_DIR, page.file));
+  const body = await pageFile(page.file);
   response.writeHead(200, {
     'content-type': page.type,
     'content-length': body.length,
@@ -90,6 +91,18 @@ async function serve(access: Access, context: Parameters<typeof handleApi>[0], r
     'referrer-policy': 'no-referrer',
   });
   response.end(body);
+}
+
+const pageFiles = new Map<string, Promise<Buffer>>();
+
+/** The page's files, read once: they ship with fanout and do not change while it serves. */
+function pageFile(name: string): Promise<Buffer> {
+  let body = pageFiles.get(name);
+  if (!body) {
+    body = readFile(join(WEB_DIR, name));
+    pageFiles.set(name, body);
+  }
+  return body;
 }
 
 function sendError(response: ServerResponse, error: unknown): void {

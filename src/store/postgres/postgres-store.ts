@@ -413,7 +413,7 @@ const SQL = {
   listTasksInState: statement('list_tasks_in_state', 'SELECT * FROM tasks WHERE run_id = $1 AND state = $2 ORDER BY idx'),
   getTask: statement('get_task', 'SELECT * FROM tasks WHERE run_id = $1 AND name = $2'),
   attempts: statement('attempts', 'SELECT * FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY attempt'),
-  attemptSpans: statement('attempt_spans', 'SELECT idx, launched_at, started_at, ended_at, reason, memory, peak_memory FROM attempts WHERE run_id = $1 AND idx >= 0 ORDER BY launched_at, idx, attempt'),
+  attemptSpans: statement('attempt_spans', 'SELECT idx, launched_at, started_at, ended_at, reason, memory, peak_memory FROM attempts WHERE run_id = $1 AND idx >= 0'),
   runningAttempts: statement('running_attempts', `SELECT * FROM attempts WHERE run_id = $1 AND state = 'running' ORDER BY idx, attempt`),
   lookupCache: statement('lookup_cache', 'SELECT * FROM cache WHERE key = ANY($1::text[])'),
 
