@@ -245,3 +245,38 @@ describe('fanout ui: the HTTP API', () => {
     });
   });
 });
+
+describe('fanout run --ui', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box.cleanup());
+
+  it('serves the dashboard while the run goes, and its cancel stops the run in this process', async () => {
+    box.write('job.yaml', ['name: watched', 'command: sleep 60', 'tasks:', '  each: [a, b]', ''].join('\n'));
+    const run = box.start(['run', 'job.yaml', '--ui', '--ui-port', '0']);
+    let printed = '';
+    run.stderr!.on('data', (chunk) => (printed += chunk));
+    const url = await waitFor(() => /fanout ui: (http:\S+)/.exec(printed)?.[1], 20_000, 'the URL');
+    const base = url.replace(/\/$/, '');
+    const status = await waitForAsync(async () => {
+      const body = (await (await fetch(`${base}/api/runs/1`)).json()) as any;
+      return body.counts.running === 2 && body;
+    }, 20_000, 'two running tasks');
+    expect(status).toMatchObject({ job: 'watched', state: 'running' });
+    const cancelled = await fetch(`${base}/api/runs/1/cancel`, { method: 'POST' });
+    expect(await cancelled.json()).toEqual({ run: 1, action: 'cancel', outcome: 'stopping' });
+    const result = await finished(run);
+    expect(result.code).toBe(1);
+    expect(JSON.parse((await box.run(['status', '--json'])).stdout)).toMatchObject({ state: 'cancelled', counts: { cancelled: 2 } });
+    // The dashboard went with the run.
+    await expect(fetch(`${base}/api/runs`)).rejects.toThrow();
+  });
+
+  it('refuses a port that is not one before starting anything', async () => {
+    box.write('job.yaml', ['name: never', 'command: true', 'tasks:', '  each: [a]', ''].join('\n'));
+    const result = await box.run(['run', 'job.yaml', '--ui', '--ui-port', 'eighty']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('fanout: --ui-port eighty is not a port; give a number from 0 to 65535 (0: any free one)\n');
+    expect((await box.run(['runs', '--json'])).stdout).toBe('[]\n');
+  });
+});

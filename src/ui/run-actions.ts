@@ -15,6 +15,13 @@ export class RunActions {
 
   constructor(private readonly engine: Engine) {}
 
+  /** A run this process drives already (`fanout run --ui`): a cancel stops it here. */
+  adopt(handle: RunHandle): void {
+    if (handle.interrupt !== 'stops') return;
+    this.driving.set(handle.run.id, handle);
+    void handle.done.finally(() => this.driving.delete(handle.run.id)).catch(() => undefined);
+  }
+
   async cancel(run: RunRecord): Promise<string> {
     const handle = this.driving.get(run.id);
     if (handle) {

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, RunHandle } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';
@@ -29,6 +29,8 @@ export interface UiServerOptions {
   token?: string;
   /** How often the event stream reads the store. */
   eventPollMs?: number;
+  /** The run this process drives (`fanout run --ui`), which the dashboard's cancel stops here. */
+  driving?: RunHandle;
 }
 
 export interface UiServer {
@@ -44,6 +46,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const host = options.host ?? '127.0.0.1';
   const access = accessFor(host, options.token);
   const actions = new RunActions(options.engine);
+  if (options.driving) actions.adopt(options.driving);
   const context = { engine: options.engine, actions, plots: new PlotCache(), eventPollMs: options.eventPollMs };
   const server = createServer((request, response) => {
     serve(access, context, request, response).catch((error: unknown) => sendError(response, error));

@@ -3,12 +3,17 @@ import type { RunHandle, RunOutcome } from '../../engine/engine.js';
 import { planOptions, positiveInteger, withEngine, withPlanFlags, type GlobalOptions, type MachineOptions, type PlanFlags } from '../cli-context.js';
 import { countsLine, statusJson } from '../output.js';
 import { ProgressView } from '../progress-view.js';
+import { startUiServer } from '../../ui/ui-server.js';
+import { announcement, DEFAULT_UI_PORT, parsePort } from './ui.js';
 
 interface RunOptions extends GlobalOptions, MachineOptions, PlanFlags {
   concurrency?: string;
   fresh?: boolean;
   json?: boolean;
   detach?: boolean;
+  ui?: boolean;
+  uiHost: string;
+  uiPort: string;
 }
 
 export function registerRun(program: Command, setExitCode: (code: number) => void): void {
@@ -25,7 +30,11 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
     .option('--cpus <n>', 'cpus fanout may use (default: all)')
     .option('--memory <size>', 'memory fanout may use (default: all)')
     .option('--grace <duration>', 'between terminate and kill when stopping a task (default 10s)')
+    .option('--ui', 'serve the dashboard while the run goes (as `fanout ui`; it stops when the run ends)')
+    .option('--ui-host <address>', 'with --ui: address to listen on (anything but loopback needs the token)', '127.0.0.1')
+    .option('--ui-port <n>', `with --ui: port to listen on (0 for any free one)`, String(DEFAULT_UI_PORT))
     .action(async (file: string, options: RunOptions) => {
+      const uiPort = options.ui ? parsePort(options.uiPort, '--ui-port') : 0;
       const code = await withEngine(options, async (engine) => {
         const handle = await engine.start(file, {
           ...planOptions(options),
@@ -33,7 +42,19 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
           concurrency: options.concurrency === undefined ? undefined : positiveInteger(options.concurrency, '--concurrency'),
         });
         if (options.detach && handle.interrupt === 'detaches') handle.stop();
-        return follow(handle, options.json === true);
+        if (!options.ui) return follow(handle, options.json === true);
+        const server = await startUiServer({ engine, host: options.uiHost, port: uiPort, token: process.env.FANOUT_UI_TOKEN || undefined, driving: handle }).catch(async (error: unknown) => {
+          // No dashboard (its port is taken): stop the run just started rather than leave it unwatched.
+          handle.stop();
+          await handle.done;
+          throw error;
+        });
+        process.stderr.write(`${announcement(server.url, options.uiHost)}\n`);
+        try {
+          return await follow(handle, options.json === true);
+        } finally {
+          await server.close();
+        }
       });
       setExitCode(code);
     });

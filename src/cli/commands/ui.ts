@@ -13,13 +13,11 @@ export function registerUi(program: Command): void {
     .option('--host <address>', 'address to listen on (default 127.0.0.1; anything else needs the token)', '127.0.0.1')
     .option('--port <n>', `port to listen on (default ${DEFAULT_UI_PORT}; 0 for any free one)`, String(DEFAULT_UI_PORT))
     .action(async (options: GlobalOptions & { host: string; port: string }) => {
-      const port = Number(options.port);
-      if (!/^\d+$/.test(options.port) || port > 65535) throw new UserError(`--port ${options.port} is not a port`, 'give a number from 0 to 65535');
+      const port = parsePort(options.port, '--port');
       const engine = await openEngine(options);
       try {
         const server = await startUiServer({ engine, host: options.host, port, token: process.env.FANOUT_UI_TOKEN || undefined });
-        const guard = isLoopbackHost(options.host) ? '' : ' (a token is needed off loopback: open this URL once, or send Authorization: Bearer <token>)';
-        process.stdout.write(`fanout ui: ${server.url}${guard}\n`);
+        process.stdout.write(`${announcement(server.url, options.host)}\n`);
         await stopSignal();
         process.stderr.write('fanout ui: stopping\n');
         await server.close();
@@ -27,6 +25,18 @@ export function registerUi(program: Command): void {
         await engine.close();
       }
     });
+}
+
+export function parsePort(text: string, flag: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UserError(`${flag} ${text} is not a port`, 'give a number from 0 to 65535 (0: any free one)');
+  return port;
+}
+
+/** The one line that prints the dashboard's URL (with its token, once). */
+export function announcement(url: string, host: string): string {
+  const guard = isLoopbackHost(host) ? '' : ' (a token is needed off loopback: open this URL once, or send Authorization: Bearer <token>)';
+  return `fanout ui: ${url}${guard}`;
 }
 
 function stopSignal(): Promise<void> {
