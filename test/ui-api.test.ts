@@ -243,6 +243,19 @@ describe('fanout ui: the HTTP API', () => {
       });
       expect(rebound).toBe(403);
     });
+
+    it("refuses an action posted from another site's page (no cross-site request forgery)", async () => {
+      box.write('job.yaml', ['name: long', 'command: sleep 60', 'tasks:', '  each: [a]', ''].join('\n'));
+      const run = box.start(['run', 'job.yaml']);
+      const base = await serve();
+      await waitForAsync(async () => (await json(await fetch(`${base}/api/runs/1`))).body.counts?.running === 1, 20_000, 'a running task');
+      const forged = await json(await fetch(`${base}/api/runs/1/cancel`, { method: 'POST', headers: { origin: 'https://evil.example' } }));
+      expect(forged).toEqual({ status: 403, body: { error: "actions are taken only from the dashboard's own page, not from https://evil.example" } });
+      expect((await json(await fetch(`${base}/api/runs/1`))).body.state).toBe('running');
+      const own = await json(await fetch(`${base}/api/runs/1/cancel`, { method: 'POST', headers: { origin: base } }));
+      expect(own).toMatchObject({ status: 202, body: { outcome: 'signalled' } });
+      await finished(run);
+    });
   });
 });
 

@@ -7,7 +7,8 @@ import { isIP } from 'node:net';
  * for any local tool; the Host header must then name a loopback address too, so a web page
  * whose domain was re-pointed at 127.0.0.1 (DNS rebinding) cannot read it. Off loopback (or
  * whenever FANOUT_UI_TOKEN is set) every request carries the token: `Authorization: Bearer`,
- * or the cookie set when the user opens the printed URL with `?token=`.
+ * or the cookie set when the user opens the printed URL with `?token=`. Actions (POST) coming
+ * from another site's page are refused either way.
  */
 export const TOKEN_COOKIE = 'fanout_ui_token';
 
@@ -36,6 +37,11 @@ export function refusal(access: Access, request: IncomingMessage): { status: 401
     const hostHeader = (request.headers.host ?? '').replace(/:\d+$/, '');
     if (!isLoopbackHost(hostHeader)) return { status: 403, message: `this dashboard serves only its loopback address, not host "${hostHeader}"` };
   }
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    // Browsers send Origin with every cross-site POST: a page elsewhere cannot press the buttons.
+    const origin = request.headers.origin;
+    if (origin !== undefined && originHost(origin) !== request.headers.host) return { status: 403, message: `actions are taken only from the dashboard's own page, not from ${origin}` };
+  }
   if (access.token === null) return null;
   const presented = bearer(request) ?? cookie(request, TOKEN_COOKIE);
   if (presented === null) return { status: 401, message: 'a token is required: open the URL fanout ui printed, or send Authorization: Bearer <token>' };
@@ -52,6 +58,14 @@ export function tokenInQuery(access: Access, url: URL): boolean {
 export function tokenCookie(token: string): string {
   // HttpOnly: scripts never see it; SameSite=Strict: other sites cannot make the browser send it (no CSRF).
   return `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`;
+}
+
+function originHost(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
 }
 
 function bearer(request: IncomingMessage): string | null {
