@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
 import { startUiServer, type UiServer } from '../src/ui/ui-server.js';
@@ -122,20 +123,7 @@ describe('fanout ui: the HTTP API', () => {
 
       const seen: any[] = [];
       const controller = new AbortController();
-      const events = fetch(`${base}/api/runs/${runId}/events`, { signal: controller.signal }).then(async (response) => {
-        expect(response.headers.get('content-type')).toBe('text/event-stream');
-        const decoder = new TextDecoder();
-        let buffer = '';
-        for await (const chunk of response.body as any) {
-          buffer += decoder.decode(chunk, { stream: true });
-          for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
-            const message = buffer.slice(0, at);
-            buffer = buffer.slice(at + 2);
-            const data = /^data: (.*)$/m.exec(message);
-            if (message.startsWith('event: status') && data) seen.push(JSON.parse(data[1]!));
-          }
-        }
-      }).catch(() => undefined);
+      const events = statusEvents(`${base}/api/runs/${runId}/events`, controller.signal, seen);
       await waitFor(() => seen.some((s) => s.counts.failed === 1 && s.counts.running === 1), 20_000, 'an event with flaky failed and slow running');
       box.write('go', '');
       await finished(run);
@@ -178,12 +166,13 @@ describe('fanout ui: the HTTP API', () => {
     it('is required off loopback, made up when not given, and refused when wrong, on every path', async () => {
       await finishedRun();
       engine = await Engine.open({ home: box.path('.fanout') });
-      // Listening on every address is off loopback; the test still reaches it on 127.0.0.1.
-      server = await startUiServer({ engine, host: '0.0.0.0', port: 0, eventPollMs: 100 });
+      // This machine's own address, off loopback, so no other test's server on 127.0.0.1 answers instead.
+      const address = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address ?? '0.0.0.0';
+      server = await startUiServer({ engine, host: address, port: 0, eventPollMs: 100 });
       const token = server.token!;
       expect(token).toMatch(/^[\w-]{32}$/);
-      expect(server.url).toBe(`http://0.0.0.0:${server.port}/?token=${token}`);
-      const base = `http://127.0.0.1:${server.port}`;
+      expect(server.url).toBe(`http://${address}:${server.port}/?token=${token}`);
+      const base = `http://${address === '0.0.0.0' ? '127.0.0.1' : address}:${server.port}`;
       for (const path of ['/', '/app.js', '/api/runs', '/api/runs/1', '/api/runs/1/tasks', '/api/runs/1/events', '/api/runs/1/tasks/bad/attempts/1/log']) {
         const none = await fetch(`${base}${path}`);
         expect(none.status, path).toBe(401);
@@ -293,3 +282,71 @@ describe('fanout run --ui', () => {
     expect((await box.run(['runs', '--json'])).stdout).toBe('[]\n');
   });
 });
+
+describe('fanout ui over a run of pull workers', () => {
+  let box: Sandbox;
+  let engine: Engine | undefined;
+  let server: UiServer | undefined;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(async () => {
+    await server?.close();
+    await engine?.close();
+    server = engine = undefined;
+    box.cleanup();
+  });
+
+  it('follows the run through the store as workers in other processes run it, and requeues failed tasks for them', async () => {
+    box.write('job.yaml', ['name: pulled', 'backend: workers', 'command: echo from {{item}}; sleep 1; test {{item}} != b || test -e "$FIXED"', 'tasks:', '  each: [a, b, c]', ''].join('\n'));
+    const queued = await box.run(['run', 'job.yaml', '--detach']);
+    expect(queued.code, queued.stderr).toBe(0);
+    engine = await Engine.open({ home: box.path('.fanout') });
+    server = await startUiServer({ engine, port: 0, eventPollMs: 100 });
+    const base = `http://127.0.0.1:${server.port}`;
+
+    const seen: Array<{ state: string; counts: Record<string, number> }> = [];
+    const controller = new AbortController();
+    const events = statusEvents(`${base}/api/runs/1/events`, controller.signal, seen);
+    await waitFor(() => seen.some((s) => s.counts.pending === 3), 20_000, 'the queued run');
+
+    const env = { FIXED: box.path('fixed') };
+    const worker = () => box.start(['worker', '--cpus', '1', '--until-empty', '--scratch', box.path('scratch')], { env });
+    const first = await finished(worker());
+    expect(first.code, first.stderr).toBe(0);
+    await waitFor(() => seen.some((s) => s.state === 'failed'), 20_000, 'the run to end failed');
+    // One task at a time: the page saw each one running, and the counts grow one by one.
+    expect(seen.some((s) => s.counts.running === 1 && s.counts.pending === 2)).toBe(true);
+    expect(seen.at(-1)!.counts).toMatchObject({ succeeded: 2, failed: 1 });
+    const log = (await (await fetch(`${base}/api/runs/1/tasks/b/attempts/1/log`)).json()) as any;
+    expect(log).toMatchObject({ text: 'from b\n', found: true });
+
+    box.write('fixed', '');
+    const retried = (await (await fetch(`${base}/api/runs/1/retry`, { method: 'POST' })).json()) as any;
+    expect(retried).toEqual({ run: 1, action: 'retry', outcome: 'requeued' });
+    await waitFor(() => seen.at(-1)!.state === 'running' && seen.at(-1)!.counts.pending === 1, 20_000, 'the task requeued');
+    expect((await finished(worker())).code).toBe(0);
+    await waitFor(() => seen.at(-1)!.state === 'succeeded', 20_000, 'the run to succeed');
+    controller.abort();
+    await events;
+  });
+});
+
+/** Read a run's event stream into `seen` (each `status` event's data) until `signal` aborts it. */
+async function statusEvents(url: string, signal: AbortSignal, seen: unknown[]): Promise<void> {
+  const response = await fetch(url, { signal });
+  expect(response.headers.get('content-type')).toBe('text/event-stream');
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
+        const message = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        const data = /^data: (.*)$/m.exec(message);
+        if (message.startsWith('event: status') && data) seen.push(JSON.parse(data[1]!));
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) throw error;
+  }
+}
