@@ -56,7 +56,7 @@ describe.skipIf(!present && !required)('fanout ui in a browser', () => {
     box.write('job.yaml', [
       'name: live',
       // `flaky` fails until `fixed` exists; the `wait-*` tasks run until `go` exists.
-      `command: 'echo hello from {{item}}; echo "<script>window.pwned=2</script>"; case {{item}} in flaky) test -e "$FIXED" ;; wait-*) while [ ! -e "$GO" ]; do sleep 0.1; done ;; esac'`,
+      `command: 'echo hello from {{item}}; echo "<script>window.pwned=2</script>"; case {{item}} in flaky) test -e "$FIXED" ;; wait-*) while [ ! -e "$GO" ]; do sleep 0.1; done; echo released ;; esac'`,
       'tasks:',
       `  each: [flaky, wait-1, wait-2, ${JSON.stringify(hostile)}]`,
       'concurrency: 4',
@@ -81,8 +81,13 @@ describe.skipIf(!present && !required)('fanout ui in a browser', () => {
     await page.evaluate(() => ((window as any).marker = 'same page'));
     await page.waitForFunction(() => document.querySelector('[data-state="running"]')?.textContent === '2 running', null, { timeout: 20_000 });
     await page.waitForFunction(() => document.querySelector('[data-state="failed"]')?.textContent === '1 failed', null, { timeout: 20_000 });
+    // A running task's log is followed: what it prints later appears.
+    await page.locator('#tasks tr[data-task="wait-1"]').click();
+    await page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('hello from wait-1'), null, { timeout: 20_000 });
+    expect(await page.textContent('#log-note')).toBe('following…');
     await page.screenshot({ path: join(SCREENSHOTS, 'run-page-running.png'), fullPage: true });
     box.write('go', '');
+    await page.waitForFunction(() => document.querySelector('#log')?.textContent?.endsWith('released\n'), null, { timeout: 20_000 });
     await page.waitForFunction(() => document.querySelector('#summary')?.getAttribute('data-run-state') === 'failed', null, { timeout: 20_000 });
     expect(await page.textContent('[data-state="succeeded"]')).toBe('3 succeeded');
     expect(await page.evaluate(() => (window as any).marker)).toBe('same page');
@@ -105,6 +110,10 @@ describe.skipIf(!present && !required)('fanout ui in a browser', () => {
     await page.click('#retry');
     await page.waitForFunction(() => document.querySelector('#summary')?.getAttribute('data-run-state') === 'succeeded', null, { timeout: 30_000 });
     expect(await page.textContent('[data-state="succeeded"]')).toBe('4 succeeded');
+    // The open task shows its new attempt by itself, with its record and log.
+    await page.waitForFunction(() => document.querySelectorAll('#attempt option').length === 2, null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('#result-record')?.textContent?.includes('ok'), null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('hello from flaky'), null, { timeout: 20_000 });
     await page.waitForSelector('#plot-durations rect.bin');
     await page.waitForSelector('#plot-memory circle.point');
     expect(await page.textContent('#over-asked')).toMatch(/^median task used \d+(\.\d)? MB of 1\.0 GB$/);

@@ -257,6 +257,7 @@ async function showRun(runId, openTask) {
     if (Date.now() - lastRefresh > TABLE_REFRESH_MS || s.state !== 'running') {
       lastRefresh = Date.now();
       loadTasks().catch(() => {});
+      refreshTask().catch(() => {});
     }
     if (Date.now() - lastPlots > PLOTS_REFRESH_MS || s.state !== 'running') {
       lastPlots = Date.now();
@@ -269,8 +270,24 @@ async function showRun(runId, openTask) {
     drawPlots(plots, await api(`/runs/${runId}/plots`));
   }
   loadPlots().catch(() => {});
-  if (openTask !== null) showTask(detail, runId, openTask).catch((error) => detail.replaceChildren(el('p', { class: 'error' }, error.message)));
+  // The open task follows the run too: a new attempt (a retry) or its end redraws it.
+  let taskView = null;
+  async function openTaskView() {
+    taskView?.stop();
+    taskView = await showTask(detail, runId, openTask);
+  }
+  async function refreshTask() {
+    if (!taskView) return;
+    const attempts = await api(`/runs/${runId}/tasks/${encodeURIComponent(openTask)}/attempts`);
+    if (attemptsSignature(attempts) !== taskView.signature) await openTaskView();
+  }
+  if (openTask !== null) {
+    openTaskView().catch((error) => detail.replaceChildren(el('p', { class: 'error' }, error.message)));
+    cleanups.push(() => taskView?.stop());
+  }
 }
+
+const attemptsSignature = (attempts) => attempts.map((a) => `${a.attempt}:${a.state}`).join(',');
 
 // ---------- one task ----------
 
@@ -295,11 +312,15 @@ async function showTask(detail, runId, name) {
     attempts.length === 0 ? el('p', { class: 'quiet' }, 'No attempts yet.') : el('div', { class: 'toolbar' }, attemptPicker, streamPicker),
     record, logNote, log,
   );
-  if (attempts.length === 0) return;
+  const view = { signature: attemptsSignature(attempts), stop: () => {} };
+  if (attempts.length === 0) return view;
 
   let timer;
-  cleanups.push(() => clearTimeout(timer));
   let generation = 0;
+  view.stop = () => {
+    generation++;
+    clearTimeout(timer);
+  };
 
   function showAttempt() {
     clearTimeout(timer);
@@ -331,6 +352,7 @@ async function showTask(detail, runId, name) {
   }
   showAttempt();
   detail.scrollIntoView({ block: 'nearest' });
+  return view;
 }
 
 // ---------- plots ----------
