@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
 import { startUiServer, type UiServer } from '../src/ui/ui-server.js';
 import { finished, Sandbox, waitFor, waitForAsync } from './harness.js';
+import { createBucket, describeWithS3, s3Endpoint, s3Env } from './services/s3.js';
 
 /**
  * The dashboard's HTTP API over a real store, filled by real runs of the CLI: the same shapes
@@ -350,3 +351,38 @@ async function statusEvents(url: string, signal: AbortSignal, seen: unknown[]): 
     if (!signal.aborted) throw error;
   }
 }
+
+describeWithS3('fanout ui over a run whose workdir is in S3', () => {
+  let box: Sandbox;
+  let engine: Engine | undefined;
+  let server: UiServer | undefined;
+  const saved = { ...process.env };
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(async () => {
+    await server?.close();
+    await engine?.close();
+    server = engine = undefined;
+    box.cleanup();
+    for (const key of Object.keys(s3Env('x'))) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+  });
+
+  it("reads a worker's logs from object storage, from an offset", async () => {
+    const bucket = await createBucket(s3Endpoint());
+    const env = s3Env(s3Endpoint());
+    box.write('job.yaml', ['name: stored', 'backend: workers', `workdir: s3://${bucket}/work`, `outdir: s3://${bucket}/out`, 'command: echo from {{item}}; echo oops >&2', 'tasks:', '  each: [a]', ''].join('\n'));
+    const queued = await box.run(['run', 'job.yaml', '--detach'], { env });
+    expect(queued.code, queued.stderr).toBe(0);
+    const worked = await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')], { env }));
+    expect(worked.code, worked.stderr).toBe(0);
+    Object.assign(process.env, env);
+    engine = await Engine.open({ home: box.path('.fanout') });
+    server = await startUiServer({ engine, port: 0 });
+    const base = `http://127.0.0.1:${server.port}/api/runs/1/tasks/a/attempts/1/log`;
+    expect(await (await fetch(base)).json()).toEqual({ offset: 0, nextOffset: 7, text: 'from a\n', found: true, running: false });
+    expect(await (await fetch(`${base}?offset=2`)).json()).toMatchObject({ offset: 2, nextOffset: 7, text: 'om a\n' });
+    expect(await (await fetch(`${base}?stream=stderr`)).json()).toMatchObject({ text: 'oops\n' });
+  });
+});
