@@ -149,6 +149,25 @@ describe('fanout ui: the HTTP API', () => {
     }
   });
 
+  it('gives every page watching a run its current status at once, each change once', async () => {
+    await finishedRun();
+    const base = await serve();
+    const status = (await json(await fetch(`${base}/api/runs/1`))).body;
+    const controller = new AbortController();
+    const first: unknown[] = [];
+    const second: unknown[] = [];
+    const streams = [statusEvents(`${base}/api/runs/1/events`, controller.signal, first)];
+    await waitFor(() => first.length === 1, 10_000, 'the first page to get the status');
+    streams.push(statusEvents(`${base}/api/runs/1/events`, controller.signal, second));
+    await waitFor(() => second.length === 1, 10_000, 'the second page to get the status');
+    // Nothing changes: several polls later, no more events.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(first).toEqual([status]);
+    expect(second).toEqual([status]);
+    controller.abort();
+    await Promise.all(streams);
+  });
+
   it('cancels a running run through its coordinator', async () => {
     box.write('job.yaml', ['name: long', 'command: sleep 60', 'tasks:', '  each: [a, b]', ''].join('\n'));
     const run = box.start(['run', 'job.yaml']);

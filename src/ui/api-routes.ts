@@ -8,7 +8,7 @@ import { GATHER_INDEX, TASK_STATES, type AttemptRecord, type RunRecord, type Tas
 import { TASK_SORTS, type TaskSort } from '../store/task-page.js';
 import { readLogPiece } from './log-tail.js';
 import type { RunActions } from './run-actions.js';
-import { streamRunStatus } from './run-events.js';
+import type { RunEvents } from './run-events.js';
 import type { PlotCache } from './run-plots.js';
 
 /**
@@ -35,7 +35,7 @@ export interface ApiContext {
   engine: Engine;
   actions: RunActions;
   plots: PlotCache;
-  eventPollMs?: number;
+  events: RunEvents;
 }
 
 export async function handleApi(context: ApiContext, request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
@@ -59,7 +59,7 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
   }
   if (part === 'events' && segments.length === 3) {
     allow(method, 'GET');
-    return streamRunStatus(engine, run.id, response, context.eventPollMs);
+    return context.events.stream(run.id, response);
   }
   if (part === 'plots' && segments.length === 3) {
     allow(method, 'GET');

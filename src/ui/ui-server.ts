@@ -8,6 +8,7 @@ import { UserError } from '../errors.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';
 import { RunActions } from './run-actions.js';
+import { RunEvents } from './run-events.js';
 import { PlotCache } from './run-plots.js';
 
 /** The page: three static files, no build step (src/ui and dist/ui both sit two levels below the package). */
@@ -47,7 +48,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const access = accessFor(host, options.token);
   const actions = new RunActions(options.engine);
   if (options.driving) actions.adopt(options.driving);
-  const context = { engine: options.engine, actions, plots: new PlotCache(), eventPollMs: options.eventPollMs };
+  const context = { engine: options.engine, actions, plots: new PlotCache(), events: new RunEvents(options.engine, options.eventPollMs) };
   const server = createServer((request, response) => {
     serve(access, context, request, response).catch((error: unknown) => sendError(response, error));
   });
