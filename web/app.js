@@ -335,6 +335,7 @@ async function showTask(detail, runId, name) {
     ].flatMap(([label, value]) => [el('dt', {}, label), el('dd', {}, dash(value))]));
     log.textContent = '';
     let offset = null;
+    let startOffset = null;
     const follow = async () => {
       const params = new URLSearchParams({ stream });
       if (offset !== null) params.set('offset', String(offset));
@@ -344,7 +345,9 @@ async function showTask(detail, runId, name) {
       if (piece.text) log.append(document.createTextNode(piece.text));
       if (atBottom) log.scrollTop = log.scrollHeight;
       offset = piece.nextOffset;
-      logNote.textContent = !piece.found ? 'No log yet.' : piece.running ? 'following…' : piece.offset > 0 && log.textContent.length === piece.text.length ? `last part of the log (from byte ${piece.offset})` : '';
+      if (startOffset === null && piece.found) startOffset = piece.offset;
+      const cut = startOffset > 0 ? `the log from byte ${startOffset} on (its last part)` : '';
+      logNote.textContent = !piece.found ? 'No log yet.' : piece.running ? ['following…', cut].filter(Boolean).join(' · ') : cut;
       // Follow while it runs; a finished log is read to its end.
       if (piece.running || piece.text.length > 0) timer = setTimeout(() => follow().catch(() => {}), piece.running ? LOG_POLL_MS : 0);
     };
