@@ -173,6 +173,8 @@ async function showRun(runId, openTask) {
   );
 
   function render(s) {
+    // What an action answered ("retry: retrying") is stale once the run it set going has ended.
+    if (view.status?.state === 'running' && s.state !== 'running' && message.className !== 'error') message.textContent = '';
     view.status = s;
     bar.replaceChildren(...STATES.filter((state) => s.counts[state] > 0).map((state) => {
       const part = el('div', { class: state, title: `${s.counts[state]} ${state}` });
