@@ -430,12 +430,19 @@ export class Worker {
     this.stopAttempts(unended);
   }
 
-  /** Settle the runs this worker reported results of; true when one of them queued its gather. */
+  /**
+   * Settle the runs this worker reported results of; true when one of them has its gather
+   * waiting. Another process (a watching `fanout run`, another worker) may have queued it first,
+   * just after this worker's last claim: the worker must still not call the queue empty.
+   */
   private async settleTouchedRuns(): Promise<boolean> {
-    let gatherQueued = false;
-    for (const runId of this.unsettled) gatherQueued = (await this.duties.settle(runId)) === 'gather-queued' || gatherQueued;
+    let gatherWaiting = false;
+    for (const runId of this.unsettled) {
+      const settled = await this.duties.settle(runId);
+      gatherWaiting ||= settled === 'gather-queued' || (settled === null && (await this.options.store.getRun(runId))?.gatherState === 'pending');
+    }
     this.unsettled.clear();
-    return gatherQueued;
+    return gatherWaiting;
   }
 
   /** Timers' work: a failure stops the worker (through the loop) instead of going unseen. */
