@@ -24,6 +24,15 @@ describe('bad input: stores and object storage', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('`fanout backends` lists the workers backend with the store its workers would use, no password', async () => {
+    const local = JSON.parse((await box.run(['backends', '--json'])).stdout) as Array<{ name: string; usable: boolean; detail: string }>;
+    expect(local.find((r) => r.name === 'workers')).toMatchObject({ usable: true, detail: expect.stringMatching(/SQLite store, for workers on this machine/) });
+    const shared = await box.run(['backends', '--json', '--store', 'postgres://fanout:hunter2@db.example.org:5432/fanout']);
+    const workers = (JSON.parse(shared.stdout) as Array<{ name: string; detail: string }>).find((r) => r.name === 'workers')!;
+    expect(workers.detail).toContain('postgres://fanout@db.example.org:5432/fanout');
+    expect(shared.stdout).not.toContain('hunter2');
+  });
+
   it('a store that is not a postgres:// URL', async () => {
     const result = await box.run(['runs', '--store', 'mysql://x/y']);
     expect(result.code).toBe(2);

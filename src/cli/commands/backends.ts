@@ -7,6 +7,8 @@ import { findTemplate } from '../../backends/cluster/submission-script.js';
 import { localCapacity } from '../../backends/local/local-capacity.js';
 import { makeScheduler, readFacts } from '../../backends/open-backend.js';
 import { formatBytes } from '../../spec/units.js';
+import { describeStoreLocation } from '../../store/open-store.js';
+import { storeLocation, type GlobalOptions } from '../cli-context.js';
 
 interface BackendReport {
   name: string;
@@ -22,16 +24,16 @@ export function registerBackends(program: Command): void {
     .command('backends')
     .description('list the backends, where each reads its settings, and check that each is usable here')
     .option('--json', 'print the reports as JSON')
-    .action(async (options: { json?: boolean }) => {
-      const reports = [localReport(), await clusterReport('slurm'), await clusterReport('sge')];
+    .action(async (options: GlobalOptions & { json?: boolean }) => {
+      const reports = [localReport(), await clusterReport('slurm'), await clusterReport('sge'), workersReport(storeLocation(options))];
       if (options.json) {
         process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
         return;
       }
       for (const report of reports) {
-        process.stdout.write(`${report.name.padEnd(6)} ${report.usable ? 'usable  ' : 'unusable'} ${report.detail}\n`);
-        for (const line of report.settings) process.stdout.write(`       settings: ${line}\n`);
-        if (report.template) process.stdout.write(`       template: ${report.template}\n`);
+        process.stdout.write(`${report.name.padEnd(7)} ${report.usable ? 'usable  ' : 'unusable'} ${report.detail}\n`);
+        for (const line of report.settings) process.stdout.write(`        settings: ${line}\n`);
+        if (report.template) process.stdout.write(`        template: ${report.template}\n`);
       }
     });
 }
@@ -43,6 +45,23 @@ function localReport(): BackendReport {
     usable: true,
     detail: `processes on this machine: ${capacity.cpus} cpus, ${formatBytes(capacity.memoryBytes)} (--cpus, --memory, FANOUT_CPUS, FANOUT_MEMORY)`,
     settings: ['command-line flags and FANOUT_* variables'],
+  };
+}
+
+/**
+ * Pull workers need no command of their own, only a store they all reach: with the default
+ * SQLite store that is workers on this machine; other machines need a PostgreSQL store.
+ */
+function workersReport(store: string | undefined): BackendReport {
+  const start = 'start them with `fanout worker` or `fanout workers start`';
+  return {
+    name: 'workers',
+    usable: true,
+    detail:
+      store === undefined
+        ? `tasks wait in this machine's SQLite store, for workers on this machine; for workers elsewhere pass --store postgres://... (or FANOUT_STORE); ${start}`
+        : `tasks wait in the store ${describeStoreLocation(store)}, for workers on any machine that reaches it; ${start}`,
+    settings: ['the store: --store or FANOUT_STORE', 's3:// workdir and outdir: the AWS environment and profile chain (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_PROFILE, ...)'],
   };
 }
 
