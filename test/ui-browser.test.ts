@@ -96,6 +96,8 @@ describe.skipIf(!present && !required)('fanout ui in a browser', () => {
     // The hostile name is shown as text, and its log line too.
     await page.locator(`#tasks tr[data-task="${hostile.replace(/"/g, '\\"')}"]`).click();
     await page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('<script>window.pwned=2</script>'), null, { timeout: 20_000 });
+    // The task view may be redrawn once more as the run's last status arrives: wait for it to settle on this task.
+    await page.waitForFunction((name) => document.querySelector('#task-name')?.textContent === name, hostile, { timeout: 20_000 });
     expect(await page.textContent('#task-name')).toBe(hostile);
     expect(await page.evaluate(() => (window as any).pwned)).toBeUndefined();
     expect(await page.locator('#tasks img, #log script').count()).toBe(0);
