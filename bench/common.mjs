@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 
 /** A flag's value as a positive integer, or exit 2 saying which flag was wrong. */
 export function positiveInt(name, raw) {
@@ -41,4 +42,14 @@ export function existingDir(flag, raw) {
     process.exit(2);
   }
   return dir;
+}
+
+/** The command line's flags (`options` as for util.parseArgs, plus -h/--help); prints `help` and exits on --help. */
+export function benchOptions(options, help) {
+  const { values } = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h', default: false } }, strict: true });
+  if (values.help) {
+    process.stdout.write(help);
+    process.exit(0);
+  }
+  return values;
 }

@@ -19,8 +19,7 @@ import {
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
+import { benchOptions, existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -48,8 +47,8 @@ const HELP = `Usage: node bench/run.mjs [options]
   -h, --help           this text
 `;
 
-const { values: opts } = parseArgs({
-  options: {
+const opts = benchOptions(
+  {
     n: { type: 'string' },
     reps: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '2' },
@@ -60,14 +59,9 @@ const { values: opts } = parseArgs({
     out: { type: 'string', default: join(benchDir, 'out', 'latest.json') },
     tmpdir: { type: 'string' },
     keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-  strict: true,
-});
-if (opts.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
+  HELP,
+);
 
 const N = positiveInt('--n', opts.n ?? process.env.BENCH_N ?? '2000');
 const REPS = positiveInt('--reps', opts.reps);

@@ -7,8 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
+import { benchOptions, existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -32,8 +31,8 @@ const HELP = `Usage: node bench/slurm.mjs [options]
   -h, --help           this text
 `;
 
-const { values: opts } = parseArgs({
-  options: {
+const opts = benchOptions(
+  {
     n: { type: 'string' },
     reps: { type: 'string', default: '1' },
     pack: { type: 'string', default: '10' },
@@ -42,14 +41,9 @@ const { values: opts } = parseArgs({
     'queue-wait': { type: 'string', default: '1800' },
     timeout: { type: 'string', default: '3600' },
     keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-  strict: true,
-});
-if (opts.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
+  HELP,
+);
 
 const N = positiveInt('--n', opts.n ?? process.env.BENCH_SLURM_N ?? '1000');
 const REPS = positiveInt('--reps', opts.reps);

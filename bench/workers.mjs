@@ -10,10 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { createDatabase, startThrowawayPostgres } from '../scripts/pg/throwaway-postgres.mjs';
-import { existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
+import { benchOptions, existingDir, f, log, median, positiveInt, requireBuilt } from './common.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = resolve(benchDir, '..');
@@ -45,8 +44,8 @@ const HELP = `Usage: node bench/workers.mjs [options]
   -h, --help           this text
 `;
 
-const { values: opts } = parseArgs({
-  options: {
+const opts = benchOptions(
+  {
     workers: { type: 'string', default: '1,4,16' },
     n: { type: 'string' },
     cpus: { type: 'string', default: '2' },
@@ -60,14 +59,9 @@ const { values: opts } = parseArgs({
     pgdir: { type: 'string' },
     out: { type: 'string', default: join(benchDir, 'out', 'workers.json') },
     keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-  strict: true,
-});
-if (opts.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
+  HELP,
+);
 
 const WORKER_COUNTS = [...new Set(opts.workers.split(',').map((w) => positiveInt('--workers', w.trim())))];
 const FIXED_N = opts.n === undefined ? null : positiveInt('--n', opts.n);

@@ -266,6 +266,38 @@ describe('fanout ui: the HTTP API', () => {
       await finished(run);
     });
   });
+
+  it('follows the run through the store as workers in other processes run it, and requeues failed tasks for them', async () => {
+    box.write('job.yaml', ['name: pulled', 'backend: workers', 'command: echo from {{item}}; sleep 1; test {{item}} != b || test -e "$FIXED"', 'tasks:', '  each: [a, b, c]', ''].join('\n'));
+    const queued = await box.run(['run', 'job.yaml', '--detach']);
+    expect(queued.code, queued.stderr).toBe(0);
+    const base = await serve();
+
+    const seen: Array<{ state: string; counts: Record<string, number> }> = [];
+    const controller = new AbortController();
+    const events = statusEvents(`${base}/api/runs/1/events`, controller.signal, seen);
+    await waitFor(() => seen.some((s) => s.counts.pending === 3), 20_000, 'the queued run');
+
+    const env = { FIXED: box.path('fixed') };
+    const worker = () => box.start(['worker', '--cpus', '1', '--until-empty', '--scratch', box.path('scratch')], { env });
+    const first = await finished(worker());
+    expect(first.code, first.stderr).toBe(0);
+    await waitFor(() => seen.some((s) => s.state === 'failed'), 20_000, 'the run to end failed');
+    // One task at a time: the page saw each one running, and the counts grow one by one.
+    expect(seen.some((s) => s.counts.running === 1 && s.counts.pending === 2)).toBe(true);
+    expect(seen.at(-1)!.counts).toMatchObject({ succeeded: 2, failed: 1 });
+    const log = (await (await fetch(`${base}/api/runs/1/tasks/b/attempts/1/log`)).json()) as any;
+    expect(log).toMatchObject({ text: 'from b\n', found: true });
+
+    box.write('fixed', '');
+    const retried = (await (await fetch(`${base}/api/runs/1/retry`, { method: 'POST' })).json()) as any;
+    expect(retried).toEqual({ run: 1, action: 'retry', outcome: 'requeued' });
+    await waitFor(() => seen.at(-1)!.state === 'running' && seen.at(-1)!.counts.pending === 1, 20_000, 'the task requeued');
+    expect((await finished(worker())).code).toBe(0);
+    await waitFor(() => seen.at(-1)!.state === 'succeeded', 20_000, 'the run to succeed');
+    controller.abort();
+    await events;
+  });
 });
 
 describe('fanout run --ui', () => {
@@ -300,53 +332,6 @@ describe('fanout run --ui', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toBe('fanout: --ui-port eighty is not a port; give a number from 0 to 65535 (0: any free one)\n');
     expect((await box.run(['runs', '--json'])).stdout).toBe('[]\n');
-  });
-});
-
-describe('fanout ui over a run of pull workers', () => {
-  let box: Sandbox;
-  let engine: Engine | undefined;
-  let server: UiServer | undefined;
-  beforeEach(() => (box = new Sandbox()));
-  afterEach(async () => {
-    await server?.close();
-    await engine?.close();
-    server = engine = undefined;
-    box.cleanup();
-  });
-
-  it('follows the run through the store as workers in other processes run it, and requeues failed tasks for them', async () => {
-    box.write('job.yaml', ['name: pulled', 'backend: workers', 'command: echo from {{item}}; sleep 1; test {{item}} != b || test -e "$FIXED"', 'tasks:', '  each: [a, b, c]', ''].join('\n'));
-    const queued = await box.run(['run', 'job.yaml', '--detach']);
-    expect(queued.code, queued.stderr).toBe(0);
-    engine = await Engine.open({ home: box.path('.fanout') });
-    server = await startUiServer({ engine, port: 0, eventPollMs: 100 });
-    const base = `http://127.0.0.1:${server.port}`;
-
-    const seen: Array<{ state: string; counts: Record<string, number> }> = [];
-    const controller = new AbortController();
-    const events = statusEvents(`${base}/api/runs/1/events`, controller.signal, seen);
-    await waitFor(() => seen.some((s) => s.counts.pending === 3), 20_000, 'the queued run');
-
-    const env = { FIXED: box.path('fixed') };
-    const worker = () => box.start(['worker', '--cpus', '1', '--until-empty', '--scratch', box.path('scratch')], { env });
-    const first = await finished(worker());
-    expect(first.code, first.stderr).toBe(0);
-    await waitFor(() => seen.some((s) => s.state === 'failed'), 20_000, 'the run to end failed');
-    // One task at a time: the page saw each one running, and the counts grow one by one.
-    expect(seen.some((s) => s.counts.running === 1 && s.counts.pending === 2)).toBe(true);
-    expect(seen.at(-1)!.counts).toMatchObject({ succeeded: 2, failed: 1 });
-    const log = (await (await fetch(`${base}/api/runs/1/tasks/b/attempts/1/log`)).json()) as any;
-    expect(log).toMatchObject({ text: 'from b\n', found: true });
-
-    box.write('fixed', '');
-    const retried = (await (await fetch(`${base}/api/runs/1/retry`, { method: 'POST' })).json()) as any;
-    expect(retried).toEqual({ run: 1, action: 'retry', outcome: 'requeued' });
-    await waitFor(() => seen.at(-1)!.state === 'running' && seen.at(-1)!.counts.pending === 1, 20_000, 'the task requeued');
-    expect((await finished(worker())).code).toBe(0);
-    await waitFor(() => seen.at(-1)!.state === 'succeeded', 20_000, 'the run to succeed');
-    controller.abort();
-    await events;
   });
 });
 
