@@ -8,8 +8,8 @@ export { FanoutRun, type ProgressEvent, type RunSummary } from './api/fanout-run
 export type { TaskError, TaskResult } from './api/task-results.js';
 export type { FanoutOptions } from './api/open-options.js';
 export { FanoutApiError, JobFileError, UserError, type ApiErrorCode, type SourceLocation } from './errors.js';
-export type { BackendName, ClusterSettings, JobDefinition, SgeSettings, SlurmSettings } from './spec/job-schema.js';
-export type { AttemptReason } from './spec/job-spec.js';
+export type { BackendName, ClusterSettings, JobDefinition, SgeSettings, SlurmSettings } from './job/job-schema.js';
+export type { AttemptReason } from './job/job-spec.js';
 export type { AttemptRecord, RunState, TaskCounts, TaskState } from './store/store.js';
 export type { GatherOutcome } from './engine/gather.js';
 export type { AlertSummary, FailedTaskSummary, RunEndedAlert, TaskFailedAlert } from './notify/alert-summary.js';

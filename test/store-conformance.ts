@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobSpec } from '../src/spec/job-spec.js';
+import type { JobSpec } from '../src/job/job-spec.js';
 import {
   GATHER_INDEX,
   type AttemptOutcome,

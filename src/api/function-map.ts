@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FanoutApiError } from '../errors.js';
-import type { JobSpec } from '../spec/job-spec.js';
+import type { JobSpec } from '../job/job-spec.js';
 import { describeJsonProblem, jsonProblem } from './json-value.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Engine } from '../engine/engine.js';
 import { finalOut } from '../engine/home-layout.js';
 import { STDERR_FILE } from '../runner/result-record.js';
-import type { AttemptReason } from '../spec/job-spec.js';
+import type { AttemptReason } from '../job/job-spec.js';
 import { joinLocation } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
 import { forEachLimited, TREE_TRANSFERS } from '../storage/parallel.js';

@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
 import type { Capacity } from '../engine/plan-job.js';
-import type { BackendName } from '../spec/job-schema.js';
-import type { JobSpec } from '../spec/job-spec.js';
+import type { BackendName } from '../job/job-schema.js';
+import type { JobSpec } from '../job/job-spec.js';
 import type { Backend } from './backend.js';
 import { ClusterBackend } from './cluster/cluster-backend.js';
 import { resolveClusterSettings } from './cluster/cluster-settings.js';

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Engine, type PlanOptions } from '../engine/engine.js';
-import { backendNames, type BackendName } from '../spec/job-schema.js';
+import { backendNames, type BackendName } from '../job/job-schema.js';
 import { UserError } from '../errors.js';
-import { parseDuration, parseMemory } from '../spec/units.js';
+import { parseDuration, parseMemory } from '../job/units.js';
 
 /** Options every command shares. */
 export interface GlobalOptions {

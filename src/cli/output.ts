@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration } from '../spec/units.js';
+import { formatBytes, formatDuration } from '../job/units.js';
 import type { AttemptRecord, RunRecord, TaskCounts, TaskRecord } from '../store/store.js';
 import type { TaskRow } from '../store/task-page.js';
 

@@ -1,5 +1,5 @@
 import type { Progress } from '../engine/coordinator.js';
-import { formatDuration } from '../spec/units.js';
+import { formatDuration } from '../job/units.js';
 
 /**
  * Live progress: a bar redrawn in place on a terminal, a plain line now and then on a pipe,

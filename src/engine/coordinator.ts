@@ -1,8 +1,8 @@
 import type { AttemptLaunch, Backend } from '../backends/backend.js';
 import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import type { JobSpec } from '../spec/job-spec.js';
-import type { Template } from '../spec/template.js';
+import type { JobSpec } from '../job/job-spec.js';
+import type { Template } from '../job/template.js';
 import type { LaunchChange, ProcessIdentity, ResultChange, RunRecord, StateChanges, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
 import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
 import type { Capacity } from './plan-job.js';

@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import { parseTemplate, renderTemplate } from '../spec/template.js';
+import { parseTemplate, renderTemplate } from '../job/template.js';
 import { GATHER_INDEX, type RunRecord, type Store, type TaskRecord } from '../store/store.js';
 import { finalOut, type HomeLayout } from './home-layout.js';
 import { taskEnvironment } from './plan-job.js';

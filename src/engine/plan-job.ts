@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { JobFileError } from '../errors.js';
 import { expandTasks } from '../expand/expand-tasks.js';
-import type { JobSpec } from '../spec/job-spec.js';
-import type { Locate } from '../spec/load-job-file.js';
-import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../spec/template.js';
-import { formatBytes } from '../spec/units.js';
+import type { JobSpec } from '../job/job-spec.js';
+import type { Locate } from '../job/load-job-file.js';
+import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
+import { formatBytes } from '../job/units.js';
 import type { NewTask } from '../store/store.js';
 import { cacheKey } from './cache-key.js';
 import { finalOut } from './home-layout.js';

@@ -1,4 +1,4 @@
-import type { AttemptReason, RetryPolicy } from '../spec/job-spec.js';
+import type { AttemptReason, RetryPolicy } from '../job/job-spec.js';
 import type { TaskState } from '../store/store.js';
 
 export interface TaskRequest {

@@ -1,7 +1,7 @@
 import { relative, sep } from 'node:path';
 import { JobFileError, UserError } from '../errors.js';
-import type { JobSpec } from '../spec/job-spec.js';
-import type { Locate } from '../spec/load-job-file.js';
+import type { JobSpec } from '../job/job-spec.js';
+import type { Locate } from '../job/load-job-file.js';
 import { isObjectStoreUri, joinLocation } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
 import type { NewTask } from '../store/store.js';

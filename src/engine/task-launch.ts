@@ -1,6 +1,6 @@
 import type { AttemptLaunch } from '../backends/backend.js';
-import type { JobSpec } from '../spec/job-spec.js';
-import { renderTemplate, type Template } from '../spec/template.js';
+import type { JobSpec } from '../job/job-spec.js';
+import { renderTemplate, type Template } from '../job/template.js';
 import type { TaskRecord } from '../store/store.js';
 import { taskEnvironment, taskValues } from './plan-job.js';
 

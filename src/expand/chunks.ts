@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join, parse } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { JobFileError } from '../errors.js';
-import type { TaskSeed, TaskSource } from '../spec/job-spec.js';
+import type { TaskSeed, TaskSource } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
 import {
   planChunks,

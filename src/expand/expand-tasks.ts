@@ -1,4 +1,4 @@
-import type { TaskSeed, TaskSource } from '../spec/job-spec.js';
+import type { TaskSeed, TaskSource } from '../job/job-spec.js';
 import { expandChunks } from './chunks.js';
 import { expandEach } from './each.js';
 import type { ExpandContext } from './expand-context.js';

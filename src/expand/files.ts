@@ -1,7 +1,7 @@
 import { basename, extname, isAbsolute } from 'node:path';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { JobFileError } from '../errors.js';
-import type { TaskSeed } from '../spec/job-spec.js';
+import type { TaskSeed } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
 import { checkTaskNames } from './task-names.js';
 

@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JobFileError } from '../errors.js';
-import type { TaskSeed } from '../spec/job-spec.js';
+import type { TaskSeed } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
 import { checkTaskNames } from './task-names.js';
 

@@ -1,5 +1,5 @@
 import { JobFileError } from '../errors.js';
-import type { Scalar, TaskSeed } from '../spec/job-spec.js';
+import type { Scalar, TaskSeed } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
 import { variableProblem } from './variable-names.js';
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { JobFileError } from '../errors.js';
-import type { TaskSeed } from '../spec/job-spec.js';
+import type { TaskSeed } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
 import { DelimitedSyntaxError, parseDelimited, type DelimitedRow } from './parse-delimited.js';
 import { checkTaskNames } from './task-names.js';

@@ -1,4 +1,4 @@
-import type { AttemptReason } from '../spec/job-spec.js';
+import type { AttemptReason } from '../job/job-spec.js';
 import type { RunRecord, RunState, Store, TaskCounts } from '../store/store.js';
 
 /**

@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HomeLayout } from '../engine/home-layout.js';
-import type { NotifySpec } from '../spec/job-spec.js';
+import type { NotifySpec } from '../job/job-spec.js';
 import { isObjectStoreUri } from '../storage/location.js';
 import type { ResultChange, RunRecord, RunState, Store } from '../store/store.js';
 import { runEndedEvent, runEndedSummary, taskFailedSummary, type AlertSummary, type FailedTaskSummary } from './alert-summary.js';

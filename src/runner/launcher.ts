@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
-import { ATTEMPT_REASONS, type AttemptReason } from '../spec/job-spec.js';
+import { ATTEMPT_REASONS, type AttemptReason } from '../job/job-spec.js';
 import { launcherPath } from './launcher-binary.js';
 
 /**

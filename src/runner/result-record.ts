@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ATTEMPT_REASONS, type AttemptReason } from '../spec/job-spec.js';
+import { ATTEMPT_REASONS, type AttemptReason } from '../job/job-spec.js';
 import type { AttemptResult } from './launcher.js';
 
 /**

@@ -20,9 +20,10 @@ import { explainS3Error, isAbsentObject, isRangeNotSatisfiable } from './s3-erro
 import { createS3Client } from './s3-client.js';
 import { describeS3Service, type S3Settings } from './s3-settings.js';
 import type { Storage, StoredObject } from './storage.js';
+import { MIB } from '../job/units.js';
 
 /** Multipart upload: parts this big, this many in flight (so at most ~32 MiB buffered per file). */
-const PART_SIZE = 8 * 1024 * 1024;
+const PART_SIZE = 8 * MIB;
 const PARTS_IN_FLIGHT = 4;
 /** The most keys one DeleteObjects request takes. */
 const DELETE_BATCH = 1000;

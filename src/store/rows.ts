@@ -1,4 +1,4 @@
-import type { JobSpec } from '../spec/job-spec.js';
+import type { JobSpec } from '../job/job-spec.js';
 import type { AttemptRecord, AttemptSpan, ProcessIdentity, RunRecord, TaskRecord, TaskState, WorkerRecord } from './store.js';
 
 /**

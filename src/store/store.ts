@@ -1,4 +1,4 @@
-import type { AttemptReason, JobSpec } from '../spec/job-spec.js';
+import type { AttemptReason, JobSpec } from '../job/job-spec.js';
 import type { TaskPage, TaskPageQuery } from './task-page.js';
 
 /**

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { isObjectStoreUri } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
+import { MIB } from '../job/units.js';
 
 /** A piece of a log: the dashboard asks again from `nextOffset` to follow a running attempt. */
 export interface LogPiece {
@@ -14,7 +15,7 @@ export interface LogPiece {
 /** Without an offset, the page opens a log at its last this-many bytes. */
 export const TAIL_BYTES = 64 * 1024;
 /** The most one request returns. */
-const MAX_PIECE_BYTES = 1024 * 1024;
+const MAX_PIECE_BYTES = MIB;
 
 /**
  * Read a log file from `offset` (or its tail). `location` always comes from an attempt's folder

@@ -1,4 +1,4 @@
-import { formatBytes } from '../spec/units.js';
+import { formatBytes } from '../job/units.js';
 import type { AttemptSpan } from '../store/store.js';
 
 /**

@@ -6,8 +6,9 @@ import { resolveClusterSettings } from '../backends/cluster/cluster-settings.js'
 import { SchedulerCommands } from '../backends/cluster/scheduler-commands.js';
 import { makeScheduler, readFacts } from '../backends/open-backend.js';
 import { UserError } from '../errors.js';
-import type { JobSpec } from '../spec/job-spec.js';
-import { shellQuote } from '../spec/shell-quote.js';
+import type { JobSpec } from '../job/job-spec.js';
+import { shellQuote } from '../job/shell-quote.js';
+import { MIB } from '../job/units.js';
 
 /** What `fanout workers start` asks for: N workers, each with these resources. */
 export interface WorkerFleet {
@@ -38,7 +39,7 @@ const FANOUT_BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url)
 export async function launchWorkers(fleet: WorkerFleet): Promise<string> {
   mkdirSync(fleet.folder, { recursive: true });
   const args = ['worker', '--until-empty', '--cpus', String(fleet.cpus), ...fleet.workerArgs];
-  if (fleet.memoryBytes !== null) args.push('--memory', `${Math.floor(fleet.memoryBytes / 2 ** 20)}MiB`);
+  if (fleet.memoryBytes !== null) args.push('--memory', `${Math.floor(fleet.memoryBytes / MIB)}MiB`);
   if (fleet.timeMs !== null) args.push('--lifetime', `${Math.floor(lifetimeWithin(fleet.timeMs) / 1000)}s`);
   if (fleet.backend === 'local') return launchHere(fleet, args);
   return launchOnCluster(fleet, fleet.backend, args);

@@ -5,7 +5,7 @@ import { commandOrScript, gatherKey, writeManifest } from '../engine/gather.js';
 import { finalOut } from '../engine/home-layout.js';
 import { taskEnvironment } from '../engine/plan-job.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import { parseTemplate, renderTemplate } from '../spec/template.js';
+import { parseTemplate, renderTemplate } from '../job/template.js';
 import { isObjectStoreUri, joinLocation } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
 import { GATHER_INDEX, type ResultChange, type RunRecord, type Store } from '../store/store.js';

@@ -11,7 +11,7 @@ import { finalOut, stagingOut } from '../engine/home-layout.js';
 import { QueueDuties, queuedResult } from '../engine/queue-duties.js';
 import { taskLaunch } from '../engine/task-launch.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import { parseTemplate, type Template } from '../spec/template.js';
+import { parseTemplate, type Template } from '../job/template.js';
 import { isObjectStoreUri } from '../storage/location.js';
 import { GATHER_INDEX, type AttemptKey, type ClaimedAttempt, type ResultChange, type RunRecord, type Store, type TaskRecord } from '../store/store.js';
 import { attemptSite, clearSite, stageIn, stageOutLogs, type AttemptSite } from './attempt-staging.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { JobFileError, UserError } from '../../errors.js';
-import type { JobSpec } from '../../spec/job-spec.js';
+import type { JobSpec } from '../../job/job-spec.js';
 import { DEFAULT_POLL_MS, DEFAULT_QUEUE_SIZE, resolveClusterSettings } from './cluster-settings.js';
 
 describe('cluster settings', () => {

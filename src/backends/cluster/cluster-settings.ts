@@ -3,11 +3,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { JobFileError, UserError } from '../../errors.js';
-import { clusterSettings, sgeSettings, slurmSettings, type ClusterSettings, type SgeSettings, type SlurmSettings } from '../../spec/job-schema.js';
-import type { JobSpec } from '../../spec/job-spec.js';
-import { parseYaml } from '../../spec/load-job-file.js';
-import { issueToError } from '../../spec/validate-job-file.js';
-import { parseDuration } from '../../spec/units.js';
+import { clusterSettings, sgeSettings, slurmSettings, type ClusterSettings, type SgeSettings, type SlurmSettings } from '../../job/job-schema.js';
+import type { JobSpec } from '../../job/job-spec.js';
+import { parseYaml } from '../../job/load-job-file.js';
+import { issueToError } from '../../job/validate-job-file.js';
+import { parseDuration } from '../../job/units.js';
 
 /**
  * Where cluster settings come from, weakest first: fanout's defaults, the site config

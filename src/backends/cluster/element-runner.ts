@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { shellQuote } from '../../spec/shell-quote.js';
+import { shellQuote } from '../../job/shell-quote.js';
 import { RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
 import type { AttemptLaunch } from '../backend.js';
 

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { SubmitError } from './scheduler.js';
+import { MIB } from '../../job/units.js';
 
 /**
  * Every call fanout makes to a scheduler's command-line tools goes through here: one place that
@@ -35,7 +36,7 @@ export class SchedulerCommands {
       execFile(
         command,
         args,
-        { env: this.env, cwd: options.cwd, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000, encoding: 'utf8' },
+        { env: this.env, cwd: options.cwd, maxBuffer: 256 * MIB, timeout: options.timeoutMs ?? 120_000, encoding: 'utf8' },
         (error, stdout, stderr) => {
           if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new CommandNotFound(command));
           const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;

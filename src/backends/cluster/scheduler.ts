@@ -1,4 +1,4 @@
-import type { SgeSettings, SlurmSettings } from '../../spec/job-schema.js';
+import type { SgeSettings, SlurmSettings } from '../../job/job-schema.js';
 import type { SchedulerCommands } from './scheduler-commands.js';
 
 /**

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
-import { shellQuote } from '../../spec/shell-quote.js';
-import { parseTemplate, renderTemplate, TemplateSyntaxError, type TemplateValue } from '../../spec/template.js';
+import { shellQuote } from '../../job/shell-quote.js';
+import { parseTemplate, renderTemplate, TemplateSyntaxError, type TemplateValue } from '../../job/template.js';
 import type { ArrayScript, Scheduler } from './scheduler.js';
+import { ceilMebibytes } from '../../job/units.js';
 
 /**
  * The submission script of one array job, from a template users can see (`fanout render
@@ -72,7 +73,7 @@ export function renderSubmissionScript(inputs: ScriptInputs): string {
     job_name: array.jobName,
     elements: String(array.elements),
     cpus: String(resources.cpus),
-    memory_mb: resources.memoryBytes === null ? '' : String(Math.ceil(resources.memoryBytes / 2 ** 20)),
+    memory_mb: resources.memoryBytes === null ? '' : String(ceilMebibytes(resources.memoryBytes)),
     time_seconds: resources.timeMs === null ? '' : String(Math.ceil(resources.timeMs / 1000)),
     time_minutes: resources.timeMs === null ? '' : String(Math.ceil(resources.timeMs / 60_000)),
     element_log: array.elementLogPattern,

@@ -12,6 +12,7 @@ import {
   type Scheduler,
   type SchedulerContext,
 } from '../cluster/scheduler.js';
+import { ceilMebibytes } from '../../job/units.js';
 
 export const DEFAULT_PE = 'threaded';
 export const DEFAULT_MEMORY_RESOURCES = ['h_vmem'];
@@ -63,7 +64,7 @@ export class SgeScheduler implements Scheduler {
     const limits: string[] = [];
     if (resources.memoryBytes !== null) {
       // Grid Engine counts memory per slot: a 4-cpu task asking 8G asks 2G a slot.
-      const perSlotMb = Math.ceil(resources.memoryBytes / resources.cpus / 2 ** 20);
+      const perSlotMb = ceilMebibytes(resources.memoryBytes / resources.cpus);
       for (const name of sge.memory ?? DEFAULT_MEMORY_RESOURCES) limits.push(`${name}=${perSlotMb}M`);
     }
     if (resources.timeMs !== null) limits.push(`h_rt=${Math.ceil(resources.timeMs / 1000)}`);

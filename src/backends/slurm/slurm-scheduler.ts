@@ -12,6 +12,7 @@ import {
   type Scheduler,
   type SchedulerContext,
 } from '../cluster/scheduler.js';
+import { ceilMebibytes, MIB } from '../../job/units.js';
 
 /** SLURM through its command-line tools: sbatch, squeue, sacct or scontrol, scancel, sinfo. */
 export class SlurmScheduler implements Scheduler {
@@ -45,7 +46,7 @@ export class SlurmScheduler implements Scheduler {
       maxArraySize: Math.max(1, maxArraySize),
       largestNode: {
         cpus: Math.max(0, ...usable.map((node) => node.cpus)),
-        memoryBytes: Math.max(0, ...usable.map((node) => node.memoryMb)) * 2 ** 20,
+        memoryBytes: Math.max(0, ...usable.map((node) => node.memoryMb)) * MIB,
       },
       queues: partitions,
     };
@@ -62,7 +63,7 @@ export class SlurmScheduler implements Scheduler {
       '--ntasks=1',
       `--cpus-per-task=${resources.cpus}`,
     ];
-    if (resources.memoryBytes !== null) lines.push(`--mem=${Math.ceil(resources.memoryBytes / 2 ** 20)}M`);
+    if (resources.memoryBytes !== null) lines.push(`--mem=${ceilMebibytes(resources.memoryBytes)}M`);
     if (resources.timeMs !== null) lines.push(`--time=${Math.ceil(resources.timeMs / 60_000)}`);
     if (slurm.partition !== undefined) lines.push(`--partition=${slurm.partition}`);
     if (slurm.account !== undefined) lines.push(`--account=${slurm.account}`);

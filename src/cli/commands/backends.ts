@@ -6,7 +6,7 @@ import { SchedulerCommands } from '../../backends/cluster/scheduler-commands.js'
 import { findTemplate } from '../../backends/cluster/submission-script.js';
 import { localCapacity } from '../../backends/local/local-capacity.js';
 import { makeScheduler, readFacts } from '../../backends/open-backend.js';
-import { formatBytes } from '../../spec/units.js';
+import { formatBytes } from '../../job/units.js';
 import { describeStoreLocation } from '../../store/open-store.js';
 import { storeLocation, type GlobalOptions } from '../cli-context.js';
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
-import { renderTemplate } from '../../spec/template.js';
+import { renderTemplate } from '../../job/template.js';
 import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 
 export function registerRender(program: Command): void {

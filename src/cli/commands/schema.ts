@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { jobFileJsonSchema } from '../../spec/job-schema.js';
+import { jobFileJsonSchema } from '../../job/job-schema.js';
 
 export function registerSchema(program: Command): void {
   program

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatDuration } from '../../spec/units.js';
+import { formatDuration } from '../../job/units.js';
 import { withEngine, type GlobalOptions } from '../cli-context.js';
 import { countsLine, statusJson } from '../output.js';
 

@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import type { Command } from 'commander';
 import { localCapacity } from '../../backends/local/local-capacity.js';
 import { UserError } from '../../errors.js';
-import { parseDuration, parseMemory } from '../../spec/units.js';
+import { GIB, parseDuration, parseMemory } from '../../job/units.js';
 import { Worker } from '../../worker/worker.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
@@ -65,7 +65,7 @@ export function registerWorker(program: Command): void {
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
-        process.stderr.write(`worker ${worker.id}: ${cpus} cpus, ${options.memory ?? `${Math.round(memoryBytes / 2 ** 30)}GiB`}, claiming from the store\n`);
+        process.stderr.write(`worker ${worker.id}: ${cpus} cpus, ${options.memory ?? `${Math.round(memoryBytes / GIB)}GiB`}, claiming from the store\n`);
         try {
           const exit = await worker.run();
           if (exit !== 'stopped') process.stderr.write(`worker ${worker.id}: ${EXIT_NOTE[exit]}\n`);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { formatBytes, parseDuration, parseMemory } from '../../spec/units.js';
+import { formatBytes, parseDuration, parseMemory } from '../../job/units.js';
 import { launchWorkers } from '../../worker/launch-workers.js';
 import { homeFolder, positiveInteger, storeLocation, withEngine, type GlobalOptions } from '../cli-context.js';
 import { table } from '../output.js';

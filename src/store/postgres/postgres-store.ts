@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { UserError } from '../../errors.js';
-import type { JobSpec } from '../../spec/job-spec.js';
+import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toSpan, toTask, toWorker, type Row } from '../rows.js';
 import { taskPageClauses, type TaskPage, type TaskPageQuery } from '../task-page.js';

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../errors.js';
-import type { JobSpec } from '../../spec/job-spec.js';
+import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import { durationOf, identityColumn, sameProcess, toAttempt, toIdentity, toRun, toSpan, toTask, toWorker, type Row } from '../rows.js';
 import { taskPageClauses, type TaskPage, type TaskPageQuery } from '../task-page.js';

@@ -4,20 +4,30 @@
  * scheduler-style K, M, G, T) are powers of 1024, as SLURM reads them.
  */
 
+/** Binary units, the one place they are spelled out. */
+export const KIB = 1024;
+export const MIB = 1024 ** 2;
+export const GIB = 1024 ** 3;
+
+/** Bytes as whole mebibytes, rounded up: what schedulers are asked for (`--mem=…M`, `h_vmem=…M`). */
+export function ceilMebibytes(bytes: number): number {
+  return Math.ceil(bytes / MIB);
+}
+
 const MEMORY_UNITS: Record<string, number> = {
   b: 1,
   kb: 1e3,
   mb: 1e6,
   gb: 1e9,
   tb: 1e12,
-  k: 1024,
-  m: 1024 ** 2,
-  g: 1024 ** 3,
-  t: 1024 ** 4,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  tib: 1024 ** 4,
+  k: KIB,
+  m: MIB,
+  g: GIB,
+  t: 1024 * GIB,
+  kib: KIB,
+  mib: MIB,
+  gib: GIB,
+  tib: 1024 * GIB,
 };
 
 const TIME_UNITS: Record<string, number> = {
