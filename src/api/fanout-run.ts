@@ -1,8 +1,9 @@
-import type { Engine, RunHandle } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { RunHandle } from '../engine/run-handle.js';
 import type { GatherOutcome } from '../engine/gather.js';
-import { isAlive } from '../engine/process-identity.js';
+import { isAlive } from '../process-identity.js';
 import { FanoutApiError } from '../errors.js';
-import type { RunRecord, RunState, TaskCounts } from '../store/store.js';
+import type { RunRecord, RunState, TaskCounts } from '../store/records.js';
 import { taskResults, type TaskResult } from './task-results.js';
 
 /** How often a run that another process drives is looked up in the store. */
@@ -144,7 +145,7 @@ export class FanoutRun {
     for (;;) {
       const run = await this.record();
       if (run.state !== 'running') return summaryOf(run, await this.engine.store.counts(run.id));
-      if (run.backend === 'workers' || run.coordinator === null || !isAlive(run.coordinator)) {
+      if (run.dispatch === 'pull' || run.coordinator === null || !isAlive(run.coordinator)) {
         this.drive(await this.engine.resume(run));
         return this.ended!;
       }

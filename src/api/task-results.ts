@@ -5,7 +5,7 @@ import type { AttemptReason } from '../job/job-spec.js';
 import { joinLocation } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
 import { forEachLimited, TREE_TRANSFERS } from '../storage/parallel.js';
-import type { AttemptRecord, RunRecord, TaskState } from '../store/store.js';
+import type { AttemptRecord, RunRecord, TaskState } from '../store/records.js';
 import { isFunctionMap } from './function-map.js';
 import { RETURN_FILE, thrownErrorIn } from './map-protocol.js';
 

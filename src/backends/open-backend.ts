@@ -1,8 +1,7 @@
 import { UserError } from '../errors.js';
-import type { Capacity } from '../engine/plan-job.js';
 import type { BackendName } from '../job/job-schema.js';
 import type { JobSpec } from '../job/job-spec.js';
-import type { Backend } from './backend.js';
+import type { Backend, Capacity } from './backend.js';
 import { ClusterBackend } from './cluster/cluster-backend.js';
 import { resolveClusterSettings } from './cluster/cluster-settings.js';
 import { CommandNotFound, SchedulerCommands } from './cluster/scheduler-commands.js';
@@ -10,6 +9,7 @@ import type { ClusterFacts, Scheduler, SchedulerContext } from './cluster/schedu
 import { LocalBackend } from './local/local-backend.js';
 import { SgeScheduler } from './sge/sge-scheduler.js';
 import { SlurmScheduler } from './slurm/slurm-scheduler.js';
+import { WorkersBackend } from './workers/workers-backend.js';
 
 /** Where a backend runs a run: its work folder and the name its jobs carry. */
 export interface BackendSite {
@@ -49,10 +49,9 @@ export async function readFacts(scheduler: Scheduler): Promise<ClusterFacts> {
 }
 
 /** The backend a run uses. Cluster backends ask their scheduler about the cluster first. */
-export async function openBackend(name: BackendName, spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
+export async function openBackend(name: BackendName = 'local', spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
   if (name === 'local') return new LocalBackend({ limits: options.limits, graceMs: options.graceMs });
-  // Its attempts are run by pull workers (src/worker/), which claim them from the store.
-  if (name === 'workers') throw new Error('the workers backend is driven through the store, not opened in process');
+  if (name === 'workers') return new WorkersBackend();
   const settings = resolveClusterSettings(spec);
   const commands = new SchedulerCommands();
   const scheduler = makeScheduler(name, { commands, slurm: settings.slurm, sge: settings.sge });

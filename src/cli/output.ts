@@ -1,5 +1,5 @@
 import { formatBytes, formatDuration } from '../job/units.js';
-import type { AttemptRecord, RunRecord, TaskCounts, TaskRecord } from '../store/store.js';
+import type { AttemptRecord, GatherAttemptRecord, RunRecord, TaskCounts, TaskRecord } from '../store/records.js';
 import type { TaskRow } from '../store/task-page.js';
 
 /** The `status --json` shape other tools and the dashboard rely on. */
@@ -89,7 +89,8 @@ export interface AttemptJson {
   worker: string | null;
 }
 
-export function attemptJson(attempt: AttemptRecord): AttemptJson {
+/** An attempt of a task or of the gather (which asks for no memory or time of its own). */
+export function attemptJson(attempt: AttemptRecord | GatherAttemptRecord): AttemptJson {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     attempt: attempt.attempt,
@@ -101,10 +102,10 @@ export function attemptJson(attempt: AttemptRecord): AttemptJson {
     launchedAt: new Date(attempt.launchedAt).toISOString(),
     startedAt: iso(attempt.startedAt),
     endedAt: iso(attempt.endedAt),
-    memory: attempt.memory,
+    memory: 'memory' in attempt ? attempt.memory : null,
     peakMemory: attempt.peakMemory,
     cpuMs: attempt.cpuMs,
-    timeMs: attempt.timeMs,
+    timeMs: 'timeMs' in attempt ? attempt.timeMs : null,
     host: attempt.host,
     worker: attempt.worker,
   };

@@ -1,4 +1,4 @@
-import type { Progress } from '../engine/coordinator.js';
+import type { Progress } from '../engine/run-handle.js';
 import { formatDuration } from '../job/units.js';
 
 /**

@@ -1,17 +1,20 @@
-import type { AttemptLaunch, Backend } from '../backends/backend.js';
+import type { AttemptLaunch, Capacity, PushBackend } from '../backends/backend.js';
 import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../job/job-spec.js';
 import type { Template } from '../job/template.js';
-import type { LaunchChange, ProcessIdentity, ResultChange, RunRecord, StateChanges, Store, TaskCounts, TaskRecord, TaskState } from '../store/store.js';
+import type { ProcessIdentity, RunRecord, TaskCounts, TaskRecord, TaskState } from '../store/records.js';
+import type { LaunchChange, ResultChange, StateChanges } from '../store/run-ledger.js';
+import type { Store } from '../store/store.js';
+import { decideAttempt } from './attempt-decision.js';
+import type { Progress } from './run-handle.js';
 import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
-import type { Capacity } from './plan-job.js';
+import { ResourceTally } from './resource-tally.js';
 import { taskLaunch } from './task-launch.js';
-import { nextStep } from './retry-policy.js';
 
 export interface CoordinatorOptions {
   store: Store;
-  backend: Backend;
+  backend: PushBackend;
   layout: HomeLayout;
   run: RunRecord;
   command: Template;
@@ -21,12 +24,6 @@ export interface CoordinatorOptions {
   /** Told of each task that fails for good. */
   alerts: Alerts;
   onProgress?: (progress: Progress) => void;
-}
-
-export interface Progress {
-  counts: TaskCounts;
-  total: number;
-  startedAt: number;
 }
 
 interface Running {
@@ -54,8 +51,8 @@ export class Coordinator {
   private readonly running = new Map<number, Running>();
   private readonly finished: Array<{ id: number; result: AttemptResult }> = [];
   private nextId = 1;
-  private usedCpus = 0;
-  private usedMemory = 0;
+  /** What the running attempts ask for in all. */
+  private readonly used = new ResourceTally();
   private stopping: 'no' | 'graceful' | 'forced' = 'no';
   private tickScheduled = false;
   /** A tick is committing; another is due once it has. */
@@ -94,7 +91,7 @@ export class Coordinator {
    */
   async recover(supervisor: ProcessIdentity | null): Promise<void> {
     const { store, run, backend } = this.options;
-    const orphans = (await store.runningAttempts(run.id)).filter((attempt) => attempt.index >= 0);
+    const orphans = await store.runningAttempts(run.id);
     if (orphans.length === 0) return;
     const watched = orphans.map((attempt) => {
       const task = this.tasks[attempt.index]!;
@@ -182,31 +179,19 @@ export class Coordinator {
       if (!running) continue;
       this.release(id, running);
       const task = this.tasks[running.index]!;
-      const counted = { attempts: task.attempts - task.retryBase, memory: task.memory, timeMs: task.timeMs };
-      let step = nextStep(result.reason, counted, this.spec.retry, this.options.capacity.memoryBytes);
-      if ((running.orphan || result.notStarted) && result.reason === 'lost') {
-        // A coordinator's crash, or an attempt that never started, is not the task's failure:
-        // retry it without spending its budget.
-        step = { state: 'pending', memory: task.memory, timeMs: task.timeMs };
-        task.retryBase++;
-      }
-      if (this.stopping !== 'no' && step.state === 'pending') step = { ...step, state: 'cancelled' };
-      task.memory = step.memory;
-      task.timeMs = step.timeMs;
+      const change = decideAttempt(
+        { task, attempt: running.attempt, result, interruption: running.orphan ? 'supervisor-lost' : 'none' },
+        { runId: this.options.run.id, retry: this.spec.retry, outdir: this.spec.outdir, stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memoryBytes },
+      );
+      task.memory = change.task.memory;
+      task.timeMs = change.task.timeMs;
+      task.retryBase = change.task.retryBase;
       task.reason = result.reason;
       task.exitCode = result.exitCode;
       task.peakMemory = result.peakMemory;
-      this.setState(task, step.state);
-      if (step.state === 'pending') this.retryQueue.push(task.index);
-      const out = finalOut(this.spec.outdir, task.name);
-      changes.push({
-        runId: this.options.run.id,
-        index: task.index,
-        attempt: running.attempt,
-        result,
-        task: { ...step, retryBase: task.retryBase },
-        cache: result.reason === 'ok' ? { key: task.cacheKey, runId: this.options.run.id, index: task.index, attempt: running.attempt, out } : undefined,
-      });
+      this.setState(task, change.task.state);
+      if (change.task.state === 'pending') this.retryQueue.push(task.index);
+      changes.push(change);
     }
     return changes;
   }
@@ -236,8 +221,7 @@ export class Coordinator {
 
   private fits(task: TaskRecord): boolean {
     const { capacity } = this.options;
-    if (!capacity.shared) return true;
-    return this.usedCpus + task.cpus <= capacity.cpus && this.usedMemory + (task.memory ?? 0) <= capacity.memoryBytes;
+    return !capacity.shared || this.used.fits(task, { cpus: capacity.cpus, memory: capacity.memoryBytes });
   }
 
   private hasQueued(): boolean {
@@ -278,14 +262,12 @@ export class Coordinator {
 
   private occupy(id: number, running: Running): void {
     this.running.set(id, running);
-    this.usedCpus += running.cpus;
-    this.usedMemory += running.memory;
+    this.used.add(running);
   }
 
   private release(id: number, running: Running): void {
     this.running.delete(id);
-    this.usedCpus -= running.cpus;
-    this.usedMemory -= running.memory;
+    this.used.remove(running);
   }
 
   private setState(task: TaskRecord, state: TaskState): void {

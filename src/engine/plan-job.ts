@@ -5,21 +5,10 @@ import type { JobSpec } from '../job/job-spec.js';
 import type { Locate } from '../job/load-job-file.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
 import { formatBytes } from '../job/units.js';
-import type { NewTask } from '../store/store.js';
+import type { Backend, Capacity } from '../backends/backend.js';
+import type { Dispatch, NewTask } from '../store/records.js';
 import { cacheKey } from './cache-key.js';
 import { finalOut } from './home-layout.js';
-
-/** The machine (or node) that attempts run on, as far as scheduling is concerned. */
-export interface Capacity {
-  /** The most one attempt may ask for. */
-  cpus: number;
-  memoryBytes: number;
-  /**
-   * True when every running attempt draws on this one capacity (one machine). False on a
-   * cluster: it only bounds one attempt (the largest node), and the scheduler places them.
-   */
-  shared: boolean;
-}
 
 /** A job ready to run: its tasks with their variables and cache keys, every template checked. */
 export interface PlannedJob {
@@ -29,6 +18,8 @@ export interface PlannedJob {
   tasks: PlannedTask[];
   /** Changes when any task's name or cache key changes; a run resumes in place only under the same plan. */
   planKey: string;
+  /** How its backend gets its attempts compute. */
+  dispatch: Dispatch;
 }
 
 export interface PlannedTask {
@@ -48,9 +39,9 @@ export const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';
 
-export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; capacity: Capacity }): Promise<PlannedJob> {
+export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; backend: Pick<Backend, 'capacity' | 'dispatch'> }): Promise<PlannedJob> {
   const { locate } = options;
-  checkResources(spec, options.capacity, locate);
+  checkResources(spec, options.backend.capacity(), locate);
   const command = parseOrThrow(spec.command, locate, spec.commandField);
   const gather = spec.gather === null ? null : parseOrThrow(spec.gather, locate, 'gather');
   if (gather) checkVariables(gather, [...Object.keys(spec.vars), ...GATHER_BUILTINS], locate, 'gather', 'a gather');
@@ -67,7 +58,7 @@ export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir
     plan.update(`${task.name}\0${task.cacheKey}\0`);
     return task;
   });
-  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32) };
+  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32), dispatch: options.backend.dispatch };
 }
 
 /** Every value a task's template can name. */

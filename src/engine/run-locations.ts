@@ -4,22 +4,23 @@ import type { JobSpec } from '../job/job-spec.js';
 import type { Locate } from '../job/load-job-file.js';
 import { isObjectStoreUri, joinLocation } from '../storage/location.js';
 import { storageFor } from '../storage/open-storage.js';
-import type { NewTask } from '../store/store.js';
+import type { Backend } from '../backends/backend.js';
+import type { NewTask } from '../store/records.js';
 
 /**
  * Refuse, before a run is recorded, a workdir or outdir its backend cannot use: object storage
  * is for pull workers (the node-side runner of a cluster and the local launcher write to
  * folders), and it must be reachable with the credentials at hand, its bucket existing.
  */
-export async function checkLocations(spec: JobSpec, locate: Locate, options: { sharedStore: boolean }): Promise<void> {
-  const backend = spec.backend ?? 'local';
+export async function checkLocations(spec: JobSpec, locate: Locate, options: { backend: Pick<Backend, 'name' | 'objectStorage' | 'dispatch'>; sharedStore: boolean }): Promise<void> {
+  const { backend } = options;
   for (const field of ['workdir', 'outdir'] as const) {
     const location = spec[field];
     if (location === null || !isObjectStoreUri(location)) continue;
-    if (backend !== 'workers') {
+    if (!backend.objectStorage) {
       throw new JobFileError(
         locate(field),
-        `${location} is in object storage, which only the workers backend can use (the ${backend} backend writes to folders)`,
+        `${location} is in object storage, which only the workers backend can use (the ${backend.name} backend writes to folders)`,
         'add `backend: workers` (or pass --backend workers) and start workers with `fanout workers start`, or use a folder',
       );
     }
@@ -30,7 +31,8 @@ export async function checkLocations(spec: JobSpec, locate: Locate, options: { s
       throw error;
     }
   }
-  if (backend !== 'workers') return;
+  // Pull workers may run on other machines: they must reach the work folder too.
+  if (backend.dispatch !== 'pull') return;
   if (spec.workdir === null && options.sharedStore) {
     throw new JobFileError(
       locate('workdir'),

@@ -1,7 +1,7 @@
 import type { AttemptLaunch } from '../backends/backend.js';
 import type { JobSpec } from '../job/job-spec.js';
 import { renderTemplate, type Template } from '../job/template.js';
-import type { TaskRecord } from '../store/store.js';
+import type { TaskRecord } from '../store/records.js';
 import { taskEnvironment, taskValues } from './plan-job.js';
 
 /** Where one attempt of a task runs and writes. */

@@ -1,5 +1,6 @@
 import type { AttemptReason } from '../job/job-spec.js';
-import type { RunRecord, RunState, Store, TaskCounts } from '../store/store.js';
+import type { RunRecord, RunState, TaskCounts } from '../store/records.js';
+import type { Store } from '../store/store.js';
 
 /**
  * The JSON an alert carries: what a webhook receives as its POST body and a `notify.command`

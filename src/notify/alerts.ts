@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { HomeLayout } from '../engine/home-layout.js';
 import type { NotifySpec } from '../job/job-spec.js';
 import { isObjectStoreUri } from '../storage/location.js';
-import type { ResultChange, RunRecord, RunState, Store } from '../store/store.js';
+import type { ResultChange } from '../store/run-ledger.js';
+import type { RunRecord, RunState } from '../store/records.js';
+import type { Store } from '../store/store.js';
 import { runEndedEvent, runEndedSummary, taskFailedSummary, type AlertSummary, type FailedTaskSummary } from './alert-summary.js';
 import { runAlertCommand } from './command-delivery.js';
 import { postWebhook, webhookOrigin } from './webhook-delivery.js';
@@ -148,10 +150,10 @@ function notifyOf(run: RunRecord): NotifySpec | null {
   return run.spec.notify ?? null;
 }
 
-/** The applied results whose task failed with no retry left (the gather is not a task). */
+/** The applied results whose task failed with no retry left. */
 export function failedForGood(applied: ResultChange[], nameOf: (index: number) => string | undefined): FailedTaskSummary[] {
   return applied
-    .filter((change) => change.index >= 0 && change.task.state === 'failed')
+    .filter((change) => change.task.state === 'failed')
     .map((change) => ({
       name: nameOf(change.index) ?? String(change.index),
       index: change.index,

@@ -1,4 +1,5 @@
 import type { AttemptReason, JobSpec } from '../job/job-spec.js';
+import type { ProcessIdentity } from '../process-identity.js';
 
 /**
  * What the store keeps, as the rest of fanout sees it: runs, their tasks, each task's attempts,
@@ -19,12 +20,7 @@ export const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeed
 export type Dispatch = 'push' | 'pull';
 
 /** Which process drives a run, so a second one can tell whether it is still alive. */
-export interface ProcessIdentity {
-  pid: number;
-  host: string;
-  /** Distinguishes a live process from a later one that reused its pid. */
-  startedAt: string | null;
-}
+export type { ProcessIdentity } from '../process-identity.js';
 
 export interface RunRecord {
   id: number;

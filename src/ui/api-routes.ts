@@ -4,7 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import { STDERR_FILE, STDOUT_FILE } from '../runner/result-record.js';
 import { joinLocation } from '../storage/location.js';
-import { GATHER_INDEX, TASK_STATES, type AttemptRecord, type RunRecord, type TaskState } from '../store/store.js';
+import { TASK_STATES, type AttemptRecord, type GatherAttemptRecord, type RunRecord, type TaskState } from '../store/records.js';
 import { TASK_SORTS, type TaskSort } from '../store/task-page.js';
 import { readLogPiece } from './log-tail.js';
 import type { RunActions } from './run-actions.js';
@@ -112,10 +112,9 @@ async function findRun(engine: Engine, id: string): Promise<RunRecord> {
 }
 
 /** A task's attempts (for a task skipped as done, those whose work it reused); `gather` names the gather. */
-async function taskAttempts(engine: Engine, run: RunRecord, name: string): Promise<AttemptRecord[]> {
-  const task = await engine.store.getTask(run.id, name);
-  if (task) return engine.attemptsBehind(run.id, task);
-  if (name === 'gather') return engine.store.attempts(run.id, GATHER_INDEX);
+async function taskAttempts(engine: Engine, run: RunRecord, name: string): Promise<Array<AttemptRecord | GatherAttemptRecord>> {
+  const attempts = await engine.attemptsNamed(run, name);
+  if (attempts) return attempts;
   throw new ApiError(404, `run ${run.id} has no task ${JSON.stringify(name)}`, `GET /api/runs/${run.id}/tasks?q=... searches by name`);
 }
 

@@ -1,6 +1,7 @@
-import type { Engine, RunHandle } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { RunHandle } from '../engine/run-handle.js';
 import { UserError } from '../errors.js';
-import type { RunRecord } from '../store/store.js';
+import type { RunRecord } from '../store/records.js';
 
 /**
  * The dashboard's buttons: cancel a run, retry its failed tasks, run its gather. A retry or a
@@ -49,9 +50,10 @@ export class RunActions {
   async gather(run: RunRecord): Promise<string> {
     if (this.driving.has(run.id)) throw new UserError(`run ${run.id} is already being driven by this dashboard`, 'wait for it to finish');
     await this.engine.checkGather(run);
-    // A workers run's gather is run by a worker; this server only watches it, so closing does not wait for it.
-    this.track(this.engine.gather(run), run.backend !== 'workers');
-    return run.backend === 'workers' ? 'queued' : 'gathering';
+    // A pull run's gather is run by a worker; this server only watches it, so closing does not wait for it.
+    const pulled = run.dispatch === 'pull';
+    this.track(this.engine.gather(run), !pulled);
+    return pulled ? 'queued' : 'gathering';
   }
 
   /** Stop what this server drives and wait for it to settle (the store then says `cancelled`). */

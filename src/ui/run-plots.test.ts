@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AttemptSpan } from '../store/store.js';
+import type { AttemptSpan } from '../store/records.js';
 import { runPlots } from './run-plots.js';
 
 const GB = 1e9;

@@ -1,5 +1,5 @@
 import { formatBytes } from '../job/units.js';
-import type { AttemptSpan } from '../store/store.js';
+import type { AttemptSpan } from '../store/records.js';
 
 /**
  * What the dashboard's plots draw, summarised here so a run of 100,000 tasks sends a few

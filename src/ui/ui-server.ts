@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Engine, RunHandle } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { RunHandle } from '../engine/run-handle.js';
 import { UserError } from '../errors.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';

@@ -5,17 +5,20 @@ import { join } from 'node:path';
 import { LocalBackend } from '../backends/local/local-backend.js';
 import type { AttemptLaunch } from '../backends/backend.js';
 import { commitToObjectStorage } from '../engine/committed-outputs.js';
-import type { HomeLayout } from '../engine/home-layout.js';
-import type { Alerts } from '../notify/alerts.js';
-import { finalOut, stagingOut } from '../engine/home-layout.js';
-import { QueueDuties, queuedResult } from '../engine/queue-duties.js';
+import { GatherStep } from '../engine/gather.js';
+import { finalOut, stagingOut, type HomeLayout } from '../engine/home-layout.js';
+import { QueueDuties } from '../engine/queue-duties.js';
+import { ResourceTally } from '../engine/resource-tally.js';
 import { taskLaunch } from '../engine/task-launch.js';
+import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { parseTemplate, type Template } from '../job/template.js';
 import { isObjectStoreUri } from '../storage/location.js';
-import { GATHER_INDEX, type AttemptKey, type ClaimedAttempt, type ResultChange, type RunRecord, type Store, type TaskRecord } from '../store/store.js';
+import type { RunRecord, TaskRecord } from '../store/records.js';
+import type { ResultChange } from '../store/run-ledger.js';
+import type { Store } from '../store/store.js';
+import type { AttemptKey, ClaimedAttempt } from '../store/work-queue.js';
 import { attemptSite, clearSite, stageIn, stageOutLogs, type AttemptSite } from './attempt-staging.js';
-import { prepareGather } from './worker-gather.js';
 
 export interface WorkerOptions {
   store: Store;
@@ -57,8 +60,8 @@ interface Held {
   task: TaskRecord | null;
   /** The outputs to upload when the attempt succeeds (object-storage outdir only). */
   localOut: string | null;
-  /** Commits the gather's outputs and builds its report. */
-  finishGather?: (result: AttemptResult) => Promise<ResultChange>;
+  /** Set once a gather is prepared: its cache key, and what uploads its outputs once it ended. */
+  gather?: { cacheKey: string; finish: (result: AttemptResult) => Promise<AttemptResult> };
   /** Handed back to the queue (SIGTERM twice, end of its lifetime): not the task's failure. */
   returning: boolean;
   /** Claimed ahead and waiting for room; being staged in; handed to the launcher; ended, its report not yet committed. */
@@ -94,10 +97,8 @@ export class Worker {
   /** Claimed attempts waiting for room, in claim order. */
   private readonly waiting: number[] = [];
   /** What the attempts this worker holds ask for, and what those it has started ask for. */
-  private heldCpus = 0;
-  private heldMemory = 0;
-  private usedCpus = 0;
-  private usedMemory = 0;
+  private readonly heldDemand = new ResourceTally();
+  private readonly startedDemand = new ResourceTally();
   /** How long tasks took of late (a moving average), null until one ended. */
   private recentTaskMs: number | null = null;
   private stopping: 'no' | 'drain' | 'return' = 'no';
@@ -177,7 +178,7 @@ export class Worker {
         wait = Math.min(wait * 2, pollMs * 8);
       }
       // With room left and work found, claim again at once; otherwise wait for a result or the poll.
-      if (claimed > 0 && this.heldCpus < this.options.cpus * this.claimAhead() && this.stopping === 'no') continue;
+      if (claimed > 0 && this.heldDemand.cpus < this.options.cpus * this.claimAhead() && this.stopping === 'no') continue;
       if (this.results.length > 0) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, claimed > 0 || this.held.size > 0 ? pollMs * 8 : wait);
@@ -201,16 +202,16 @@ export class Worker {
   private async claim(): Promise<number> {
     const { cpus, memoryBytes, layout } = this.options;
     const ahead = this.claimAhead();
-    const room = cpus * ahead - this.heldCpus;
+    const room = cpus * ahead - this.heldDemand.cpus;
     if (room < 1) return 0;
     const claimed = await this.options.store.claim({
       workerId: this.id,
       cpus: room,
-      memory: memoryBytes * ahead - this.heldMemory,
+      memory: memoryBytes * ahead - this.heldDemand.memory,
       perTask: { cpus, memory: memoryBytes },
       limit: room,
       leaseMs: this.options.leaseMs,
-      attemptDir: (run, index, attempt) => (index === GATHER_INDEX ? layout.gatherDir(run, attempt) : layout.attemptDir(run, index, attempt)),
+      folders: layout,
     });
     for (const attempt of claimed) await this.hold(attempt);
     this.startWaiting();
@@ -221,7 +222,7 @@ export class Worker {
     const run = await this.duties.run(claimed.runId);
     const task = claimed.kind === 'task' ? claimed.task : null;
     const held: Held = {
-      key: { runId: claimed.runId, index: task?.index ?? GATHER_INDEX, attempt: claimed.attempt },
+      key: task ? { kind: 'task', runId: claimed.runId, index: task.index, attempt: claimed.attempt } : { kind: 'gather', runId: claimed.runId, attempt: claimed.attempt },
       run,
       site: attemptSite(claimed.dir, this.scratch),
       cpus: task?.cpus ?? 1,
@@ -235,19 +236,17 @@ export class Worker {
     const launchId = this.nextLaunchId++;
     this.held.set(launchId, held);
     this.waiting.push(launchId);
-    this.heldCpus += held.cpus;
-    this.heldMemory += held.memory;
+    this.heldDemand.add(held);
   }
 
   /** Start waiting attempts, in claim order, while they fit in what is free. */
   private startWaiting(): void {
     while (this.waiting.length > 0) {
       const held = this.held.get(this.waiting[0]!)!;
-      if (this.usedCpus + held.cpus > this.options.cpus || this.usedMemory + held.memory > this.options.memoryBytes) return;
+      if (!this.startedDemand.fits(held, { cpus: this.options.cpus, memory: this.options.memoryBytes })) return;
       const launchId = this.waiting.shift()!;
       held.phase = 'starting';
-      this.usedCpus += held.cpus;
-      this.usedMemory += held.memory;
+      this.startedDemand.add(held);
       void this.start(launchId, held);
     }
   }
@@ -278,8 +277,7 @@ export class Worker {
     const held = this.held.get(launchId);
     if (held && held.phase !== 'ended') {
       held.phase = 'ended';
-      this.usedCpus -= held.cpus;
-      this.usedMemory -= held.memory;
+      this.startedDemand.remove(held);
     }
     this.results.push({ launchId, result });
     this.startWaiting();
@@ -299,8 +297,7 @@ export class Worker {
         // Never started: its room counts as used until its report releases it, like any other.
         this.waiting.splice(this.waiting.indexOf(launchId), 1);
         held.phase = 'running';
-        this.usedCpus += held.cpus;
-        this.usedMemory += held.memory;
+        this.startedDemand.add(held);
         this.endUnstarted(launchId, 'cancelled', 'stopped before it started');
       }
     }
@@ -322,9 +319,11 @@ export class Worker {
   }
 
   private async prepareGatherLaunch(launchId: number, held: Held): Promise<AttemptLaunch> {
-    const gather = await prepareGather(this.options.store, held.run, held.key.attempt, held.site, launchId);
-    held.finishGather = gather.finish;
-    return gather.launch;
+    const step = await GatherStep.load(this.options.store, this.options.layout, held.run);
+    if (step === null) throw new Error(`run ${held.run.id} has no gather`);
+    const prepared = await step.prepare(held.key.attempt, { attemptDir: held.site.local, manifest: join(`${held.site.local}.in`, 'manifest.json'), launchId });
+    held.gather = { cacheKey: step.cacheKey, finish: prepared.finish };
+    return prepared.launch;
   }
 
   private template(run: RunRecord): Template {
@@ -339,33 +338,31 @@ export class Worker {
     if (arrived.length === 0) return;
     const changes: ResultChange[] = [];
     const names = new Map<string, string>();
-    const gathers: Array<{ change: ResultChange; returning: boolean }> = [];
+    const gathers: Array<{ held: Held; result: AttemptResult }> = [];
     await Promise.all(
       arrived.map(async ({ launchId, result }) => {
         const held = this.held.get(launchId);
         if (!held) return;
-        const change = await this.finishAttempt(held, result);
         if (held.task) {
-          changes.push(change);
+          changes.push(await this.finishTask(held, held.task, result));
           names.set(`${held.key.runId}.${held.task.index}`, held.task.name);
-        }
-        else gathers.push({ change, returning: held.returning });
+        } else gathers.push({ held, result: await this.finishGather(held, result) });
       }),
     );
     if (changes.length > 0) {
       const { appliedResults } = await this.options.store.commit({ results: changes });
       this.duties.reported(appliedResults, (runId, index) => names.get(`${runId}.${index}`));
     }
-    for (const { change, returning } of gathers) {
-      const gatherState = returning ? 'pending' : change.result.reason === 'ok' ? 'succeeded' : 'failed';
-      await this.options.store.commit({ results: [change], run: { id: change.runId, gatherState } });
+    for (const { held, result } of gathers) {
+      // Handed back, it waits for another worker; its inputs are all still there.
+      const gatherState = held.returning ? 'pending' : result.reason === 'ok' ? 'succeeded' : 'failed';
+      await this.options.store.endGather({ runId: held.key.runId, attempt: held.key.attempt, result, gatherState, cacheKey: gatherState === 'succeeded' ? held.gather?.cacheKey : undefined });
     }
     for (const { launchId, result } of arrived) {
       const held = this.held.get(launchId);
       if (!held) continue;
       this.held.delete(launchId);
-      this.heldCpus -= held.cpus;
-      this.heldMemory -= held.memory;
+      this.heldDemand.remove(held);
       this.unsettled.add(held.key.runId);
       if (result.reason === 'ok' && held.task) this.noteDuration(result.endedAt - result.startedAt);
       await clearSite(held.site);
@@ -377,26 +374,28 @@ export class Worker {
     this.recentTaskMs = this.recentTaskMs === null ? ms : 0.8 * this.recentTaskMs + 0.2 * ms;
   }
 
-  /** Stage out what a finished attempt left, then say what its task becomes. */
-  private async finishAttempt(held: Held, result: AttemptResult): Promise<ResultChange> {
-    if (held.finishGather) {
-      const change = await held.finishGather(result);
-      await this.uploadLogs(held);
-      return change;
-    }
+  /** Stage out what a finished gather wrote and its logs. */
+  private async finishGather(held: Held, result: AttemptResult): Promise<AttemptResult> {
+    const outcome = held.gather ? await held.gather.finish(result) : result;
+    await this.uploadLogs(held);
+    return outcome;
+  }
+
+  /** Stage out what a finished task attempt left, then say what its task becomes. */
+  private async finishTask(held: Held, task: TaskRecord, result: AttemptResult): Promise<ResultChange> {
     let outcome = result;
     try {
-      if (result.reason === 'ok' && held.localOut !== null && held.task) {
-        await commitToObjectStorage(held.localOut, held.run.spec.outdir, held.task.name, held.key);
+      if (result.reason === 'ok' && held.localOut !== null) {
+        await commitToObjectStorage(held.localOut, held.run.spec.outdir, task.name, { runId: held.key.runId, index: task.index, attempt: held.key.attempt });
       }
     } catch (error) {
       outcome = { ...result, reason: 'infra', error: `staging out failed: ${(error as Error).message}` };
     }
     await this.uploadLogs(held);
     if (outcome.reason !== 'ok' && outcome.reason !== 'cancelled') {
-      this.options.log(`run ${held.key.runId} task ${held.task?.name ?? 'gather'} attempt ${held.key.attempt}: ${outcome.reason}${outcome.error ? ` (${outcome.error})` : ''}`);
+      this.options.log(`run ${held.key.runId} task ${task.name} attempt ${held.key.attempt}: ${outcome.reason}${outcome.error ? ` (${outcome.error})` : ''}`);
     }
-    return queuedResult(held.run, held.task!, held.key.attempt, outcome, { returned: held.returning });
+    return this.duties.decide(held.run, { task, attempt: held.key.attempt, result: outcome, interruption: held.returning ? 'handed-back' : 'none' });
   }
 
   private async uploadLogs(held: Held): Promise<void> {
@@ -411,8 +410,8 @@ export class Worker {
     const holding = [...this.held.values()].map((held) => held.key);
     const stop = await this.options.store.heartbeat(this.id, holding, this.options.leaseMs);
     if (stop.length === 0) return;
-    const wanted = new Set(stop.map((key) => `${key.runId}.${key.index}.${key.attempt}`));
-    this.stopAttempts([...this.held].filter(([, held]) => wanted.has(`${held.key.runId}.${held.key.index}.${held.key.attempt}`)).map(([id]) => id));
+    const wanted = new Set(stop.map(keyText));
+    this.stopAttempts([...this.held].filter(([, held]) => wanted.has(keyText(held.key))).map(([id]) => id));
   }
 
   /** End of the allocation's lifetime: hand everything back now, so nothing is cut off by the walltime. */
@@ -452,4 +451,8 @@ export class Worker {
       this.wake?.();
     });
   }
+}
+
+function keyText(key: AttemptKey): string {
+  return key.kind === 'task' ? `${key.runId}.${key.index}.${key.attempt}` : `${key.runId}.gather.${key.attempt}`;
 }

@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Capacity } from '../../engine/plan-job.js';
+import { JobFileError, UserError } from '../../errors.js';
+import type { Locate } from '../../job/load-job-file.js';
 import type { AttemptResult } from '../../runner/launcher.js';
 import { lostResult, readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
-import type { ProcessIdentity } from '../../store/store.js';
-import type { AttemptLaunch, Backend, OrphanAttempt, ResultListener } from '../backend.js';
+import type { ProcessIdentity } from '../../store/records.js';
+import type { AttemptLaunch, Capacity, OrphanAttempt, PlanSample, PushBackend, ResultListener } from '../backend.js';
 import { planArrays, type PlannedArray } from './array-plan.js';
 import type { ResolvedClusterSettings } from './cluster-settings.js';
 import { writeAttemptFiles, writeRunner } from './element-runner.js';
@@ -65,8 +66,11 @@ interface Element {
  * the queue without records, how they ended (OOM, timeout, node failure, cancelled outside).
  * Jobs outlive the coordinator; a later one adopts them through the arrays' journal.
  */
-export class ClusterBackend implements Backend {
+export class ClusterBackend implements PushBackend {
   readonly name: string;
+  readonly dispatch = 'push';
+  /** The node-side runner reads and writes folders. */
+  readonly objectStorage = false;
   private onResult: ResultListener = () => {};
   private readonly attempts = new Map<number, Attempt>();
   private readonly elements = new Map<string, Element>();
@@ -87,17 +91,12 @@ export class ClusterBackend implements Backend {
     this.pollMs = options.settings.pollMs;
   }
 
-  /** The cluster's own array limit (MaxArraySize, max_aj_tasks). */
-  get clusterMaxArraySize(): number {
-    return this.options.facts.maxArraySize;
-  }
-
-  get pack(): number {
+  private get pack(): number {
     return this.options.settings.pack;
   }
 
   /** Arrays are cut at this many elements. */
-  get maxArraySize(): number {
+  private get maxArraySize(): number {
     const { settings, facts } = this.options;
     return Math.min(facts.maxArraySize, settings.maxArraySize ?? Number.POSITIVE_INFINITY);
   }
@@ -191,16 +190,37 @@ export class ClusterBackend implements Backend {
     await this.loopDone;
   }
 
-  /** The submission script of the first array these launches would make: what `fanout render --backend` prints. */
-  renderFirstArray(launches: AttemptLaunch[]): string {
-    const array = this.planArrays(launches)[0];
+  /** The submission script of the first array a run would submit: what `fanout render --backend` prints. */
+  submissionScript(sample: PlanSample): string {
+    const array = this.planArrays(sample.launches(this.sampleSize()))[0];
     if (!array) return '';
     const arrayDir = join(this.options.runDir, 'arrays', '1');
     return this.script(array, arrayDir, join(this.options.runDir, 'fanout-element.sh'));
   }
 
+  /** Refuse what the scheduler would refuse at submission: it checks the first array without queueing it. */
+  async preflight(sample: PlanSample, locate: Locate): Promise<void> {
+    const asked = sample.spec.cluster?.maxArraySize;
+    const allowed = this.options.facts.maxArraySize;
+    if (asked !== undefined && asked > allowed) {
+      throw new JobFileError(locate('cluster.maxArraySize'), `asks for arrays of ${asked} elements but the cluster allows at most ${allowed}`, `set it to at most ${allowed}, or remove it`);
+    }
+    const complaint = await this.check(sample.launches(this.sampleSize()), sample.scratchDir);
+    if (complaint !== null) {
+      throw new UserError(
+        `${this.name} refuses this job's first array: ${complaint}`,
+        `change the job's resources or its ${this.name} settings (see \`fanout render ${sample.spec.file} --backend ${this.name}\`)`,
+      );
+    }
+  }
+
+  /** How many launches stand for the first array: as many as one array and the queue take. */
+  private sampleSize(): number {
+    return Math.min(this.defaultConcurrency(), this.maxArraySize * this.pack);
+  }
+
   /** Ask the scheduler to check the first array without queueing it: its complaint, or null. */
-  async check(launches: AttemptLaunch[], scratchDir: string): Promise<string | null> {
+  private async check(launches: AttemptLaunch[], scratchDir: string): Promise<string | null> {
     const array = this.planArrays(launches)[0];
     if (!array) return null;
     mkdirSync(scratchDir, { recursive: true });

@@ -40,6 +40,11 @@ export interface ArrayScript {
   /** Each element's scheduler output (the runner's own errors; attempts log to their folders). */
   elementLogPattern: string;
   resources: ElementResources;
+  /**
+   * Give each element the submitting shell's environment (pull workers need its PATH and the
+   * store's settings). SLURM does so by default; Grid Engine only when asked (`-V`).
+   */
+  inheritEnvironment?: boolean;
 }
 
 /** How an element ended, by the scheduler's account. */
@@ -72,6 +77,8 @@ export interface Scheduler {
   readonly firstElement: number;
   /** The environment variable an element's index is in. */
   readonly elementVariable: string;
+  /** The environment variable an element's job id is in. */
+  readonly jobIdVariable: string;
   /** Commands it needs on the submitting machine. */
   readonly commands: readonly string[];
   readonly submitCommand: string;

@@ -1,9 +1,7 @@
 import { Launcher } from '../../runner/launcher.js';
 import { lostResult } from '../../runner/result-record.js';
-import { identityOf, isAlive } from '../../engine/process-identity.js';
-import type { Capacity } from '../../engine/plan-job.js';
-import type { ProcessIdentity } from '../../store/store.js';
-import type { AttemptLaunch, Backend, OrphanAttempt, ResultListener } from '../backend.js';
+import { identityOf, isAlive, type ProcessIdentity } from '../../process-identity.js';
+import type { AttemptLaunch, Capacity, OrphanAttempt, PushBackend, ResultListener } from '../backend.js';
 import { localCapacity } from './local-capacity.js';
 import { OrphanWatch } from './orphan-watch.js';
 
@@ -18,8 +16,11 @@ export interface LocalBackendOptions {
  * Attempts as processes on this machine, started and supervised by one native launcher process
  * that outlives the coordinator if it is killed (see src/runner/launcher.ts).
  */
-export class LocalBackend implements Backend {
+export class LocalBackend implements PushBackend {
   readonly name = 'local';
+  readonly dispatch = 'push';
+  /** The launcher reads and writes folders on this machine. */
+  readonly objectStorage = false;
   private launcher: Launcher | undefined;
   private orphans: OrphanWatch | undefined;
   private onResult: ResultListener = () => {};

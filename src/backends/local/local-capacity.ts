@@ -1,5 +1,5 @@
 import { availableParallelism, totalmem } from 'node:os';
-import type { Capacity } from '../../engine/plan-job.js';
+import type { Capacity } from '../backend.js';
 
 /** This machine, unless the user hands fanout less of it (`--cpus`, `--memory`). */
 export function localCapacity(limits: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>> = {}): Capacity {

@@ -1,6 +1,6 @@
-import { isAlive } from '../../engine/process-identity.js';
+import { isAlive } from '../../process-identity.js';
 import { lostResult, readResultRecord } from '../../runner/result-record.js';
-import type { ProcessIdentity } from '../../store/store.js';
+import type { ProcessIdentity } from '../../store/records.js';
 import type { OrphanAttempt, ResultListener } from '../backend.js';
 
 const POLL_MS = 250;

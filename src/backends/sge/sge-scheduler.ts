@@ -22,6 +22,7 @@ export class SgeScheduler implements Scheduler {
   readonly name = 'sge';
   readonly firstElement = 1;
   readonly elementVariable = 'SGE_TASK_ID';
+  readonly jobIdVariable = 'JOB_ID';
   readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
   readonly submitCommand = 'qsub';
   readonly oomMessage = /exceeded (its )?h_vmem|memory limit exceeded/i;
@@ -71,6 +72,7 @@ export class SgeScheduler implements Scheduler {
     if (limits.length > 0) lines.push(`-l ${limits.join(',')}`);
     if (sge.queue !== undefined) lines.push(`-q ${sge.queue}`);
     lines.push(...(sge.extra ?? []));
+    if (script.inheritEnvironment) lines.push('-V');
     return lines.map((line) => `#$ ${line}`);
   }
 

@@ -19,6 +19,7 @@ export class SlurmScheduler implements Scheduler {
   readonly name = 'slurm';
   readonly firstElement = 0;
   readonly elementVariable = 'SLURM_ARRAY_TASK_ID';
+  readonly jobIdVariable = 'SLURM_ARRAY_JOB_ID';
   readonly commands = ['sbatch', 'squeue', 'scancel', 'scontrol', 'sinfo'] as const;
   readonly submitCommand = 'sbatch';
   // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".

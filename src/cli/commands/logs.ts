@@ -4,7 +4,6 @@ import { UserError } from '../../errors.js';
 import { isObjectStoreUri, joinLocation } from '../../storage/location.js';
 import { storageFor } from '../../storage/open-storage.js';
 import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
-import { GATHER_INDEX } from '../../store/store.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
@@ -19,10 +18,8 @@ export function registerLogs(program: Command): void {
       withEngine(options, async (engine) => {
         const run = await engine.resolveRun(second === undefined ? undefined : first);
         const name = second ?? first;
-        const task = await engine.store.getTask(run.id, name);
-        const index = task ? task.index : name === 'gather' ? GATHER_INDEX : undefined;
-        if (index === undefined) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
-        const attempts = task ? await engine.attemptsBehind(run.id, task) : await engine.store.attempts(run.id, index);
+        const attempts = await engine.attemptsNamed(run, name);
+        if (attempts === null) throw new UserError(`run ${run.id} has no task "${name}"`, `see \`fanout tasks ${run.id}\``);
         if (attempts.length === 0) throw new UserError(`task "${name}" of run ${run.id} has not run yet`);
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);

@@ -15,8 +15,9 @@ export function registerRender(program: Command): void {
   ).action((file: string, options: GlobalOptions & PlanFlags & { task?: string }) =>
       withEngine(options, async (engine) => {
         const planned = await engine.plan(file, planOptions(options));
-        if ((planned.spec.backend ?? 'local') !== 'local') {
-          process.stdout.write(await engine.submissionScript(planned));
+        const script = await engine.submissionScript(planned);
+        if (script !== null) {
+          process.stdout.write(script);
           return;
         }
         const task = options.task === undefined ? planned.tasks[0] : planned.tasks.find((t) => t.name === options.task);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RunHandle, RunOutcome } from '../../engine/engine.js';
+import type { RunHandle, RunOutcome } from '../../engine/run-handle.js';
 import { planOptions, positiveInteger, withEngine, withPlanFlags, type GlobalOptions, type MachineOptions, type PlanFlags } from '../cli-context.js';
 import { countsLine, statusJson } from '../output.js';
 import { ProgressView } from '../progress-view.js';

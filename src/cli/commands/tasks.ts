@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { TASK_STATES, type TaskState } from '../../store/store.js';
+import { TASK_STATES, type TaskState } from '../../store/records.js';
 import { withEngine, type GlobalOptions } from '../cli-context.js';
 import { bytesOrDash, durationOrDash, orDash, table, taskJson } from '../output.js';
 

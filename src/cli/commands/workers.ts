@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { formatBytes, parseDuration, parseMemory } from '../../job/units.js';
-import { launchWorkers } from '../../worker/launch-workers.js';
+import { launchWorkers } from '../../backends/workers/launch-workers.js';
 import { homeFolder, positiveInteger, storeLocation, withEngine, type GlobalOptions } from '../cli-context.js';
 import { table } from '../output.js';
 

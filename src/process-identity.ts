@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { ProcessIdentity } from '../store/store.js';
+
+/** A process, told apart from a later one that reused its pid: which coordinator drives a run, which launcher supervises its attempts. */
+export interface ProcessIdentity {
+  pid: number;
+  host: string;
+  /** Distinguishes a live process from a later one that reused its pid. */
+  startedAt: string | null;
+}
 
 let bootId: string | undefined;
 

@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveClusterSettings } from '../backends/cluster/cluster-settings.js';
-import { SchedulerCommands } from '../backends/cluster/scheduler-commands.js';
-import { makeScheduler, readFacts } from '../backends/open-backend.js';
-import { UserError } from '../errors.js';
-import type { JobSpec } from '../job/job-spec.js';
-import { shellQuote } from '../job/shell-quote.js';
-import { MIB } from '../job/units.js';
+import { resolveClusterSettings } from '../cluster/cluster-settings.js';
+import { SchedulerCommands } from '../cluster/scheduler-commands.js';
+import { makeScheduler, readFacts } from '../open-backend.js';
+import { UserError } from '../../errors.js';
+import type { JobSpec } from '../../job/job-spec.js';
+import { shellQuote } from '../../job/shell-quote.js';
+import { MIB } from '../../job/units.js';
 
 /** What `fanout workers start` asks for: N workers, each with these resources. */
 export interface WorkerFleet {
@@ -26,9 +26,7 @@ export interface WorkerFleet {
   profile: string | null;
 }
 
-const JOB_ID_VARIABLE = { slurm: 'SLURM_ARRAY_JOB_ID', sge: 'JOB_ID' } as const;
-
-const FANOUT_BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url));
+const FANOUT_BIN = fileURLToPath(new URL('../../../bin/fanout.js', import.meta.url));
 
 /**
  * Start pull workers as processes here or as one array job on a cluster (what dask-jobqueue's
@@ -78,15 +76,15 @@ async function launchOnCluster(fleet: WorkerFleet, backend: 'slurm' | 'sge', arg
     elements: fleet.count,
     elementLogPattern: 'worker-%ELEMENT%.log',
     resources: { cpus: fleet.cpus, memoryBytes: fleet.memoryBytes, timeMs: fleet.timeMs },
+    inheritEnvironment: true,
   });
-  if (backend === 'sge') directives.push('#$ -V');
   // Grid Engine's h_vmem caps virtual memory; without this flag Node reserves ~10 GB of address
   // space for WebAssembly (which its HTTP client uses) and dies under any ordinary limit.
   const worker = [process.execPath, '--disable-wasm-trap-handler', FANOUT_BIN, ...args].map(shellQuote).join(' ');
   const script = join(fleet.folder, 'workers.sh');
   writeFileSync(
     script,
-    ['#!/bin/sh', ...directives, `cd ${shellQuote(process.cwd())} || exit 1`, `exec ${worker} --launched-by "${backend} job $${JOB_ID_VARIABLE[backend]}.$${scheduler.elementVariable}"`, ''].join('\n'),
+    ['#!/bin/sh', ...directives, `cd ${shellQuote(process.cwd())} || exit 1`, `exec ${worker} --launched-by "${backend} job $${scheduler.jobIdVariable}.$${scheduler.elementVariable}"`, ''].join('\n'),
   );
   const complaint = await scheduler.check(script);
   if (complaint !== null) throw new UserError(`${backend} refuses the workers' job: ${complaint}`, 'change --cpus/--memory/--time, or the cluster settings');

@@ -1,0 +1,172 @@
+import { dirname, join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
+import type { PushBackend } from '../backends/backend.js';
+import { UserError } from '../errors.js';
+import type { JobSpec } from '../job/job-spec.js';
+import { parseTemplate } from '../job/template.js';
+import type { Alerts } from '../notify/alerts.js';
+import { isAlive, type ProcessIdentity } from '../process-identity.js';
+import type { AttemptResult } from '../runner/launcher.js';
+import { lostResult } from '../runner/result-record.js';
+import type { RunRecord, RunState } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import { Coordinator } from './coordinator.js';
+import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
+import { stagingOut, type HomeLayout, type RunPlace } from './home-layout.js';
+import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js';
+
+/**
+ * Runs of push dispatch (local processes, SLURM, Grid Engine): this process becomes the run's
+ * coordinator, submits its attempts to the backend, applies the one decision of
+ * attempt-decision.ts to each result, and runs the gather. Only one live coordinator holds a run.
+ */
+export class PushDriver implements RunDriver {
+  constructor(
+    private readonly store: Store,
+    private readonly layout: HomeLayout,
+    private readonly alerts: Alerts,
+    private readonly me: ProcessIdentity,
+    private readonly openBackend: (spec: JobSpec, run: RunPlace) => Promise<PushBackend>,
+  ) {}
+
+  async hold(run: RunRecord): Promise<void> {
+    const holder = await this.store.claimRun(run.id, this.me, isAlive);
+    if (holder) throw alreadyRunning(run.job, holder);
+  }
+
+  async follow(claimed: RunRecord, options: { concurrency?: number; stopAtOnce?: boolean } = {}): Promise<RunHandle> {
+    const { store, layout } = this;
+    const backend = await this.openBackend(claimed.spec, claimed);
+    const previousLauncher = claimed.launcher;
+    const listeners: Array<(progress: Progress) => void> = [];
+    const coordinator = await Coordinator.open({
+      store,
+      backend,
+      layout,
+      run: claimed,
+      command: parseTemplate(claimed.spec.command),
+      capacity: backend.capacity(),
+      concurrency: options.concurrency ?? claimed.spec.concurrency ?? backend.defaultConcurrency(),
+      alerts: this.alerts,
+      onProgress: (progress) => listeners.forEach((listener) => listener(progress)),
+    });
+    const waiter = new ResultWaiter();
+    const launcher = await backend.start((id, result) => (id === GATHER_ATTEMPT_ID ? waiter.deliver(id, result) : coordinator.onResult(id, result)));
+    await store.setLauncher(claimed.id, launcher);
+    await this.settleInterruptedGather(claimed);
+    await coordinator.recover(previousLauncher !== null && isAlive(previousLauncher) ? previousLauncher : null);
+    if (options.stopAtOnce) coordinator.stop();
+
+    const done = (async (): Promise<RunOutcome> => {
+      try {
+        await coordinator.drive();
+        await removeReplacedOutputs(store, claimed);
+        const counts = coordinator.progress().counts;
+        const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
+        let gather: GatherOutcome | null = null;
+        if (!coordinator.isStopping && allDone && claimed.spec.gather !== null) {
+          gather = await runGather({ store, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
+        }
+        const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
+        await store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
+        // This process holds the run, so its end is committed once, here; the alert follows it.
+        this.alerts.runEnded(store, claimed, state);
+        return { run: (await store.getRun(claimed.id))!, counts: await store.counts(claimed.id), gather };
+      } finally {
+        await backend.close();
+        await store.setLauncher(claimed.id, null);
+        await store.releaseRun(claimed.id, this.me);
+      }
+    })();
+
+    return {
+      run: claimed,
+      interrupt: 'stops',
+      progress: () => coordinator.progress(),
+      onProgress: (listener) => listeners.push(listener),
+      stop: () => coordinator.stop(),
+      done,
+    };
+  }
+
+  /** Through its live coordinator, or by settling it here when none is left. */
+  async cancel(run: RunRecord): Promise<'signalled' | 'settled'> {
+    if (run.coordinator && isAlive(run.coordinator) && run.coordinator.pid !== process.pid) {
+      process.kill(run.coordinator.pid, 'SIGTERM');
+      return 'signalled';
+    }
+    await this.hold(run);
+    await (await this.follow(run, { stopAtOnce: true })).done;
+    return 'settled';
+  }
+
+  async gather(run: RunRecord): Promise<GatherOutcome> {
+    await this.hold(run);
+    const backend = await this.openBackend(run.spec, run);
+    const waiter = new ResultWaiter();
+    try {
+      await backend.start(waiter.deliver);
+      return await runGather({ store: this.store, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
+    } finally {
+      await backend.close();
+      await this.store.releaseRun(run.id, this.me);
+    }
+  }
+
+  /** A gather cut off by a crash has no result to adopt; it simply runs again. */
+  private async settleInterruptedGather(run: RunRecord): Promise<void> {
+    for (const cut of (await this.store.gatherAttempts(run.id)).filter((attempt) => attempt.state === 'running')) {
+      await this.store.endGather({ runId: run.id, attempt: cut.attempt, result: lostResult('the coordinator stopped while the gather ran'), gatherState: 'failed' });
+    }
+  }
+}
+
+export function alreadyRunning(job: string, holder: ProcessIdentity): UserError {
+  return new UserError(
+    `job ${job} is already running under another fanout (pid ${holder.pid} on ${holder.host})`,
+    'wait for it to finish, or stop it with `fanout cancel`',
+  );
+}
+
+/**
+ * A commit that replaced an earlier output swapped the old one into the attempt's staging
+ * folder. Clear those once per drive, off the scheduling path; staging folders of attempts that
+ * failed stay for inspection.
+ */
+async function removeReplacedOutputs(store: Store, run: RunRecord): Promise<void> {
+  const staging = dirname(stagingOut(run.spec.outdir, run.id, 0, 1));
+  let entries: string[];
+  try {
+    entries = readdirSync(staging);
+  } catch {
+    return;
+  }
+  const succeeded = new Map((await store.listTasks(run.id, { state: 'succeeded' })).map((task) => [task.index, task.attempts]));
+  for (const entry of entries) {
+    const [runId, index, attempt] = entry.split('.').map(Number);
+    if (runId === run.id && succeeded.get(index!) === attempt) rmSync(join(staging, entry), { recursive: true, force: true });
+  }
+}
+
+/** Hands one attempt's result to whoever awaits it. */
+class ResultWaiter {
+  private readonly waiting = new Map<number, (result: AttemptResult) => void>();
+  private readonly arrived = new Map<number, AttemptResult>();
+
+  readonly deliver = (id: number, result: AttemptResult): void => {
+    const resolve = this.waiting.get(id);
+    if (resolve) {
+      this.waiting.delete(id);
+      resolve(result);
+    } else this.arrived.set(id, result);
+  };
+
+  readonly wait = (id: number): Promise<AttemptResult> => {
+    const early = this.arrived.get(id);
+    if (early) {
+      this.arrived.delete(id);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  };
+}
