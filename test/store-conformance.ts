@@ -1,14 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobSpec } from '../src/job/job-spec.js';
-import {
-  GATHER_INDEX,
-  type AttemptOutcome,
-  type ClaimRequest,
-  type NewTask,
-  type ProcessIdentity,
-  type ResultChange,
-  type Store,
-} from '../src/store/store.js';
+import type { AttemptOutcome, NewTask, ProcessIdentity } from '../src/store/records.js';
+import type { ResultChange } from '../src/store/run-ledger.js';
+import type { Store } from '../src/store/store.js';
+import type { AttemptKey, ClaimRequest } from '../src/store/work-queue.js';
 
 /**
  * One suite for every Store: the whole contract, on a real store, fresh for each test. The
@@ -21,6 +16,8 @@ export interface StoreUnderTest {
   openAnother(): Promise<Store>;
   /** Make the store `open` made last look written by a newer fanout (one schema version ahead). */
   writeNewerSchema(): Promise<void>;
+  /** Whether processes on other machines can reach it. */
+  shared: boolean;
 }
 
 const ME: ProcessIdentity = { pid: 100, host: 'here', startedAt: 'a' };
@@ -69,7 +66,10 @@ function claimRequest(workerId: string, free: Partial<ClaimRequest> = {}): Claim
     memory: 16 * GiB,
     limit: 100,
     leaseMs: 60_000,
-    attemptDir: (run, index, attempt) => `/work/${run.spec.name}-${run.id}/${index === GATHER_INDEX ? 'gather' : index}.${attempt}`,
+    folders: {
+      attemptDir: (run, index, attempt) => `/work/${run.spec.name}-${run.id}/${index}.${attempt}`,
+      gatherDir: (run, attempt) => `/work/${run.spec.name}-${run.id}/gather.${attempt}`,
+    },
     ...free,
   };
 }
@@ -94,7 +94,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
     });
 
     async function workersRun(store: Store, count: number, shape: Partial<NewTask> = {}, gather: string | null = null) {
-      const created = await store.createRun({ job: `job-${Math.random()}`, jobFile: '/j.yaml', spec: spec('w', gather), backend: 'workers', planKey: 'p', tasks: tasks(count, shape), coordinator: null }, alive);
+      const created = await store.createRun({ job: `job-${Math.random()}`, jobFile: '/j.yaml', spec: spec('w', gather), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: tasks(count, shape), coordinator: null }, alive);
       if (!('run' in created)) throw new Error('expected a run');
       return created.run;
     }
@@ -103,7 +103,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
       /** A local run of 30 tasks: names `Sample-00`..`Sample-29`; every third failed, the rest of the first 20 succeeded. */
       async function measuredRun(store: Store) {
         const named = tasks(30).map((task) => ({ ...task, name: `Sample-${String(task.index).padStart(2, '0')}` }));
-        const created = await store.createRun({ job: 'page', jobFile: '/j', spec: spec('page'), backend: 'local', planKey: 'p', tasks: named, coordinator: ME }, alive);
+        const created = await store.createRun({ job: 'page', jobFile: '/j', spec: spec('page'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: named, coordinator: ME }, alive);
         if (!('run' in created)) throw new Error('expected a run');
         const runId = created.run.id;
         const launches = Array.from({ length: 20 }, (_, index) => ({ runId, index, attempt: 1, dir: `/w/${index}`, cpus: 1, memory: 4 * GiB, timeMs: null, launchedAt: 100 + index }));
@@ -166,7 +166,8 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
       it("gives when each task attempt ran, not the gather's", async () => {
         const store = await open();
         const runId = await measuredRun(store);
-        await store.commit({ launches: [{ runId, index: GATHER_INDEX, attempt: 1, dir: '/w/g', cpus: 1, memory: null, timeMs: null, launchedAt: 5_000 }, { runId, index: 25, attempt: 1, dir: '/w/25', cpus: 1, memory: null, timeMs: null, launchedAt: 4_000 }] });
+        expect(await store.startGather(runId, { dir: () => '/w/g', launchedAt: 5_000 })).not.toBeNull();
+        await store.commit({ launches: [{ runId, index: 25, attempt: 1, dir: '/w/25', cpus: 1, memory: null, timeMs: null, launchedAt: 4_000 }] });
         const spans = (await store.attemptSpans(runId)).sort((a, b) => a.launchedAt - b.launchedAt);
         expect(spans).toHaveLength(21);
         expect(spans[0]).toEqual({ index: 0, launchedAt: 100, startedAt: 1_000, endedAt: 1_000, reason: 'exit', memory: 4 * GiB, peakMemory: 0 });
@@ -177,10 +178,10 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
     describe('runs', () => {
       it('records a run with its tasks and reads it back', async () => {
         const store = await open();
-        const created = await store.createRun({ job: 'align', jobFile: '/jobs/align.yaml', spec: spec('align'), backend: 'local', planKey: 'plan-1', tasks: tasks(3, { memory: 3 * GiB, timeMs: 60_000, cpus: 2 }), coordinator: ME }, alive);
+        const created = await store.createRun({ job: 'align', jobFile: '/jobs/align.yaml', spec: spec('align'), backend: 'local', dispatch: 'push', planKey: 'plan-1', tasks: tasks(3, { memory: 3 * GiB, timeMs: 60_000, cpus: 2 }), coordinator: ME }, alive);
         expect('run' in created).toBe(true);
         const run = 'run' in created ? created.run : null!;
-        expect(run).toMatchObject({ job: 'align', jobFile: '/jobs/align.yaml', backend: 'local', state: 'running', endedAt: null, planKey: 'plan-1', coordinator: ME, launcher: null, gatherState: null });
+        expect(run).toMatchObject({ job: 'align', jobFile: '/jobs/align.yaml', backend: 'local', dispatch: 'push', state: 'running', endedAt: null, planKey: 'plan-1', coordinator: ME, launcher: null, gatherState: null });
         expect(run.spec).toEqual(spec('align'));
         expect(Math.abs(run.createdAt - Date.now())).toBeLessThan(60_000);
         expect(await store.getRun(run.id)).toEqual(run);
@@ -197,7 +198,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const store = await open();
         const ids: number[] = [];
         for (const job of ['a', 'b', 'a']) {
-          const created = await store.createRun({ job, jobFile: '/j', spec: spec(job), backend: 'local', planKey: 'p', tasks: [], coordinator: null }, alive);
+          const created = await store.createRun({ job, jobFile: '/j', spec: spec(job), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: null }, alive);
           ids.push('run' in created ? created.run.id : -1);
         }
         expect((await store.listRuns()).map((r) => r.id)).toEqual([ids[2], ids[1], ids[0]]);
@@ -208,20 +209,20 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
 
       it('refuses a second run of a job while its live coordinator runs it', async () => {
         const store = await open();
-        const first = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', planKey: 'p', tasks: tasks(2), coordinator: OTHER }, alive);
+        const first = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: OTHER }, alive);
         expect('run' in first).toBe(true);
-        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive)).toEqual({ heldBy: OTHER });
-        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'workers', planKey: 'p', tasks: [], coordinator: null }, alive)).toEqual({ heldBy: OTHER });
+        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive)).toEqual({ heldBy: OTHER });
+        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: [], coordinator: null }, alive)).toEqual({ heldBy: OTHER });
         expect(await store.listRuns({ job: 'j' })).toHaveLength(1);
         // A dead coordinator, or the same process, does not hold it.
-        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', planKey: 'p', tasks: [], coordinator: ME }, dead))).toBe(true);
+        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME }, dead))).toBe(true);
         const onlyMeAlive = (holder: ProcessIdentity) => holder.pid === ME.pid;
-        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', planKey: 'p', tasks: [], coordinator: ME }, onlyMeAlive))).toBe(true);
+        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME }, onlyMeAlive))).toBe(true);
       });
 
       it('lets a run be claimed from a dead coordinator and released only by its holder', async () => {
         const store = await open();
-        const created = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', planKey: 'p', tasks: [], coordinator: OTHER }, alive);
+        const created = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: OTHER }, alive);
         const runId = 'run' in created ? created.run.id : -1;
         expect(await store.claimRun(runId, ME, alive)).toEqual(OTHER);
         expect((await store.getRun(runId))!.coordinator).toEqual(OTHER);
@@ -242,6 +243,11 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.getRun(run.id))!.launcher).toEqual(ME);
         await store.setLauncher(run.id, null);
         expect((await store.getRun(run.id))!.launcher).toBeNull();
+      });
+
+      it('says whether other machines can reach it', async () => {
+        const store = await open();
+        expect(store.shared).toBe(under.shared);
       });
 
       it('keeps its id across reopening, and every instance agrees on it', async () => {
@@ -336,21 +342,143 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(await store.commit({ run: { id: run.id, gatherState: null } })).toEqual({ appliedResults: [] });
       });
 
-      it('upserts cache entries and records the gather under its own index', async () => {
+      it('upserts cache entries and records the gather in attempts of its own', async () => {
         const store = await open();
         const run = await workersRun(store, 0);
-        await store.commit({ launches: [{ runId: run.id, index: GATHER_INDEX, attempt: 1, dir: '/g/1', cpus: 1, memory: null, timeMs: null, launchedAt: 1 }], run: { id: run.id, gatherState: 'running' } });
-        await store.commit({
-          results: [{ ...result(run.id, GATHER_INDEX, 1, 'ok'), cache: { key: 'gather-key', runId: run.id, index: GATHER_INDEX, attempt: 1, out: '/out' } }],
-          run: { id: run.id, gatherState: 'succeeded' },
+        const started = await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 1 });
+        expect(started).toEqual({
+          runId: run.id, attempt: 1, state: 'running', dir: '/g/1', launchedAt: 1, reason: null, exitCode: null, signal: null,
+          startedAt: null, endedAt: null, peakMemory: null, cpuMs: null, host: null, error: null, worker: null, cacheKey: null,
         });
-        expect(await store.attempts(run.id, GATHER_INDEX)).toMatchObject([{ index: GATHER_INDEX, state: 'done', reason: 'ok' }]);
+        expect((await store.getRun(run.id))!.gatherState).toBe('running');
+        expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('ok'), gatherState: 'succeeded', cacheKey: 'gather-key' })).toBe(true);
+        expect(await store.gatherAttempts(run.id)).toMatchObject([{ attempt: 1, state: 'done', reason: 'ok', cacheKey: 'gather-key', host: 'node1', cpuMs: 400 }]);
+        expect((await store.getRun(run.id))!.gatherState).toBe('succeeded');
+        // The gather is no task: its attempts are not any task's, nor running task attempts, nor task cache.
+        expect(await store.attempts(run.id, -1)).toEqual([]);
+        expect(await store.runningAttempts(run.id)).toEqual([]);
+        expect((await store.lookupCache(['gather-key'])).size).toBe(0);
         await store.commit({ results: [], launches: [], taskStates: [] });
         const other = await workersRun(store, 1);
         await store.commit({ launches: [{ runId: other.id, index: 0, attempt: 1, dir: '/w', cpus: 1, memory: null, timeMs: null, launchedAt: 1 }] });
-        await store.commit({ results: [{ ...result(other.id, 0, 1, 'ok'), cache: { key: 'gather-key', runId: other.id, index: 0, attempt: 1, out: '/elsewhere' } }] });
-        expect((await store.lookupCache(['gather-key', 'missing'])).get('gather-key')).toEqual({ key: 'gather-key', runId: other.id, index: 0, attempt: 1, out: '/elsewhere' });
+        await store.commit({ results: [{ ...result(other.id, 0, 1, 'ok'), cache: { key: 'task-key', runId: other.id, index: 0, attempt: 1, out: '/out' } }] });
+        await store.commit({ launches: [{ runId: other.id, index: 0, attempt: 2, dir: '/w', cpus: 1, memory: null, timeMs: null, launchedAt: 1 }] });
+        await store.commit({ results: [{ ...result(other.id, 0, 2, 'ok'), cache: { key: 'task-key', runId: other.id, index: 0, attempt: 2, out: '/elsewhere' } }] });
+        expect((await store.lookupCache(['task-key', 'missing'])).get('task-key')).toEqual({ key: 'task-key', runId: other.id, index: 0, attempt: 2, out: '/elsewhere' });
         expect((await store.lookupCache([])).size).toBe(0);
+        expect(await store.gatherDone('gather-key')).toBe(true);
+      });
+    });
+
+    describe('gather', () => {
+      it('runs one gather of a run at a time, numbering its attempts', async () => {
+        const store = await open();
+        const run = await workersRun(store, 0, {}, 'gather');
+        const first = await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 10 });
+        expect(first).toMatchObject({ runId: run.id, attempt: 1, state: 'running', dir: '/g/1', launchedAt: 10, worker: null });
+        expect(await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 11 })).toBeNull();
+        // A gather queued by hand meanwhile is not handed to a worker while one runs.
+        await store.commit({ run: { id: run.id, gatherState: 'pending' } });
+        expect(await store.claim(claimRequest('w'))).toEqual([]);
+        expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('exit'), gatherState: 'failed' })).toBe(true);
+        expect((await store.getRun(run.id))!.gatherState).toBe('failed');
+        const second = await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 12 });
+        expect(second).toMatchObject({ attempt: 2, dir: '/g/2' });
+        expect((await store.gatherAttempts(run.id)).map((g) => [g.attempt, g.state, g.reason])).toEqual([[1, 'done', 'exit'], [2, 'running', null]]);
+        // Another run's gather is its own.
+        const other = await workersRun(store, 0, {}, 'gather');
+        expect(await store.startGather(other.id, { dir: () => '/o', launchedAt: 13 })).toMatchObject({ runId: other.id, attempt: 1 });
+      });
+
+      it('starts one gather when several processes start it at once', async () => {
+        const store = await open();
+        const run = await workersRun(store, 0, {}, 'gather');
+        const others = await Promise.all([openAnother(), openAnother(), openAnother()]);
+        const started = await Promise.all([store, ...others, store].map((s, i) => s.startGather(run.id, { dir: (attempt) => `/g/${i}.${attempt}`, launchedAt: i })));
+        expect(started.filter((g) => g !== null)).toHaveLength(1);
+        expect(await store.gatherAttempts(run.id)).toHaveLength(1);
+        expect((await store.gatherAttempts(run.id))[0]).toMatchObject({ attempt: 1, state: 'running' });
+      });
+
+      it('ends a gather attempt once, setting the run\'s gather state with it', async () => {
+        const store = await open();
+        const other = await openAnother();
+        const run = await workersRun(store, 0, {}, 'gather');
+        await store.startGather(run.id, { dir: () => '/g', launchedAt: 1 });
+        const ends = await Promise.all([
+          store.endGather({ runId: run.id, attempt: 1, result: outcome('ok'), gatherState: 'succeeded', cacheKey: 'k' }),
+          other.endGather({ runId: run.id, attempt: 1, result: outcome('lost'), gatherState: 'pending' }),
+        ]);
+        expect(ends.filter(Boolean)).toHaveLength(1);
+        const [ended] = await store.gatherAttempts(run.id);
+        expect((await store.getRun(run.id))!.gatherState).toBe(ended!.reason === 'ok' ? 'succeeded' : 'pending');
+        expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('exit'), gatherState: 'failed' })).toBe(false);
+        expect(await store.endGather({ runId: run.id, attempt: 9, result: outcome('ok'), gatherState: 'succeeded' })).toBe(false);
+        expect((await store.gatherAttempts(run.id))[0]).toEqual(ended);
+        expect((await store.getRun(run.id))!.gatherState).not.toBe('failed');
+      });
+
+      it('knows a gather done by its cache key, from any run, only once it succeeded', async () => {
+        const store = await open();
+        const run = await workersRun(store, 0, {}, 'gather');
+        expect(await store.gatherDone('g-key')).toBe(false);
+        await store.startGather(run.id, { dir: () => '/g/1', launchedAt: 1 });
+        expect(await store.gatherDone('g-key')).toBe(false);
+        await store.endGather({ runId: run.id, attempt: 1, result: outcome('exit'), gatherState: 'failed', cacheKey: 'g-key' });
+        expect(await store.gatherDone('g-key')).toBe(false);
+        expect((await store.gatherAttempts(run.id))[0]!.cacheKey).toBeNull();
+        await store.startGather(run.id, { dir: () => '/g/2', launchedAt: 2 });
+        await store.endGather({ runId: run.id, attempt: 2, result: outcome('ok'), gatherState: 'succeeded', cacheKey: 'g-key' });
+        expect(await store.gatherDone('g-key')).toBe(true);
+        expect(await openAnother().then((s) => s.gatherDone('g-key'))).toBe(true);
+        expect(await store.gatherDone('other-key')).toBe(false);
+        // A task's cache entry under that key is no gather done.
+        const tasksRun = await workersRun(store, 1);
+        await store.commit({ launches: [{ runId: tasksRun.id, index: 0, attempt: 1, dir: '/w', cpus: 1, memory: null, timeMs: null, launchedAt: 1 }] });
+        await store.commit({ results: [result(tasksRun.id, 0, 1, 'ok', 'task-only')] });
+        expect(await store.gatherDone('task-only')).toBe(false);
+      });
+
+      it('holds a claimed gather under a lease: heartbeat extends it, expiry and retiring reap it', async () => {
+        const store = await open();
+        await store.registerWorker({ id: 'w', host: 'n', pid: 1, cpus: 4, memory: GiB, launchedBy: null });
+        const run = await workersRun(store, 1, {}, 'gather');
+        await store.claim(claimRequest('w'));
+        await store.commit({ results: [result(run.id, 0, 1)] });
+        expect(await store.settleRun(run.id, { hasGather: true })).toBe('gather-queued');
+        const [claimed] = await store.claim(claimRequest('w', { leaseMs: 30 }));
+        expect(claimed).toMatchObject({ kind: 'gather', attempt: 1 });
+        const key: AttemptKey = { kind: 'gather', runId: run.id, attempt: 1 };
+        expect((await store.listWorkers())[0]!.holding).toBe(1);
+        expect(await store.heartbeat('w', [key], 60_000)).toEqual([]);
+        await sleep(50);
+        expect(await store.expiredAttempts(10)).toEqual({ tasks: [], gathers: [] });
+        // Not this worker's, nor an attempt that runs: stop.
+        expect(await store.heartbeat('other', [key], 60_000)).toEqual([key]);
+        expect(await store.heartbeat('w', [{ kind: 'gather', runId: run.id, attempt: 2 }], 60_000)).toEqual([{ kind: 'gather', runId: run.id, attempt: 2 }]);
+        // A task key never extends a gather's lease, nor the other way round.
+        expect(await store.heartbeat('w', [{ kind: 'task', runId: run.id, index: 1, attempt: 1 }], 60_000)).toHaveLength(1);
+
+        await store.heartbeat('w', [key], 1);
+        await sleep(20);
+        const expired = await store.expiredAttempts(10);
+        expect(expired.tasks).toEqual([]);
+        expect(expired.gathers).toMatchObject([{ runId: run.id, attempt: 1, state: 'running', worker: 'w', dir: `/work/w-${run.id}/gather.1` }]);
+        expect((await store.expiredAttempts(0)).gathers).toEqual([]);
+        await store.heartbeat('w', [key], 60_000);
+        await store.retireWorker('w');
+        expect((await store.expiredAttempts(10)).gathers).toHaveLength(1);
+        expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('lost'), gatherState: 'pending' })).toBe(true);
+        expect((await store.expiredAttempts(10)).gathers).toEqual([]);
+        expect(await store.heartbeat('w', [key], 60_000)).toEqual([key]);
+
+        // A cancelled run's gather must stop.
+        const [again] = await store.claim(claimRequest('w2'));
+        expect(again).toMatchObject({ kind: 'gather', attempt: 2 });
+        const againKey: AttemptKey = { kind: 'gather', runId: run.id, attempt: 2 };
+        expect(await store.heartbeat('w2', [againKey], 60_000)).toEqual([]);
+        await store.commit({ run: { id: run.id, state: 'cancelled', endedAt: 1 } });
+        expect(await store.heartbeat('w2', [againKey], 60_000)).toEqual([againKey]);
       });
     });
 
@@ -373,7 +501,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.listWorkers({ all: true })).map((w) => [w.id, w.state])).toEqual([['w2', 'stopped'], ['w1', 'running']]);
         // A worker that retires still holding attempts leaves them to be reaped at once.
         await store.retireWorker('w1');
-        expect((await store.expiredAttempts(10)).map((a) => [a.runId, a.index, a.worker])).toEqual([[run.id, 0, 'w1'], [run.id, 1, 'w1']]);
+        expect((await store.expiredAttempts(10)).tasks.map((a) => [a.runId, a.index, a.worker])).toEqual([[run.id, 0, 'w1'], [run.id, 1, 'w1']]);
       });
 
       it('claims pending tasks in queue order while they fit the worker, up to its limit', async () => {
@@ -418,14 +546,27 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.attempts(run.id, 0)).map((a) => [a.attempt, a.state, a.memory, a.timeMs])).toEqual([[1, 'done', null, null], [2, 'running', 2 * GiB, 5000]]);
       });
 
-      it('claims only pending tasks of running runs of the workers backend', async () => {
+      it('serves runs by their dispatch, whatever their backend is called', async () => {
         const store = await open();
-        await store.createRun({ job: 'local', jobFile: '/j', spec: spec('l'), backend: 'local', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive);
+        const pushed = await store.createRun({ job: 'a', jobFile: '/j', spec: spec('a'), backend: 'workers', dispatch: 'push', planKey: 'p', tasks: tasks(1), coordinator: ME }, alive);
+        const pulled = await store.createRun({ job: 'b', jobFile: '/j', spec: spec('b'), backend: 'my-queue', dispatch: 'pull', planKey: 'p', tasks: tasks(1), coordinator: null }, alive);
+        if (!('run' in pushed && 'run' in pulled)) throw new Error('expected runs');
+        expect(pushed.run.dispatch).toBe('push');
+        expect(await store.getRun(pulled.run.id)).toMatchObject({ backend: 'my-queue', dispatch: 'pull' });
+        expect((await store.listRuns()).map((r) => r.dispatch)).toEqual(['pull', 'push']);
+        expect((await store.claim(claimRequest('w'))).map((c) => c.runId)).toEqual([pulled.run.id]);
+        await store.commit({ results: [result(pulled.run.id, 0, 1)] });
+        expect(await store.settleRun(pulled.run.id, { hasGather: false })).toBe('succeeded');
+      });
+
+      it('claims only pending tasks of running runs of pull dispatch', async () => {
+        const store = await open();
+        await store.createRun({ job: 'local', jobFile: '/j', spec: spec('l'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive);
         const cancelled = await workersRun(store, 2);
         await store.commit({ run: { id: cancelled.id, state: 'cancelled', endedAt: 1 } });
         const served = await workersRun(store, 3);
         await store.commit({ taskStates: [{ runId: served.id, index: 0, state: 'cancelled' }] });
-        const skipped = await store.createRun({ job: 's', jobFile: '/j', spec: spec('s'), backend: 'workers', planKey: 'p', tasks: tasks(1, { state: 'skipped' }), coordinator: null }, alive);
+        const skipped = await store.createRun({ job: 's', jobFile: '/j', spec: spec('s'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: tasks(1, { state: 'skipped' }), coordinator: null }, alive);
         expect('run' in skipped).toBe(true);
         const claimed = await store.claim(claimRequest('w'));
         expect(claimed.map((c) => [c.runId, c.kind === 'task' && c.task.index])).toEqual([[served.id, 1], [served.id, 2]]);
@@ -447,11 +588,12 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
           expect.objectContaining({ kind: 'task', runId: later.id, task: expect.objectContaining({ index: 0 }) }),
         ]);
         expect((await store.getRun(run.id))!.gatherState).toBe('running');
-        expect(await store.attempts(run.id, GATHER_INDEX)).toMatchObject([{ attempt: 1, state: 'running', worker: 'w', dir: `/work/w-${run.id}/gather.1` }]);
+        expect(await store.gatherAttempts(run.id)).toMatchObject([{ attempt: 1, state: 'running', worker: 'w', dir: `/work/w-${run.id}/gather.1` }]);
         expect(await store.settleRun(run.id, { hasGather: true })).toBeNull();
 
         // A lost gather is queued again and claimed as its next attempt.
-        await store.commit({ results: [{ ...result(run.id, GATHER_INDEX, 1, 'lost'), task: { state: 'failed', memory: null, timeMs: null, retryBase: 0 } }], run: { id: run.id, gatherState: 'pending' } });
+        expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('lost'), gatherState: 'pending' })).toBe(true);
+        expect((await store.getRun(run.id))!.gatherState).toBe('pending');
         const [again] = await store.claim(claimRequest('w', { limit: 1 }));
         expect(again).toMatchObject({ kind: 'gather', runId: run.id, attempt: 2 });
       });
@@ -470,7 +612,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
               expect(claimedBy.get(c.task.index)).toBeUndefined();
               claimedBy.set(c.task.index, `w${w}`);
             }
-            await worker.commit({ results: claimed.map((c) => result(c.runId, c.kind === 'task' ? c.task.index : GATHER_INDEX, c.attempt)) });
+            await worker.commit({ results: claimed.flatMap((c) => (c.kind === 'task' ? [result(c.runId, c.task.index, c.attempt)] : [])) });
           }
         }));
         expect(claimedBy.size).toBe(300);
@@ -485,21 +627,21 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 3);
         const other = await workersRun(store, 1);
         const claimed = await store.claim(claimRequest('w', { leaseMs: 30 }));
-        const keys = claimed.map((c) => ({ runId: c.runId, index: c.kind === 'task' ? c.task.index : GATHER_INDEX, attempt: c.attempt }));
+        const keys = claimed.map((c): AttemptKey => (c.kind === 'task' ? { kind: 'task', runId: c.runId, index: c.task.index, attempt: c.attempt } : { kind: 'gather', runId: c.runId, attempt: c.attempt }));
         expect(keys).toHaveLength(4);
         const before = (await store.listWorkers())[0]!.heartbeatAt;
         await sleep(10);
         expect(await store.heartbeat('w', keys, 60_000)).toEqual([]);
         expect((await store.listWorkers())[0]!.heartbeatAt).toBeGreaterThan(before);
         await sleep(50);
-        expect(await store.expiredAttempts(10)).toEqual([]);
+        expect(await store.expiredAttempts(10)).toEqual({ tasks: [], gathers: [] });
 
         // One attempt reaped (its result recorded by someone else), one run cancelled, one not ours.
         await store.commit({ results: [{ ...result(run.id, 0, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 0 } }] });
         await store.commit({ run: { id: other.id, state: 'cancelled', endedAt: 5 } });
-        const notOurs = { runId: run.id, index: 2, attempt: 7 };
+        const notOurs: AttemptKey = { kind: 'task', runId: run.id, index: 2, attempt: 7 };
         const mustStop = await store.heartbeat('w', [...keys, notOurs], 60_000);
-        expect(mustStop).toEqual(expect.arrayContaining([keys[0], { runId: other.id, index: 0, attempt: 1 }, notOurs]));
+        expect(mustStop).toEqual(expect.arrayContaining([keys[0], { kind: 'task', runId: other.id, index: 0, attempt: 1 }, notOurs]));
         expect(mustStop).toHaveLength(3);
         expect(await store.heartbeat('someone-else', [keys[1]!], 60_000)).toEqual([keys[1]]);
         expect(await store.heartbeat('w', [], 60_000)).toEqual([]);
@@ -513,12 +655,12 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         await store.claim(claimRequest('b', { limit: 1, leaseMs: 10 }));
         await store.claim(claimRequest('c', { limit: 1, leaseMs: 60_000 }));
         await sleep(40);
-        const expired = await store.expiredAttempts(10);
+        const expired = (await store.expiredAttempts(10)).tasks;
         expect(expired.map((a) => [a.index, a.worker])).toEqual([[0, 'a'], [1, 'a'], [2, 'b']]);
         expect(expired[0]).toMatchObject({ runId: run.id, attempt: 1, state: 'running' });
-        expect(await store.expiredAttempts(1)).toHaveLength(1);
+        expect((await store.expiredAttempts(1)).tasks).toHaveLength(1);
         await store.commit({ results: [result(run.id, 0, 1, 'lost')] });
-        expect((await store.expiredAttempts(10)).map((a) => a.index)).toEqual([1, 2]);
+        expect((await store.expiredAttempts(10)).tasks.map((a) => a.index)).toEqual([1, 2]);
       });
 
       describe('settling a run', () => {
@@ -553,7 +695,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
 
         it('queues the gather once every task succeeded, then ends the run by it', async () => {
           const store = await open();
-          const run = await store.createRun({ job: 'g', jobFile: '/j', spec: spec('g', 'gather'), backend: 'workers', planKey: 'p', tasks: [...tasks(1), ...tasks(2, { state: 'skipped' }).slice(1)], coordinator: null }, alive);
+          const run = await store.createRun({ job: 'g', jobFile: '/j', spec: spec('g', 'gather'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: [...tasks(1), ...tasks(2, { state: 'skipped' }).slice(1)], coordinator: null }, alive);
           const runId = 'run' in run ? run.run.id : -1;
           await store.claim(claimRequest('w'));
           await store.commit({ results: [result(runId, 0, 1)] });
@@ -562,14 +704,14 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
           const [gather] = await store.claim(claimRequest('w'));
           expect(gather!.kind).toBe('gather');
           expect(await store.settleRun(runId, { hasGather: true })).toBeNull();
-          await store.commit({ results: [result(runId, GATHER_INDEX, 1, 'exit')], run: { id: runId, gatherState: 'failed' } });
+          expect(await store.endGather({ runId, attempt: 1, result: outcome('exit'), gatherState: 'failed' })).toBe(true);
           expect(await store.settleRun(runId, { hasGather: true })).toBe('failed');
 
           // Gathered again by hand (`fanout gather`): this time it succeeds.
           await store.commit({ run: { id: runId, state: 'running', endedAt: null, gatherState: 'pending' } });
           const [again] = await store.claim(claimRequest('w'));
           expect(again).toMatchObject({ kind: 'gather', attempt: 2 });
-          await store.commit({ results: [result(runId, GATHER_INDEX, 2)], run: { id: runId, gatherState: 'succeeded' } });
+          expect(await store.endGather({ runId, attempt: 2, result: outcome('ok'), gatherState: 'succeeded', cacheKey: 'g' })).toBe(true);
           expect(await store.settleRun(runId, { hasGather: true })).toBe('succeeded');
         });
 

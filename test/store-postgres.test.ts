@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { describeStoreLocation, openStore } from '../src/store/open-store.js';
 import { PostgresStore } from '../src/store/postgres/postgres-store.js';
-import type { NewTask } from '../src/store/store.js';
+import type { NewTask } from '../src/store/records.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
 import { storeConformance } from './store-conformance.js';
 import pg from 'pg';
@@ -21,6 +21,7 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
   });
 
   storeConformance('PostgreSQL', {
+    shared: true,
     async open() {
       await admin.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
       return PostgresStore.open(url);
@@ -107,7 +108,7 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
         state: 'pending', cpus: 1, memory: 2 ** 31, timeMs: null,
       }));
       const started = Date.now();
-      const created = await store.createRun({ job: 'big', jobFile: '/j', spec: { name: 'big' } as never, backend: 'workers', planKey: 'p', tasks, coordinator: null }, () => true);
+      const created = await store.createRun({ job: 'big', jobFile: '/j', spec: { name: 'big' } as never, backend: 'workers', dispatch: 'pull', planKey: 'p', tasks, coordinator: null }, () => true);
       const elapsed = Date.now() - started;
       expect('run' in created).toBe(true);
       expect(elapsed).toBeLessThan(15_000);

@@ -19,6 +19,7 @@ function freshHome(): string {
 }
 
 storeConformance('SQLite', {
+  shared: false,
   async open() {
     path = join(freshHome(), 'state.db');
     return new SqliteStore(path);

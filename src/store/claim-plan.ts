@@ -1,4 +1,4 @@
-import type { ClaimRequest } from './store.js';
+import type { ClaimRequest } from './work-queue.js';
 
 /**
  * Which pending work a worker's claim takes, the same in every store: the store reads the
@@ -6,14 +6,10 @@ import type { ClaimRequest } from './store.js';
  * each small enough to fit the worker alone), and takes, first fit, those that fit together.
  */
 
-/** A run's queued gather (index GATHER_INDEX) or a pending task, with the attempt it would start. */
-export interface ClaimCandidate {
-  runId: number;
-  index: number;
-  attempt: number;
-  cpus: number;
-  memory: number | null;
-}
+/** A pending task, or a run's queued gather, with the attempt it would start. */
+export type ClaimCandidate =
+  | { kind: 'task'; runId: number; index: number; attempt: number; cpus: number; memory: number | null }
+  | { kind: 'gather'; runId: number; attempt: number; cpus: number; memory: null };
 
 /** The gather runs on one cpu; its memory is not known ahead. */
 export const GATHER_CPUS = 1;

@@ -1,93 +1,226 @@
-import type { JobSpec } from '../job/job-spec.js';
-import type { AttemptRecord, AttemptSpan, ProcessIdentity, RunRecord, TaskRecord, TaskState, WorkerRecord } from './store.js';
+import type { AttemptReason, JobSpec } from '../job/job-spec.js';
+import type {
+  AttemptRecord,
+  AttemptSpan,
+  CacheEntry,
+  Dispatch,
+  GatherAttemptRecord,
+  GatherState,
+  ProcessIdentity,
+  RunRecord,
+  RunState,
+  TaskRecord,
+  TaskState,
+  WorkerRecord,
+} from './records.js';
 
 /**
- * Records from table rows. Both stores use the same column names; SQLite gives numbers, and
- * PostgreSQL gives its BIGINT columns as strings, so every number goes through `Number`.
+ * Table rows, and records from them. Both stores use the same column names; SQLite gives
+ * numbers, and PostgreSQL gives its BIGINT columns (and counts) as strings, so every number
+ * goes through `Number`.
  */
 
-export type Row = Record<string, unknown>;
+/** A number column: PostgreSQL gives BIGINT (and `count(*)`) as a string. */
+export type DbNumber = number | string;
 
-export function toRun(row: Row): RunRecord {
+export interface RunRow {
+  id: DbNumber;
+  job: string;
+  job_file: string;
+  /** JSON of the JobSpec. */
+  spec: string;
+  backend: string;
+  dispatch: Dispatch;
+  state: RunState;
+  created_at: DbNumber;
+  ended_at: DbNumber | null;
+  plan_key: string;
+  /** JSON of a ProcessIdentity. */
+  coordinator: string | null;
+  launcher: string | null;
+  gather_state: GatherState | null;
+}
+
+export interface TaskRow {
+  run_id: DbNumber;
+  idx: number;
+  name: string;
+  /** JSON of the task's variables. */
+  vars: string;
+  cache_key: string;
+  state: TaskState;
+  attempts: number;
+  retry_base: number;
+  cpus: number;
+  memory: DbNumber | null;
+  time_ms: DbNumber | null;
+  reason: AttemptReason | null;
+  exit_code: number | null;
+  peak_memory: DbNumber | null;
+  duration_ms: DbNumber | null;
+}
+
+/** The columns every attempt has, of a task (`attempts`) or of a gather (`gathers`). */
+interface AttemptColumns {
+  run_id: DbNumber;
+  attempt: number;
+  state: 'running' | 'done';
+  dir: string;
+  launched_at: DbNumber;
+  reason: AttemptReason | null;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: DbNumber | null;
+  ended_at: DbNumber | null;
+  peak_memory: DbNumber | null;
+  cpu_ms: DbNumber | null;
+  host: string | null;
+  error: string | null;
+  worker: string | null;
+  /** ms since the epoch; only attempts held by a pull worker have one. */
+  lease_expires: DbNumber | null;
+}
+
+export interface AttemptRow extends AttemptColumns {
+  idx: number;
+  memory: DbNumber | null;
+  time_ms: DbNumber | null;
+}
+
+export interface GatherRow extends AttemptColumns {
+  cache_key: string | null;
+}
+
+export interface CacheRow {
+  key: string;
+  run_id: DbNumber;
+  idx: number;
+  attempt: number;
+  out: string;
+}
+
+export interface WorkerRow {
+  id: string;
+  host: string;
+  pid: number;
+  cpus: number;
+  memory: DbNumber;
+  launched_by: string | null;
+  state: WorkerRecord['state'];
+  started_at: DbNumber;
+  heartbeat_at: DbNumber;
+}
+
+/** A worker with the attempts it holds (a count over `attempts` and `gathers`). */
+export interface WorkerHoldingRow extends WorkerRow {
+  holding: DbNumber;
+}
+
+export type SpanRow = Pick<AttemptRow, 'idx' | 'launched_at' | 'started_at' | 'ended_at' | 'reason' | 'memory' | 'peak_memory'>;
+
+/** A page of tasks: each with the host of its last attempt. */
+export interface TaskWithHostRow extends TaskRow {
+  host: string | null;
+}
+
+export interface CountRow {
+  n: DbNumber;
+}
+
+export interface StateCountRow extends CountRow {
+  state: TaskState;
+}
+
+export function toRun(row: RunRow): RunRecord {
   return {
     id: Number(row.id),
-    job: String(row.job),
-    jobFile: String(row.job_file),
-    spec: JSON.parse(String(row.spec)) as JobSpec,
-    backend: String(row.backend),
-    state: row.state as RunRecord['state'],
+    job: row.job,
+    jobFile: row.job_file,
+    spec: JSON.parse(row.spec) as JobSpec,
+    backend: row.backend,
+    dispatch: row.dispatch,
+    state: row.state,
     createdAt: Number(row.created_at),
     endedAt: nullableNumber(row.ended_at),
-    planKey: String(row.plan_key),
+    planKey: row.plan_key,
     coordinator: toIdentity(row.coordinator),
     launcher: toIdentity(row.launcher),
-    gatherState: (row.gather_state as RunRecord['gatherState']) ?? null,
+    gatherState: row.gather_state ?? null,
   };
 }
 
-export function toTask(row: Row): TaskRecord {
+export function toTask(row: TaskRow): TaskRecord {
   return {
     index: Number(row.idx),
-    name: String(row.name),
-    vars: JSON.parse(String(row.vars)) as Record<string, string>,
-    cacheKey: String(row.cache_key),
-    state: row.state as TaskState,
+    name: row.name,
+    vars: JSON.parse(row.vars) as Record<string, string>,
+    cacheKey: row.cache_key,
+    state: row.state,
     attempts: Number(row.attempts),
     retryBase: Number(row.retry_base),
     cpus: Number(row.cpus),
     memory: nullableNumber(row.memory),
     timeMs: nullableNumber(row.time_ms),
-    reason: (row.reason as TaskRecord['reason']) ?? null,
+    reason: row.reason ?? null,
     exitCode: nullableNumber(row.exit_code),
     peakMemory: nullableNumber(row.peak_memory),
     durationMs: nullableNumber(row.duration_ms),
   };
 }
 
-export function toSpan(row: Row): AttemptSpan {
+export function toSpan(row: SpanRow): AttemptSpan {
   return {
     index: Number(row.idx),
     launchedAt: Number(row.launched_at),
     startedAt: nullableNumber(row.started_at),
     endedAt: nullableNumber(row.ended_at),
-    reason: (row.reason as AttemptSpan['reason']) ?? null,
+    reason: row.reason ?? null,
     memory: nullableNumber(row.memory),
     peakMemory: nullableNumber(row.peak_memory),
   };
 }
 
-export function toAttempt(row: Row): AttemptRecord {
+function attemptCommon(row: AttemptColumns) {
   return {
     runId: Number(row.run_id),
-    index: Number(row.idx),
     attempt: Number(row.attempt),
-    state: row.state as AttemptRecord['state'],
-    dir: String(row.dir),
-    memory: nullableNumber(row.memory),
-    timeMs: nullableNumber(row.time_ms),
+    state: row.state,
+    dir: row.dir,
     launchedAt: Number(row.launched_at),
-    reason: (row.reason as AttemptRecord['reason']) ?? null,
+    reason: row.reason ?? null,
     exitCode: nullableNumber(row.exit_code),
-    signal: (row.signal as string | null) ?? null,
+    signal: row.signal ?? null,
     startedAt: nullableNumber(row.started_at),
     endedAt: nullableNumber(row.ended_at),
     peakMemory: nullableNumber(row.peak_memory),
     cpuMs: nullableNumber(row.cpu_ms),
-    host: (row.host as string | null) ?? null,
-    error: (row.error as string | null) ?? null,
-    worker: (row.worker as string | null) ?? null,
+    host: row.host ?? null,
+    error: row.error ?? null,
+    worker: row.worker ?? null,
   };
 }
 
-export function toWorker(row: Row): WorkerRecord {
+export function toAttempt(row: AttemptRow): AttemptRecord {
+  return { ...attemptCommon(row), index: Number(row.idx), memory: nullableNumber(row.memory), timeMs: nullableNumber(row.time_ms) };
+}
+
+export function toGatherAttempt(row: GatherRow): GatherAttemptRecord {
+  return { ...attemptCommon(row), cacheKey: row.cache_key ?? null };
+}
+
+export function toCacheEntry(row: CacheRow): CacheEntry {
+  return { key: row.key, runId: Number(row.run_id), index: Number(row.idx), attempt: Number(row.attempt), out: row.out };
+}
+
+export function toWorker(row: WorkerHoldingRow): WorkerRecord {
   return {
-    id: String(row.id),
-    host: String(row.host),
+    id: row.id,
+    host: row.host,
     pid: Number(row.pid),
     cpus: Number(row.cpus),
     memory: Number(row.memory),
-    launchedBy: (row.launched_by as string | null) ?? null,
-    state: row.state as WorkerRecord['state'],
+    launchedBy: row.launched_by ?? null,
+    state: row.state,
     startedAt: Number(row.started_at),
     heartbeatAt: Number(row.heartbeat_at),
     holding: Number(row.holding ?? 0),
@@ -95,9 +228,9 @@ export function toWorker(row: Row): WorkerRecord {
 }
 
 /** A coordinator or launcher column: JSON of a ProcessIdentity, or null. */
-export function toIdentity(value: unknown): ProcessIdentity | null {
+export function toIdentity(value: string | null | undefined): ProcessIdentity | null {
   if (value === null || value === undefined) return null;
-  return JSON.parse(String(value)) as ProcessIdentity | null;
+  return JSON.parse(value) as ProcessIdentity | null;
 }
 
 export function identityColumn(identity: ProcessIdentity | null): string | null {
@@ -108,7 +241,7 @@ export function sameProcess(a: ProcessIdentity, b: ProcessIdentity | null): bool
   return b !== null && a.pid === b.pid && a.host === b.host && a.startedAt === b.startedAt;
 }
 
-export function nullableNumber(value: unknown): number | null {
+export function nullableNumber(value: DbNumber | null | undefined): number | null {
   return value === null || value === undefined ? null : Number(value);
 }
 

@@ -1,4 +1,4 @@
-import type { TaskRecord, TaskState } from './store.js';
+import type { TaskRecord, TaskState } from './records.js';
 
 /**
  * One page of a run's tasks, filtered and sorted by the store (the dashboard's task table, which

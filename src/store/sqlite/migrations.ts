@@ -102,4 +102,47 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_by_duration ON tasks (run_id, duration_ms);
   CREATE INDEX tasks_by_peak_memory ON tasks (run_id, peak_memory);
   `,
+  // 4: the gather's attempts get their own table (they were task index -1, their cache entries
+  // too), and a run says how its attempts get compute instead of the queries naming a backend
+  `
+  CREATE TABLE gathers (
+    run_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    launched_at INTEGER NOT NULL,
+    reason TEXT,
+    exit_code INTEGER,
+    signal TEXT,
+    started_at INTEGER,
+    ended_at INTEGER,
+    peak_memory INTEGER,
+    cpu_ms INTEGER,
+    host TEXT,
+    error TEXT,
+    worker TEXT,
+    lease_expires INTEGER,
+    -- set when it succeeded: the same gather over the same task results is done work
+    cache_key TEXT,
+    PRIMARY KEY (run_id, attempt)
+  ) WITHOUT ROWID;
+  CREATE INDEX gathers_by_lease ON gathers (lease_expires) WHERE state = 'running' AND lease_expires IS NOT NULL;
+  CREATE INDEX gathers_by_worker ON gathers (worker) WHERE state = 'running' AND worker IS NOT NULL;
+  CREATE INDEX gathers_by_cache_key ON gathers (cache_key) WHERE cache_key IS NOT NULL;
+
+  INSERT INTO gathers (run_id, attempt, state, dir, launched_at, reason, exit_code, signal, started_at, ended_at,
+                       peak_memory, cpu_ms, host, error, worker, lease_expires, cache_key)
+  SELECT a.run_id, a.attempt, a.state, a.dir, a.launched_at, a.reason, a.exit_code, a.signal, a.started_at, a.ended_at,
+         a.peak_memory, a.cpu_ms, a.host, a.error, a.worker, a.lease_expires,
+         (SELECT min(c.key) FROM cache c WHERE c.run_id = a.run_id AND c.idx = -1 AND c.attempt = a.attempt)
+  FROM attempts a WHERE a.idx = -1;
+  DELETE FROM cache WHERE idx = -1;
+  DELETE FROM attempts WHERE idx = -1;
+
+  ALTER TABLE runs ADD COLUMN dispatch TEXT NOT NULL DEFAULT 'push';
+  -- the last place a backend's name decides anything: its runs were the pulled ones
+  UPDATE runs SET dispatch = 'pull' WHERE backend = 'workers';
+  DROP INDEX runs_of_workers;
+  CREATE INDEX runs_pulled ON runs (id) WHERE state = 'running' AND dispatch = 'pull';
+  `,
 ];
