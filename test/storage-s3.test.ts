@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { storageFor } from '../src/storage/open-storage.js';
+import { openStorage, storageFor } from '../src/storage/open-storage.js';
 import { S3Storage } from '../src/storage/s3-storage.js';
 import { LazyS3Storage } from '../src/storage/lazy-s3-storage.js';
 import { s3SettingsFromEnvironment } from '../src/storage/s3-settings.js';
@@ -31,7 +31,12 @@ describeWithS3('S3 storage', () => {
 
   storageContract('the storage contract on S3', async () => {
     let next = 0;
-    return { storage: storageFor(`s3://${bucket}`), newRoot: () => `s3://${bucket}/t${++next}` };
+    return { storage: storageFor(`s3://${bucket}`), newRoot: () => `s3://${bucket}/t${++next}`, isLocal: false };
+  });
+
+  storageContract('the storage a process hands around, on S3', async () => {
+    let next = 0;
+    return { storage: openStorage(), newRoot: () => `s3://${bucket}/any/t${++next}`, isLocal: false };
   });
 
   it('is what storageFor gives for an s3:// URI, one per configuration', () => {
