@@ -5,6 +5,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine, RunHandle } from '../engine/engine.js';
 import { UserError } from '../errors.js';
+import { AttemptFiles } from '../storage/attempt-files.js';
+import { openStorage } from '../storage/open-storage.js';
+import type { Storage } from '../storage/storage.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';
 import { RunActions } from './run-actions.js';
@@ -23,6 +26,8 @@ const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-sr
 
 export interface UiServerOptions {
   engine: Engine;
+  /** Where the runs' files are read from (default: the process's, from openStorage()). */
+  storage?: Storage;
   host?: string;
   /** 0: any free port. */
   port?: number;
@@ -48,7 +53,13 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const access = accessFor(host, options.token);
   const actions = new RunActions(options.engine);
   if (options.driving) actions.adopt(options.driving);
-  const context = { engine: options.engine, actions, plots: new PlotCache(), events: new RunEvents(options.engine, options.eventPollMs) };
+  const context = {
+    engine: options.engine,
+    files: new AttemptFiles(options.storage ?? openStorage()),
+    actions,
+    plots: new PlotCache(),
+    events: new RunEvents(options.engine, options.eventPollMs),
+  };
   const server = createServer((request, response) => {
     serve(access, context, request, response).catch((error: unknown) => sendError(response, error));
   });
