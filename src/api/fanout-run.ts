@@ -2,6 +2,7 @@ import type { Engine, RunHandle } from '../engine/engine.js';
 import type { GatherOutcome } from '../engine/gather.js';
 import { isAlive } from '../engine/process-identity.js';
 import { FanoutApiError } from '../errors.js';
+import type { AttemptFiles } from '../storage/attempt-files.js';
 import type { RunRecord, RunState, TaskCounts } from '../store/store.js';
 import { taskResults, type TaskResult } from './task-results.js';
 
@@ -53,6 +54,7 @@ export class FanoutRun {
   /** @internal Handles come from `Fanout`: `submit`, `map` and `run`. */
   constructor(
     private readonly engine: Engine,
+    private readonly files: AttemptFiles,
     run: RunRecord,
     driving: RunHandle | null,
   ) {
@@ -92,7 +94,7 @@ export class FanoutRun {
    */
   async gather<T = unknown>(): Promise<TaskResult<T>[]> {
     await this.wait();
-    return (await taskResults(this.engine, await this.record())) as TaskResult<T>[];
+    return (await taskResults(this.engine, this.files, await this.record())) as TaskResult<T>[];
   }
 
   /**
