@@ -10,16 +10,18 @@ import type { Storage } from '../src/storage/storage.js';
 /**
  * The behaviour every Storage must have, run against each implementation (a local folder, S3)
  * so code written against the contract works the same on a shared disk and an object store.
- * `newRoot` gives each test a fresh, empty location of its own.
+ * `newRoot` gives each test a fresh, empty location of its own; `isLocal` is what the storage
+ * must say about those locations (true for folders).
  */
-export function storageContract(title: string, setup: () => Promise<{ storage: Storage; newRoot: () => string }>): void {
+export function storageContract(title: string, setup: () => Promise<{ storage: Storage; newRoot: () => string; isLocal: boolean }>): void {
   describe(title, () => {
     let storage: Storage;
     let newRoot: () => string;
+    let isLocal: boolean;
     let local: string;
 
     beforeAll(async () => {
-      ({ storage, newRoot } = await setup());
+      ({ storage, newRoot, isLocal } = await setup());
       local = await mkdtemp(join(tmpdir(), 'fanout-storage-local-'));
     });
     afterAll(async () => {
@@ -91,6 +93,33 @@ export function storageContract(title: string, setup: () => Promise<{ storage: S
       expect(await readAll((await storage.openRead(uri, { start: 18 }))!)).toBe('');
       expect(await readAll((await storage.openRead(uri, { start: 500 }))!)).toBe('');
       expect(await storage.openRead(joinLocation(root, 'logs', 'stderr'))).toBeNull();
+    });
+
+    it('reads a range of bytes from an offset, or the last bytes, and says where it starts', async () => {
+      const root = newRoot();
+      const uri = joinLocation(root, 'logs', 'stdout');
+      await storage.putText(uri, '0123456789');
+      expect(await storage.readRange(uri, { start: 2, length: 3 })).toEqual({ start: 2, bytes: Buffer.from('234') });
+      expect(await storage.readRange(uri, { start: 8, length: 100 })).toEqual({ start: 8, bytes: Buffer.from('89') });
+      expect(await storage.readRange(uri, { length: 4 })).toEqual({ start: 6, bytes: Buffer.from('6789') });
+      expect(await storage.readRange(uri, { length: 100 })).toEqual({ start: 0, bytes: Buffer.from('0123456789') });
+      expect(await storage.readRange(uri, { start: 10, length: 5 })).toEqual({ start: 10, bytes: Buffer.alloc(0) });
+      expect(await storage.readRange(uri, { start: 500, length: 5 })).toEqual({ start: 10, bytes: Buffer.alloc(0) });
+      expect(await storage.readRange(uri, { start: 3, length: 0 })).toEqual({ start: 3, bytes: Buffer.alloc(0) });
+      expect(await storage.readRange(joinLocation(root, 'logs', 'stderr'), { length: 5 })).toBeNull();
+      expect(await storage.readRange(joinLocation(root, 'logs', 'stderr'), { start: 2, length: 5 })).toBeNull();
+    });
+
+    it('reads the last bytes of an empty object as nothing, from its start', async () => {
+      const root = newRoot();
+      const uri = joinLocation(root, 'empty.log');
+      await storage.putText(uri, '');
+      expect(await storage.readRange(uri, { length: 64 })).toEqual({ start: 0, bytes: Buffer.alloc(0) });
+      expect(await storage.readRange(uri, { start: 0, length: 64 })).toEqual({ start: 0, bytes: Buffer.alloc(0) });
+    });
+
+    it('says whether its locations are folders this machine can work in', () => {
+      expect(storage.isLocal(newRoot())).toBe(isLocal);
     });
 
     it('lists everything under a prefix as a folder, recursively, with sizes', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { FileStorage } from '../src/storage/file-storage.js';
-import { storageFor } from '../src/storage/open-storage.js';
+import { openStorage, storageFor } from '../src/storage/open-storage.js';
 import { storageContract } from './storage-contract.js';
 
 const folders: string[] = [];
@@ -16,7 +16,14 @@ storageContract('file storage', async () => {
   const base = await mkdtemp(join(tmpdir(), 'fanout-storage-file-'));
   folders.push(base);
   let next = 0;
-  return { storage: storageFor(base), newRoot: () => join(base, `t${++next}`) };
+  return { storage: storageFor(base), newRoot: () => join(base, `t${++next}`), isLocal: true };
+});
+
+storageContract('the storage a process hands around, on folders', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'fanout-storage-any-'));
+  folders.push(base);
+  let next = 0;
+  return { storage: openStorage(), newRoot: () => join(base, `t${++next}`), isLocal: true };
 });
 
 describe('file storage specifics', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { pathInside } from '../src/storage/local-files.js';
-import { isObjectStoreUri, joinLocation, parseObjectStoreUri } from '../src/storage/location.js';
+import { isObjectStoreUri, joinLocation, parseObjectStoreUri, resolveLocation } from '../src/storage/location.js';
 
 describe('storage locations', () => {
   it('tells s3:// URIs from local paths', () => {
@@ -17,6 +17,13 @@ describe('storage locations', () => {
     expect(joinLocation('s3://b/p', '', 'x')).toBe('s3://b/p/x');
     expect(joinLocation('/work', 'runs', '../1')).toBe('/work/1');
     expect(joinLocation('work', 'a/b')).toBe('work/a/b');
+  });
+
+  it('resolves a folder against a base folder and keeps an object-storage URI as written', () => {
+    expect(resolveLocation('/jobs/a', 'work')).toBe('/jobs/a/work');
+    expect(resolveLocation('/jobs/a', '../shared/work')).toBe('/jobs/shared/work');
+    expect(resolveLocation('/jobs/a', '/scratch/w')).toBe('/scratch/w');
+    expect(resolveLocation('/jobs/a', 's3://bucket/work')).toBe('s3://bucket/work');
   });
 
   it('reads the bucket and key out of a URI', () => {

@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { storageFor } from '../src/storage/open-storage.js';
+import { RETURN_FILE } from '../src/api/map-protocol.js';
+import { RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../src/runner/result-record.js';
+import { AttemptFiles, TAIL_BYTES } from '../src/storage/attempt-files.js';
+import { joinLocation } from '../src/storage/location.js';
+import { openStorage, storageFor } from '../src/storage/open-storage.js';
 import { S3Storage } from '../src/storage/s3-storage.js';
 import { LazyS3Storage } from '../src/storage/lazy-s3-storage.js';
 import { s3SettingsFromEnvironment } from '../src/storage/s3-settings.js';
@@ -31,7 +35,57 @@ describeWithS3('S3 storage', () => {
 
   storageContract('the storage contract on S3', async () => {
     let next = 0;
-    return { storage: storageFor(`s3://${bucket}`), newRoot: () => `s3://${bucket}/t${++next}` };
+    return { storage: storageFor(`s3://${bucket}`), newRoot: () => `s3://${bucket}/t${++next}`, isLocal: false };
+  });
+
+  storageContract('the storage a process hands around, on S3', async () => {
+    let next = 0;
+    return { storage: openStorage(), newRoot: () => `s3://${bucket}/any/t${++next}`, isLocal: false };
+  });
+
+  it("reads an attempt's logs, result record and return value through the attempt reader", async () => {
+    const storage = openStorage();
+    const files = new AttemptFiles(storage);
+    const attempt = `s3://${bucket}/reader/run-1/3.1`;
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i}\n`).join('');
+    const size = Buffer.byteLength(lines);
+    await storage.putText(joinLocation(attempt, STDOUT_FILE), lines);
+    await storage.putText(joinLocation(attempt, STDERR_FILE), 'héllo 🚀\n');
+    // The tail, offsets from there to the end and past it, as on a folder.
+    const tail = await files.readLogPiece(attempt, 'stdout');
+    expect(tail).toMatchObject({ offset: size - TAIL_BYTES, nextOffset: size, found: true });
+    expect(tail.text).toHaveLength(TAIL_BYTES);
+    expect(tail.text.endsWith('line 19999\n')).toBe(true);
+    expect(await files.readLogPiece(attempt, 'stdout', { offset: size })).toEqual({ offset: size, nextOffset: size, text: '', found: true });
+    expect(await files.readLogPiece(attempt, 'stdout', { offset: size + 100 })).toEqual({ offset: size, nextOffset: size, text: '', found: true });
+    expect(await files.readLogPiece(attempt, 'stdout', { offset: 7, maxBytes: 7 })).toEqual({ offset: 7, nextOffset: 14, text: 'line 1\n', found: true });
+    // A piece that would end inside the rocket stops before it.
+    const cut = Buffer.byteLength('héllo ') + 2;
+    expect(await files.readLogPiece(attempt, 'stderr', { offset: 0, maxBytes: cut })).toEqual({ offset: 0, nextOffset: cut - 2, text: 'héllo ', found: true });
+    expect(await files.readLogPiece(attempt, 'stderr', { offset: cut - 2 })).toMatchObject({ text: '🚀\n', found: true });
+    expect(await files.readLogText(attempt, 'stderr')).toBe('héllo 🚀\n');
+    const stream = await files.openLog(attempt, 'stdout');
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream!) chunks.push(Buffer.from(chunk));
+    expect(Buffer.concat(chunks).toString()).toBe(lines);
+
+    // A running attempt's logs are uploaded when it ends: until then, none.
+    const running = `s3://${bucket}/reader/run-1/4.1`;
+    expect(files.arriveWhenEnded(running)).toBe(true);
+    expect(await files.readLogPiece(running, 'stdout')).toEqual({ offset: 0, nextOffset: 0, text: '', found: false });
+    expect(await files.readLogPiece(running, 'stderr', { offset: 40 })).toEqual({ offset: 40, nextOffset: 40, text: '', found: false });
+    expect(await files.openLog(running, 'stdout')).toBeNull();
+    expect(await files.readLogText(running, 'stderr')).toBeNull();
+    expect(await files.readResultRecord(running)).toBeNull();
+
+    const record = { id: 3, reason: 'ok', exitCode: 0, signal: null, startedAt: 1, endedAt: 2, peakMemory: 3, cpuMs: 4, host: 'worker-1', pid: null };
+    await storage.putText(joinLocation(attempt, RESULT_FILE), JSON.stringify(record));
+    expect(await files.readResultRecord(attempt)).toEqual(record);
+
+    const outputs = `s3://${bucket}/reader/out/3`;
+    expect(await files.readReturnValue(outputs)).toBeUndefined();
+    await storage.putText(joinLocation(outputs, RETURN_FILE), '{"mean":2.5}');
+    expect(await files.readReturnValue(outputs)).toEqual({ mean: 2.5 });
   });
 
   it('is what storageFor gives for an s3:// URI, one per configuration', () => {

@@ -1,13 +1,11 @@
 import type { Engine } from '../engine/engine.js';
 import { finalOut } from '../engine/home-layout.js';
-import { STDERR_FILE } from '../runner/result-record.js';
 import type { AttemptReason } from '../job/job-spec.js';
-import { joinLocation } from '../storage/location.js';
-import { storageFor } from '../storage/open-storage.js';
+import type { AttemptFiles } from '../storage/attempt-files.js';
 import { forEachLimited, TREE_TRANSFERS } from '../storage/parallel.js';
 import type { AttemptRecord, RunRecord, TaskState } from '../store/records.js';
 import { isFunctionMap } from './function-map.js';
-import { RETURN_FILE, thrownErrorIn } from './map-protocol.js';
+import { thrownErrorIn } from './map-protocol.js';
 
 /** One task of a run, as `run.gather()` returns it. */
 export interface TaskResult<T = unknown> {
@@ -43,8 +41,8 @@ export interface TaskError {
   stack?: string;
 }
 
-/** Every task's result, in task (item) order, read from the store and the outputs. */
-export async function taskResults(engine: Engine, run: RunRecord): Promise<TaskResult[]> {
+/** Every task's result, in task (item) order, read from the store, and from the outputs and logs through `files`. */
+export async function taskResults(engine: Engine, files: AttemptFiles, run: RunRecord): Promise<TaskResult[]> {
   const tasks = await engine.store.listTasks(run.id);
   const returns = isFunctionMap(run.spec);
   const results: TaskResult[] = new Array(tasks.length);
@@ -61,20 +59,17 @@ export async function taskResults(engine: Engine, run: RunRecord): Promise<TaskR
       attempts: task.attempts,
       value: undefined,
     };
-    if (returns && (task.state === 'succeeded' || task.state === 'skipped')) {
-      const text = await storageFor(outputs).getText(joinLocation(outputs, RETURN_FILE));
-      if (text !== null) result.value = JSON.parse(text);
-    }
-    if (task.state === 'failed' || task.state === 'cancelled') result.error = await taskError(record, returns);
+    if (returns && (task.state === 'succeeded' || task.state === 'skipped')) result.value = await files.readReturnValue(outputs);
+    if (task.state === 'failed' || task.state === 'cancelled') result.error = await taskError(files, record, returns);
     results[task.index] = result;
   });
   return results;
 }
 
-async function taskError(record: AttemptRecord | null, returns: boolean): Promise<TaskError> {
+async function taskError(files: AttemptFiles, record: AttemptRecord | null, returns: boolean): Promise<TaskError> {
   if (record === null) return { reason: null, message: 'it never ran: the run was cancelled first' };
   if (returns && record.reason === 'exit') {
-    const stderr = await storageFor(record.dir).getText(joinLocation(record.dir, STDERR_FILE));
+    const stderr = await files.readLogText(record.dir, 'stderr');
     const thrown = stderr === null ? null : thrownErrorIn(stderr);
     if (thrown) return { reason: record.reason, message: thrown.message, errorName: thrown.name, stack: thrown.stack };
   }

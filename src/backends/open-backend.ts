@@ -48,8 +48,9 @@ export async function readFacts(scheduler: Scheduler): Promise<ClusterFacts> {
   }
 }
 
-/** The backend a run uses. Cluster backends ask their scheduler about the cluster first. */
-export async function openBackend(name: BackendName = 'local', spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
+/** The backend a run uses: the one its job names, local when it names none. Cluster backends ask their scheduler about the cluster first. */
+export async function openBackend(named: BackendName | null, spec: JobSpec, site: BackendSite, options: BackendOptions): Promise<Backend> {
+  const name = named ?? 'local';
   if (name === 'local') return new LocalBackend({ limits: options.limits, graceMs: options.graceMs });
   if (name === 'workers') return new WorkersBackend();
   const settings = resolveClusterSettings(spec);

@@ -29,7 +29,7 @@ function rules(retry: Partial<RetryPolicy> = {}, overrides: Partial<RunRules> = 
 describe('decideAttempt: what an ended attempt means', () => {
   // Every reason × whether the policy retries it × whether the budget is spent.
   const table: Array<[AttemptReason, 'listed' | 'not listed', 'budget left' | 'budget spent', string]> = [];
-  for (const reason of ATTEMPT_REASONS) {
+  for (const reason of ATTEMPT_REASONS as ReadonlySet<AttemptReason>) {
     for (const listed of ['listed', 'not listed'] as const) {
       for (const budget of ['budget left', 'budget spent'] as const) {
         const expected =

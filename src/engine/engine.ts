@@ -139,7 +139,7 @@ export class Engine {
         job,
         jobFile: planned.spec.file,
         spec: planned.spec,
-        backend: planned.spec.backend ?? 'local',
+        backend: planned.backend,
         dispatch: planned.dispatch,
         planKey: planned.planKey,
         tasks,
@@ -255,7 +255,7 @@ export class Engine {
   private openBackend(spec: JobSpec, run: RunPlace, purpose: 'run' | 'check' = 'run'): Promise<Backend> {
     const runDir = purpose === 'check' ? join(this.layout.home, 'check') : this.layout.runDir(run);
     return openBackend(
-      spec.backend ?? 'local',
+      spec.backend,
       spec,
       { runDir, jobName: `fanout-${spec.name}-${run.id}` },
       { limits: this.options.limits, graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS, factsSeen: this.clusterFacts },

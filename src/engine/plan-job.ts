@@ -18,6 +18,8 @@ export interface PlannedJob {
   tasks: PlannedTask[];
   /** Changes when any task's name or cache key changes; a run resumes in place only under the same plan. */
   planKey: string;
+  /** Its backend's name (the job file's, or the command line's; local by default). */
+  backend: string;
   /** How its backend gets its attempts compute. */
   dispatch: Dispatch;
 }
@@ -39,7 +41,7 @@ export const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';
 
-export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; backend: Pick<Backend, 'capacity' | 'dispatch'> }): Promise<PlannedJob> {
+export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; backend: Pick<Backend, 'name' | 'capacity' | 'dispatch'> }): Promise<PlannedJob> {
   const { locate } = options;
   checkResources(spec, options.backend.capacity(), locate);
   const command = parseOrThrow(spec.command, locate, spec.commandField);
@@ -58,7 +60,7 @@ export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir
     plan.update(`${task.name}\0${task.cacheKey}\0`);
     return task;
   });
-  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32), dispatch: options.backend.dispatch };
+  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32), backend: options.backend.name, dispatch: options.backend.dispatch };
 }
 
 /** Every value a task's template can name. */

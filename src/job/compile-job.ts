@@ -4,7 +4,7 @@ import type { JobFile } from './job-schema.js';
 import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
 import type { Locate } from './load-job-file.js';
 import { parseDuration, parseMemory } from './units.js';
-import { resolveLocation } from './resolve-location.js';
+import { resolveLocation } from '../storage/location.js';
 
 export interface CompileContext {
   /** Absolute job-file path, or a label such as `<api>`. */

@@ -1,7 +1,2 @@
-import { resolve } from 'node:path';
-import { isObjectStoreUri } from '../storage/location.js';
-
-/** A folder relative to `baseDir`, or an object-storage URI as written. */
-export function resolveLocation(baseDir: string, location: string): string {
-  return isObjectStoreUri(location) ? location : resolve(baseDir, location);
-}
+// Where a location resolves is storage's to say; kept here only until src/engine imports it from there.
+export { resolveLocation } from '../storage/location.js';

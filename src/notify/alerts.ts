@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HomeLayout } from '../engine/home-layout.js';
 import type { NotifySpec } from '../job/job-spec.js';
-import { isObjectStoreUri } from '../storage/location.js';
+import { openStorage } from '../storage/open-storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import type { RunRecord, RunState } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -33,6 +34,8 @@ export const ALERT_LOG = 'alerts.log';
 export interface AlertsOptions {
   /** Places each run's folder, where deliveries are noted in `alerts.log` (when it is a local folder). */
   layout: HomeLayout;
+  /** Says whether a run's folder is a local folder (default: the process's, from openStorage()). */
+  storage?: Storage;
   /** Where a failed delivery is reported (default: this process's stderr). */
   log?: (line: string) => void;
 }
@@ -42,9 +45,11 @@ export class Alerts {
   private readonly runQueues = new Map<number, Promise<void>>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly log: (line: string) => void;
+  private readonly storage: Storage;
 
   constructor(private readonly options: AlertsOptions) {
     this.log = options.log ?? ((line) => process.stderr.write(`fanout: ${line}\n`));
+    this.storage = options.storage ?? openStorage();
   }
 
   /** A run ended in `state` (committed by this process): alert `finished` or `failed` if asked to. */
@@ -135,7 +140,8 @@ export class Alerts {
   private note(run: RunRecord, line: string, failure: boolean): void {
     if (failure) this.log(line);
     const runDir = this.options.layout.runDir(run);
-    if (isObjectStoreUri(runDir)) return;
+    // An object cannot be appended to: a run kept in object storage has no alerts.log.
+    if (!this.storage.isLocal(runDir)) return;
     try {
       mkdirSync(runDir, { recursive: true });
       appendFileSync(join(runDir, ALERT_LOG), `${new Date().toISOString()} ${line}\n`);

@@ -9,6 +9,7 @@ import type { AttemptResult } from './launcher.js';
  * coordinator: a restarted coordinator adopts an attempt by reading it.
  */
 
+// native/launcher.c spells them again; launcher.test.ts reads its files by these names, so they cannot part.
 export const STDOUT_FILE = '.fanout.out';
 export const STDERR_FILE = '.fanout.err';
 export const RESULT_FILE = '.fanout.result.json';
@@ -23,7 +24,8 @@ export interface ResultRecord extends AttemptResult {
 
 /**
  * The attempt's result, or null while it has none. The launcher writes a temp file and renames
- * it, so a file that does not parse was not written by it and counts as absent.
+ * it, so a file that does not parse was not written by it and counts as absent. (On a folder
+ * only; src/storage/attempt-files.ts reads it from any workdir.)
  */
 export function readResultRecord(attemptDir: string): ResultRecord | null {
   let text: string;
@@ -34,6 +36,11 @@ export function readResultRecord(attemptDir: string): ResultRecord | null {
     if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
     throw error;
   }
+  return parseResultRecord(text);
+}
+
+/** A result record's text as the launcher wrote it; null when it is not one (so counts as absent). */
+export function parseResultRecord(text: string): ResultRecord | null {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -4,13 +4,17 @@ import { UserError } from '../errors.js';
 import { isMissing, listLocalFiles, pathInside, writeWhole } from './local-files.js';
 import { joinLocation } from './location.js';
 import { forEachLimited, TREE_TRANSFERS } from './parallel.js';
-import type { Storage, StoredObject } from './storage.js';
+import type { ByteRange, Storage, StoredBytes, StoredObject } from './storage.js';
 
 /**
  * Storage on a local or shared filesystem: locations are paths and objects are files. Every
  * write goes through a temp name and a rename, as object stores make an object appear whole.
  */
 export class FileStorage implements Storage {
+  isLocal(): boolean {
+    return true;
+  }
+
   async putFile(localPath: string, uri: string): Promise<void> {
     await copyWhole(localPath, uri);
   }
@@ -45,6 +49,25 @@ export class FileStorage implements Storage {
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
+    }
+  }
+
+  async readRange(uri: string, range: ByteRange): Promise<StoredBytes | null> {
+    let handle;
+    try {
+      handle = await open(uri, 'r');
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      const start = Math.min(range.start ?? Math.max(0, size - range.length), size);
+      const buffer = Buffer.alloc(Math.max(0, Math.min(range.length, size - start)));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+      return { start, bytes: buffer.subarray(0, bytesRead) };
+    } finally {
+      await handle.close();
     }
   }
 

@@ -1,5 +1,5 @@
 import type { S3Settings } from './s3-settings.js';
-import type { Storage, StoredObject } from './storage.js';
+import type { ByteRange, Storage, StoredBytes, StoredObject } from './storage.js';
 
 /**
  * S3 storage that loads the AWS SDK on first use. Loading it costs about 0.2 s of CPU per
@@ -16,6 +16,9 @@ export class LazyS3Storage implements Storage {
     return this.loaded;
   }
 
+  isLocal(): boolean {
+    return false;
+  }
   async putFile(localPath: string, uri: string): Promise<void> {
     return (await this.storage()).putFile(localPath, uri);
   }
@@ -30,6 +33,9 @@ export class LazyS3Storage implements Storage {
   }
   async openRead(uri: string, options?: { start?: number }): Promise<NodeJS.ReadableStream | null> {
     return (await this.storage()).openRead(uri, options);
+  }
+  async readRange(uri: string, range: ByteRange): Promise<StoredBytes | null> {
+    return (await this.storage()).readRange(uri, range);
   }
   async exists(uri: string): Promise<boolean> {
     return (await this.storage()).exists(uri);

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 
 /**
@@ -10,6 +10,11 @@ const SCHEME = 's3://';
 
 export function isObjectStoreUri(location: string): boolean {
   return location.startsWith(SCHEME);
+}
+
+/** A location as a job file or an option gives it: a folder relative to `baseDir`, or an object-storage URI as written. */
+export function resolveLocation(baseDir: string, location: string): string {
+  return isObjectStoreUri(location) ? location : resolve(baseDir, location);
 }
 
 /** `s3://b/p` + `a/b` → `s3://b/p/a/b`; local paths are joined as paths. */

@@ -19,7 +19,7 @@ import { forEachLimited, TREE_TRANSFERS } from './parallel.js';
 import { explainS3Error, isAbsentObject, isRangeNotSatisfiable } from './s3-errors.js';
 import { createS3Client } from './s3-client.js';
 import { describeS3Service, type S3Settings } from './s3-settings.js';
-import type { Storage, StoredObject } from './storage.js';
+import type { ByteRange, Storage, StoredBytes, StoredObject } from './storage.js';
 import { MIB } from '../job/units.js';
 
 /** Multipart upload: parts this big, this many in flight (so at most ~32 MiB buffered per file). */
@@ -36,6 +36,10 @@ export class S3Storage implements Storage {
   constructor(settings: S3Settings) {
     this.client = createS3Client(settings);
     this.service = describeS3Service(settings);
+  }
+
+  isLocal(): boolean {
+    return false;
   }
 
   async putFile(localPath: string, uri: string): Promise<void> {
@@ -70,10 +74,7 @@ export class S3Storage implements Storage {
     const source = parseObjectStoreUri(uri);
     return this.run(source, async () => {
       const body = await this.read(source);
-      if (body === null) return null;
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
+      return body === null ? null : (await readAll(body)).toString('utf8');
     });
   }
 
@@ -82,17 +83,36 @@ export class S3Storage implements Storage {
     return this.run(source, () => this.read(source, options.start ?? 0));
   }
 
-  async exists(uri: string): Promise<boolean> {
-    const target = parseObjectStoreUri(uri);
-    return this.run(target, async () => {
+  async readRange(uri: string, range: ByteRange): Promise<StoredBytes | null> {
+    const source = parseObjectStoreUri(uri);
+    return this.run(source, async () => {
+      // The size first, as a file is read: a tail needs it, and a ranged GET of an empty object
+      // or past the end is answered differently by different servers (416, or a broken reply).
+      // A suffix range (`bytes=-N`) is not read right by every S3-compatible server either.
+      const size = await this.size(source);
+      if (size === null) return null;
+      const start = Math.min(range.start ?? Math.max(0, size - range.length), size);
+      const length = Math.min(range.length, size - start);
+      if (length <= 0) return { start, bytes: Buffer.alloc(0) };
       try {
-        await this.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.key }));
-        return true;
+        const object = await this.client.send(
+          new GetObjectCommand({ Bucket: source.bucket, Key: source.key, Range: `bytes=${start}-${start + length - 1}` }),
+        );
+        const bytes = await readAll(object.Body as Readable);
+        // A server that ignores Range sends the whole object.
+        return { start, bytes: object.ContentRange === undefined ? bytes.subarray(start, start + length) : bytes };
       } catch (error) {
-        if (isAbsentObject(error)) return false;
+        // Replaced or deleted since its size was read.
+        if (isRangeNotSatisfiable(error)) return { start, bytes: Buffer.alloc(0) };
+        if (isAbsentObject(error)) return null;
         throw error;
       }
     });
+  }
+
+  async exists(uri: string): Promise<boolean> {
+    const target = parseObjectStoreUri(uri);
+    return this.run(target, async () => (await this.size(target)) !== null);
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
@@ -164,6 +184,17 @@ export class S3Storage implements Storage {
     });
   }
 
+  /** The object's size in bytes; null when it does not exist. */
+  private async size(target: ObjectAddress): Promise<number | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.key }));
+      return head.ContentLength ?? 0;
+    } catch (error) {
+      if (isAbsentObject(error)) return null;
+      throw error;
+    }
+  }
+
   /** The object's bytes from `start` on; null when it does not exist. */
   private async read(source: ObjectAddress, start = 0): Promise<Readable | null> {
     try {
@@ -186,6 +217,12 @@ export class S3Storage implements Storage {
       throw explainS3Error(error, { service: this.service, bucket: target.bucket });
     }
   }
+}
+
+async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  return Buffer.concat(chunks);
 }
 
 async function mustExist(localPath: string): Promise<void> {

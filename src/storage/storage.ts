@@ -8,6 +8,13 @@
  * folder: everything "under" `s3://b/run/1` is under `run/1/`, never `run/10`.
  */
 export interface Storage {
+  /**
+   * True when `location` is a path on a filesystem this machine mounts (a local or shared
+   * folder): processes can work in it and renames in it are atomic. False in an object store,
+   * where work happens in a local copy that is uploaded afterwards, so a file appears there only
+   * whole, once its writer is done. Code outside src/storage asks this, never the URI's scheme.
+   */
+  isLocal(location: string): boolean;
   /** Upload a local file, streamed (multipart for large files; never whole in memory). */
   putFile(localPath: string, uri: string): Promise<void>;
   /**
@@ -23,6 +30,12 @@ export interface Storage {
    * logs). `start` is a byte offset; at or past the end the stream is empty.
    */
   openRead(uri: string, options?: { start?: number }): Promise<NodeJS.ReadableStream | null>;
+  /**
+   * Up to `length` bytes of the object from byte `start`, or its last `length` bytes when `start`
+   * is not given, with the offset they start at; null when it does not exist. A start at or past
+   * the end reads nothing, from the end. For reading a piece of a big log without fetching it whole.
+   */
+  readRange(uri: string, range: ByteRange): Promise<StoredBytes | null>;
   exists(uri: string): Promise<boolean>;
   /** Every object under a prefix (recursive), with size; `relative` names use `/`. Empty when there is none. */
   list(prefix: string): Promise<StoredObject[]>;
@@ -48,4 +61,16 @@ export interface StoredObject {
   relative: string;
   /** Bytes. */
   size: number;
+}
+
+export interface ByteRange {
+  /** Where to start; undefined: the last `length` bytes. */
+  start?: number;
+  length: number;
+}
+
+export interface StoredBytes {
+  /** The offset of the first byte read: the start asked for, or where the tail (or the end) is. */
+  start: number;
+  bytes: Buffer;
 }

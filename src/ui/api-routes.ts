@@ -2,11 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attemptJson, statusJson, taskRowJson } from '../cli/output.js';
 import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
-import { STDERR_FILE, STDOUT_FILE } from '../runner/result-record.js';
-import { joinLocation } from '../storage/location.js';
+import type { AttemptFiles } from '../storage/attempt-files.js';
 import { TASK_STATES, type AttemptRecord, type GatherAttemptRecord, type RunRecord, type TaskState } from '../store/records.js';
 import { TASK_SORTS, type TaskSort } from '../store/task-page.js';
-import { readLogPiece } from './log-tail.js';
 import type { RunActions } from './run-actions.js';
 import type { RunEvents } from './run-events.js';
 import type { PlotCache } from './run-plots.js';
@@ -33,6 +31,8 @@ export class ApiError extends UserError {
 
 export interface ApiContext {
   engine: Engine;
+  /** Where attempts' logs are read from, whatever their workdir. */
+  files: AttemptFiles;
   actions: RunActions;
   plots: PlotCache;
   events: RunEvents;
@@ -92,7 +92,7 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
       if (stream !== 'stdout' && stream !== 'stderr') throw new ApiError(400, `stream=${stream} is not a log`, 'use stream=stdout or stream=stderr');
       const offsetText = url.searchParams.get('offset');
       const offset = offsetText === null ? undefined : wholeNumber(offsetText, 'offset');
-      const piece = await readLogPiece(joinLocation(attempt.dir, stream === 'stdout' ? STDOUT_FILE : STDERR_FILE), offset);
+      const piece = await context.files.readLogPiece(attempt.dir, stream, { offset });
       return sendJson(response, { ...piece, running: attempt.state === 'running' });
     }
   }

@@ -1,9 +1,7 @@
-import { createReadStream, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { isObjectStoreUri, joinLocation } from '../../storage/location.js';
-import { storageFor } from '../../storage/open-storage.js';
-import { STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
+import { AttemptFiles } from '../../storage/attempt-files.js';
+import { openStorage } from '../../storage/open-storage.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
@@ -24,11 +22,12 @@ export function registerLogs(program: Command): void {
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);
         if (!attempt) throw new UserError(`task "${name}" has no attempt ${wanted}`, `it has ${attempts.length}`);
-        const file = joinLocation(attempt.dir, options.stderr ? STDERR_FILE : STDOUT_FILE);
-        const log = await openLog(file);
+        const files = new AttemptFiles(openStorage());
+        const stream = options.stderr ? 'stderr' : 'stdout';
+        const log = await files.openLog(attempt.dir, stream);
         if (!log) {
-          const why = isObjectStoreUri(file) && attempt.state === 'running' ? 'a worker uploads it when the attempt ends' : 'the attempt may not have started';
-          throw new UserError(`no log at ${file}`, why);
+          const why = files.arriveWhenEnded(attempt.dir) && attempt.state === 'running' ? 'a worker uploads it when the attempt ends' : 'the attempt may not have started';
+          throw new UserError(`no log at ${files.logLocation(attempt.dir, stream)}`, why);
         }
         await new Promise<void>((resolve, reject) => {
           log.on('error', reject).on('end', resolve).pipe(process.stdout, { end: false });
@@ -37,8 +36,3 @@ export function registerLogs(program: Command): void {
     );
 }
 
-/** A log file, from a folder or from object storage; null when there is none. */
-async function openLog(location: string): Promise<NodeJS.ReadableStream | null> {
-  if (isObjectStoreUri(location)) return storageFor(location).openRead(location);
-  return existsSync(location) ? createReadStream(location) : null;
-}
