@@ -3,7 +3,6 @@ import type { RunHandle } from '../engine/run-handle.js';
 import type { GatherOutcome } from '../engine/gather.js';
 import { isAlive } from '../process-identity.js';
 import { FanoutApiError } from '../errors.js';
-import type { AttemptFiles } from '../storage/attempt-files.js';
 import type { RunRecord, RunState, TaskCounts } from '../store/records.js';
 import { taskResults, type TaskResult } from './task-results.js';
 
@@ -55,7 +54,6 @@ export class FanoutRun {
   /** @internal Handles come from `Fanout`: `submit`, `map` and `run`. */
   constructor(
     private readonly engine: Engine,
-    private readonly files: AttemptFiles,
     run: RunRecord,
     driving: RunHandle | null,
   ) {
@@ -95,7 +93,7 @@ export class FanoutRun {
    */
   async gather<T = unknown>(): Promise<TaskResult<T>[]> {
     await this.wait();
-    return (await taskResults(this.engine, this.files, await this.record())) as TaskResult<T>[];
+    return (await taskResults(this.engine, this.engine.files, await this.record())) as TaskResult<T>[];
   }
 
   /**

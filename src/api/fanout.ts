@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { FanoutApiError } from '../errors.js';
-import { AttemptFiles } from '../storage/attempt-files.js';
-import { openStorage } from '../storage/open-storage.js';
 import type { JobDefinition } from '../job/job-schema.js';
 import type { Scalar } from '../job/job-spec.js';
 import { FanoutRun } from './fanout-run.js';
@@ -50,7 +48,6 @@ export class Fanout {
     private readonly engine: Engine,
     private readonly defaults: JobDefaults,
     /** Where runs' outputs and logs are read from when they are gathered. */
-    private readonly files: AttemptFiles,
   ) {}
 
   /**
@@ -61,7 +58,7 @@ export class Fanout {
    */
   static async open(options: FanoutOptions = {}): Promise<Fanout> {
     const { engine, defaults } = compileOpenOptions(options);
-    return new Fanout(await Engine.open(engine), defaults, new AttemptFiles(openStorage()));
+    return new Fanout(await Engine.open(engine), defaults);
   }
 
   /**
@@ -128,7 +125,7 @@ export class Fanout {
     if (known) return known;
     const record = Number.isSafeInteger(id) ? await this.engine.store.getRun(id) : null;
     if (!record) throw new FanoutApiError('no-such-run', `there is no run ${id} in this store`, 'pass the id of a run started with this home or store (`fanout runs` lists them)');
-    const run = new FanoutRun(this.engine, this.files, record, null);
+    const run = new FanoutRun(this.engine, record, null);
     this.runs.set(id, run);
     return run;
   }
@@ -154,7 +151,7 @@ export class Fanout {
     }
     const source = { job: withDefaults(job, this.defaults), label, baseDir: resolve(options.baseDir ?? process.cwd()) };
     const handle = await this.engine.start(source, { fresh: options.fresh });
-    const run = new FanoutRun(this.engine, this.files, handle.run, handle);
+    const run = new FanoutRun(this.engine, handle.run, handle);
     this.runs.set(run.id, run);
     return run;
   }

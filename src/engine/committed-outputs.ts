@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { storageFor } from '../storage/open-storage.js';
-import { isObjectStoreUri, joinLocation } from '../storage/location.js';
+import { joinLocation } from '../storage/location.js';
+import type { Storage } from '../storage/storage.js';
 import { finalOut } from './home-layout.js';
 
 /**
@@ -13,16 +13,21 @@ import { finalOut } from './home-layout.js';
 export const COMMITTED_MARKER = '.fanout-committed.json';
 
 /** The names among `taskNames` whose outputs are committed in `outdir`. */
-export async function committedTasks(outdir: string, taskNames: string[]): Promise<Set<string>> {
-  if (!isObjectStoreUri(outdir)) return new Set(taskNames.filter((name) => existsSync(finalOut(outdir, name))));
+export async function committedTasks(storage: Storage, outdir: string, taskNames: string[]): Promise<Set<string>> {
+  if (storage.isLocal(outdir)) return new Set(taskNames.filter((name) => existsSync(finalOut(outdir, name))));
   // One listing instead of a request per task.
-  const objects = new Set((await storageFor(outdir).list(outdir)).map((object) => object.relative));
+  const objects = new Set((await storage.list(outdir)).map((object) => object.relative));
   return new Set(taskNames.filter((name) => objects.has(`${name}/${COMMITTED_MARKER}`)));
 }
 
 /** Upload an attempt's outputs (a local folder) as the task's committed outputs in object storage. */
-export async function commitToObjectStorage(localOut: string, outdir: string, taskName: string, attempt: { runId: number; index: number; attempt: number }): Promise<void> {
-  const storage = storageFor(outdir);
+export async function commitToObjectStorage(
+  storage: Storage,
+  localOut: string,
+  outdir: string,
+  taskName: string,
+  attempt: { runId: number; index: number; attempt: number },
+): Promise<void> {
   const prefix = finalOut(outdir, taskName);
   // The marker goes first and comes back last: in between, the prefix does not count as done.
   await storage.delete(joinLocation(prefix, COMMITTED_MARKER));

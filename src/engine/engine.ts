@@ -6,9 +6,12 @@ import { UserError } from '../errors.js';
 import type { BackendName } from '../job/job-schema.js';
 import type { JobSpec } from '../job/job-spec.js';
 import { loadJob, type JobSource } from '../job/load-job-file.js';
-import { resolveLocation } from '../job/resolve-location.js';
 import { ALERT_WAIT_MS, Alerts } from '../notify/alerts.js';
 import { currentProcess, isAlive, type ProcessIdentity } from '../process-identity.js';
+import { AttemptFiles } from '../storage/attempt-files.js';
+import { resolveLocation } from '../storage/location.js';
+import { openStorage } from '../storage/open-storage.js';
+import type { Storage } from '../storage/storage.js';
 import { openStore } from '../store/open-store.js';
 import type { AttemptRecord, Dispatch, GatherAttemptRecord, RunRecord, TaskRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -32,6 +35,8 @@ export interface EngineOptions {
   store?: string;
   /** How long `close` waits for alerts still being delivered (default ALERT_WAIT_MS). */
   alertWaitMs?: number;
+  /** Where workdirs and outdirs are read and written (default: folders and s3://, as the environment configures them). */
+  storage?: Storage;
 }
 
 /** What the command line may change about a job file without editing it. */
@@ -65,15 +70,21 @@ export class Engine {
 
   /** Alerts of the runs this engine drives or settles; `close` waits for their deliveries. */
   readonly alerts: Alerts;
+  /** Every location a run names, folders and object storage alike. */
+  readonly storage: Storage;
+  /** Attempts' logs, result records and return values, for every face. */
+  readonly files: AttemptFiles;
 
   private constructor(
     private readonly options: EngineOptions,
     readonly store: Store,
     readonly layout: HomeLayout,
   ) {
-    this.alerts = new Alerts({ layout });
+    this.storage = options.storage ?? openStorage();
+    this.files = new AttemptFiles(this.storage);
+    this.alerts = new Alerts({ layout, storage: this.storage });
     this.drivers = {
-      push: new PushDriver(store, layout, this.alerts, this.me, (spec, run) => this.openPushBackend(spec, run)),
+      push: new PushDriver(store, this.storage, layout, this.alerts, this.me, (spec, run) => this.openPushBackend(spec, run)),
       pull: new PullDriver(store, this.alerts),
     };
   }
@@ -98,7 +109,7 @@ export class Engine {
       workdir: options.workdir === undefined ? loaded.spec.workdir : resolveLocation(process.cwd(), options.workdir),
     };
     const backend = await this.openBackend(spec, { id: 0, spec }, 'check');
-    await checkLocations(spec, locate, { backend, sharedStore: this.store.shared });
+    await checkLocations(spec, locate, { storage: this.storage, backend, sharedStore: this.store.shared });
     const planned = await planJob(spec, { locate, chunkDir: this.layout.chunkDir, backend });
     await backend.preflight?.(this.planSample(planned, { id: 0, spec }), locate);
     return planned;
@@ -133,7 +144,7 @@ export class Engine {
       await (await driver.follow(latest, { stopAtOnce: true })).done;
     }
     const skipped = options.fresh ? new Set<number>() : await this.doneTasks(planned);
-    const tasks = await stageChunkFiles(newTasks(planned, skipped), this.layout.chunkDir, planned.spec.workdir);
+    const tasks = await stageChunkFiles(this.storage, newTasks(planned, skipped), this.layout.chunkDir, planned.spec.workdir);
     const created = await this.store.createRun(
       {
         job,
@@ -247,7 +258,7 @@ export class Engine {
     const { spec, tasks } = planned;
     const hits = await this.store.lookupCache(tasks.map((task) => task.cacheKey));
     const candidates = spec.skipIfOutputsExist ? tasks : tasks.filter((task) => hits.get(task.cacheKey)?.out === task.out);
-    const committed = await committedTasks(spec.outdir, candidates.map((task) => task.name));
+    const committed = await committedTasks(this.storage, spec.outdir, candidates.map((task) => task.name));
     return new Set(candidates.filter((task) => committed.has(task.name)).map((task) => task.index));
   }
 

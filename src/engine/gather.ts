@@ -5,8 +5,8 @@ import type { AttemptLaunch, PushBackend } from '../backends/backend.js';
 import { UserError } from '../errors.js';
 import { parseTemplate, renderTemplate, type Template } from '../job/template.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import { isObjectStoreUri, joinLocation } from '../storage/location.js';
-import { storageFor } from '../storage/open-storage.js';
+import { joinLocation } from '../storage/location.js';
+import type { Storage } from '../storage/storage.js';
 import type { RunRecord, TaskRecord } from '../store/records.js';
 import type { RunQueries } from '../store/run-queries.js';
 import type { Store } from '../store/store.js';
@@ -55,6 +55,7 @@ export class GatherStep {
     private readonly tasks: TaskRecord[],
     private readonly template: Template,
     layout: HomeLayout,
+    private readonly storage: Storage,
   ) {
     // Keyed on where the outputs are kept, not on a worker's local copies of them.
     const spec = run.spec;
@@ -63,9 +64,9 @@ export class GatherStep {
   }
 
   /** The gather of `run`, over its tasks as they are now; null when the job has none. */
-  static async load(queries: RunQueries, layout: HomeLayout, run: RunRecord): Promise<GatherStep | null> {
+  static async load(queries: RunQueries, layout: HomeLayout, storage: Storage, run: RunRecord): Promise<GatherStep | null> {
     if (run.spec.gather === null) return null;
-    return new GatherStep(run, await queries.listTasks(run.id), parseTemplate(run.spec.gather), layout);
+    return new GatherStep(run, await queries.listTasks(run.id), parseTemplate(run.spec.gather), layout, storage);
   }
 
   /**
@@ -74,13 +75,13 @@ export class GatherStep {
    * `<mirror>/<task>`, and what the gather writes beside them is uploaded when it succeeds.
    */
   async prepare(attempt: number, places: GatherPlaces): Promise<PreparedGather> {
-    const { run, tasks } = this;
+    const { run, tasks, storage } = this;
     const spec = run.spec;
-    const mirrored = isObjectStoreUri(spec.outdir);
+    const mirrored = !storage.isLocal(spec.outdir);
     const outdir = mirrored ? `${places.attemptDir}.out` : spec.outdir;
     mkdirSync(outdir, { recursive: true });
     if (mirrored) {
-      for (const task of tasks) await storageFor(spec.outdir).getTree(finalOut(spec.outdir, task.name), join(outdir, task.name));
+      for (const task of tasks) await storage.getTree(finalOut(spec.outdir, task.name), join(outdir, task.name));
     }
     const outputs = tasks.map((task) => (mirrored ? join(outdir, task.name) : finalOut(spec.outdir, task.name)));
     writeManifest(places.manifest, tasks, outputs);
@@ -102,7 +103,6 @@ export class GatherStep {
       async finish(result: AttemptResult): Promise<AttemptResult> {
         if (result.reason !== 'ok' || !mirrored) return result;
         try {
-          const storage = storageFor(spec.outdir);
           for (const entry of readdirSync(outdir, { withFileTypes: true })) {
             if (taskNames.has(entry.name)) continue;
             const target = joinLocation(spec.outdir, entry.name);
@@ -120,6 +120,7 @@ export class GatherStep {
 
 export interface GatherContext {
   store: Store;
+  storage: Storage;
   backend: PushBackend;
   layout: HomeLayout;
   run: RunRecord;
@@ -133,7 +134,7 @@ export interface GatherContext {
  */
 export async function runGather(context: GatherContext, options: { force: boolean }): Promise<GatherOutcome> {
   const { store, backend, layout, run } = context;
-  const step = await GatherStep.load(store, layout, run);
+  const step = await GatherStep.load(store, layout, context.storage, run);
   if (step === null) return 'skipped';
   if (!options.force && (await store.gatherDone(step.cacheKey))) {
     await store.commit({ run: { id: run.id, gatherState: 'skipped' } });

@@ -9,6 +9,7 @@ import { isAlive, type ProcessIdentity } from '../process-identity.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
 import type { RunRecord, RunState } from '../store/records.js';
+import type { Storage } from '../storage/storage.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
 import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
@@ -23,6 +24,7 @@ import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js
 export class PushDriver implements RunDriver {
   constructor(
     private readonly store: Store,
+    private readonly storage: Storage,
     private readonly layout: HomeLayout,
     private readonly alerts: Alerts,
     private readonly me: ProcessIdentity,
@@ -65,7 +67,7 @@ export class PushDriver implements RunDriver {
         const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
         let gather: GatherOutcome | null = null;
         if (!coordinator.isStopping && allDone && claimed.spec.gather !== null) {
-          gather = await runGather({ store, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
+          gather = await runGather({ store, storage: this.storage, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
         }
         const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
         await store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
@@ -106,7 +108,7 @@ export class PushDriver implements RunDriver {
     const waiter = new ResultWaiter();
     try {
       await backend.start(waiter.deliver);
-      return await runGather({ store: this.store, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
+      return await runGather({ store: this.store, storage: this.storage, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
     } finally {
       await backend.close();
       await this.store.releaseRun(run.id, this.me);

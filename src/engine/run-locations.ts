@@ -2,8 +2,8 @@ import { relative, sep } from 'node:path';
 import { JobFileError, UserError } from '../errors.js';
 import type { JobSpec } from '../job/job-spec.js';
 import type { Locate } from '../job/load-job-file.js';
-import { isObjectStoreUri, joinLocation } from '../storage/location.js';
-import { storageFor } from '../storage/open-storage.js';
+import { joinLocation } from '../storage/location.js';
+import type { Storage } from '../storage/storage.js';
 import type { Backend } from '../backends/backend.js';
 import type { NewTask } from '../store/records.js';
 
@@ -12,11 +12,15 @@ import type { NewTask } from '../store/records.js';
  * is for pull workers (the node-side runner of a cluster and the local launcher write to
  * folders), and it must be reachable with the credentials at hand, its bucket existing.
  */
-export async function checkLocations(spec: JobSpec, locate: Locate, options: { backend: Pick<Backend, 'name' | 'objectStorage' | 'dispatch'>; sharedStore: boolean }): Promise<void> {
-  const { backend } = options;
+export async function checkLocations(
+  spec: JobSpec,
+  locate: Locate,
+  options: { storage: Storage; backend: Pick<Backend, 'name' | 'objectStorage' | 'dispatch'>; sharedStore: boolean },
+): Promise<void> {
+  const { backend, storage } = options;
   for (const field of ['workdir', 'outdir'] as const) {
     const location = spec[field];
-    if (location === null || !isObjectStoreUri(location)) continue;
+    if (location === null || storage.isLocal(location)) continue;
     if (!backend.objectStorage) {
       throw new JobFileError(
         locate(field),
@@ -25,7 +29,7 @@ export async function checkLocations(spec: JobSpec, locate: Locate, options: { b
       );
     }
     try {
-      await storageFor(location).check(location);
+      await storage.check(location);
     } catch (error) {
       if (error instanceof UserError) throw new JobFileError(locate(field), error.message, error.fix, { cause: error });
       throw error;
@@ -40,7 +44,7 @@ export async function checkLocations(spec: JobSpec, locate: Locate, options: { b
       'set `workdir:` to an s3://bucket/prefix URI, or to a folder every worker can reach',
     );
   }
-  if (spec.workdir !== null && isObjectStoreUri(spec.workdir) && !isObjectStoreUri(spec.outdir)) {
+  if (spec.workdir !== null && !storage.isLocal(spec.workdir) && storage.isLocal(spec.outdir)) {
     throw new JobFileError(
       locate('outdir'),
       `outputs would go to ${spec.outdir}, a folder on whichever machine runs each task, while the workdir is in object storage`,
@@ -54,9 +58,8 @@ export async function checkLocations(spec: JobSpec, locate: Locate, options: { b
  * read them from the workdir. Upload each once (a chunk's folder is named by its content) and
  * point the tasks at the uploaded copies, which workers stage in like any s3:// input.
  */
-export async function stageChunkFiles(tasks: NewTask[], chunkDir: string, workdir: string | null): Promise<NewTask[]> {
-  if (workdir === null || !isObjectStoreUri(workdir)) return tasks;
-  const storage = storageFor(workdir);
+export async function stageChunkFiles(storage: Storage, tasks: NewTask[], chunkDir: string, workdir: string | null): Promise<NewTask[]> {
+  if (workdir === null || storage.isLocal(workdir)) return tasks;
   const uploaded = new Map<string, string>();
   const upload = async (file: string): Promise<string> => {
     let uri = uploaded.get(file);

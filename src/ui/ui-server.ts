@@ -6,9 +6,6 @@ import { fileURLToPath } from 'node:url';
 import type { Engine } from '../engine/engine.js';
 import type { RunHandle } from '../engine/run-handle.js';
 import { UserError } from '../errors.js';
-import { AttemptFiles } from '../storage/attempt-files.js';
-import { openStorage } from '../storage/open-storage.js';
-import type { Storage } from '../storage/storage.js';
 import { accessFor, refusal, tokenCookie, tokenInQuery, type Access } from './access.js';
 import { ApiError, handleApi, sendJson } from './api-routes.js';
 import { RunActions } from './run-actions.js';
@@ -27,8 +24,6 @@ const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-sr
 
 export interface UiServerOptions {
   engine: Engine;
-  /** Where the runs' files are read from (default: the process's, from openStorage()). */
-  storage?: Storage;
   host?: string;
   /** 0: any free port. */
   port?: number;
@@ -56,7 +51,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   if (options.driving) actions.adopt(options.driving);
   const context = {
     engine: options.engine,
-    files: new AttemptFiles(options.storage ?? openStorage()),
+    files: options.engine.files,
     actions,
     plots: new PlotCache(),
     events: new RunEvents(options.engine, options.eventPollMs),

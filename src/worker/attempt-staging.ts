@@ -1,8 +1,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../runner/result-record.js';
-import { isObjectStoreUri, joinLocation } from '../storage/location.js';
-import { storageFor } from '../storage/open-storage.js';
+import { joinLocation } from '../storage/location.js';
+import type { Storage } from '../storage/storage.js';
 
 /**
  * Where a worker runs one attempt, and the copies in and out that object storage needs. An
@@ -18,8 +18,8 @@ export interface AttemptSite {
   remote: boolean;
 }
 
-export function attemptSite(recorded: string, scratch: string): AttemptSite {
-  if (!isObjectStoreUri(recorded)) return { recorded, local: recorded, remote: false };
+export function attemptSite(storage: Storage, recorded: string, scratch: string): AttemptSite {
+  if (storage.isLocal(recorded)) return { recorded, local: recorded, remote: false };
   const name = recorded.split('/').slice(-2).join('-');
   return { recorded, local: join(scratch, name), remote: true };
 }
@@ -29,25 +29,24 @@ export function attemptSite(recorded: string, scratch: string): AttemptSite {
  * give the task the local path instead. Each variable gets its own folder, so two inputs with
  * the same file name do not collide.
  */
-export async function stageIn(vars: Record<string, string>, site: AttemptSite): Promise<Record<string, string>> {
+export async function stageIn(storage: Storage, vars: Record<string, string>, site: AttemptSite): Promise<Record<string, string>> {
   const local: Record<string, string> = {};
   for (const [key, value] of Object.entries(vars)) {
-    if (!isObjectStoreUri(value) || value.endsWith('/')) {
+    if (storage.isLocal(value) || value.endsWith('/')) {
       local[key] = value;
       continue;
     }
     const path = join(`${site.local}.in`, key, basename(value));
     await mkdir(join(`${site.local}.in`, key), { recursive: true });
-    await storageFor(value).getFile(value, path);
+    await storage.getFile(value, path);
     local[key] = path;
   }
   return local;
 }
 
 /** Upload the attempt's logs and result record (the result record last) next to where the store says they are. */
-export async function stageOutLogs(site: AttemptSite): Promise<void> {
+export async function stageOutLogs(storage: Storage, site: AttemptSite): Promise<void> {
   if (!site.remote) return;
-  const storage = storageFor(site.recorded);
   for (const file of [STDOUT_FILE, STDERR_FILE, RESULT_FILE]) {
     try {
       await storage.putFile(join(site.local, file), joinLocation(site.recorded, file));

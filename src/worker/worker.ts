@@ -13,7 +13,7 @@ import { taskLaunch } from '../engine/task-launch.js';
 import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { parseTemplate, type Template } from '../job/template.js';
-import { isObjectStoreUri } from '../storage/location.js';
+import type { Storage } from '../storage/storage.js';
 import type { RunRecord, TaskRecord } from '../store/records.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import type { Store } from '../store/store.js';
@@ -22,6 +22,8 @@ import { attemptSite, clearSite, stageIn, stageOutLogs, type AttemptSite } from 
 
 export interface WorkerOptions {
   store: Store;
+  /** Where workdirs, outdirs and inputs are read and written. */
+  storage: Storage;
   /** Names attempt folders the way every other process using this store does. */
   layout: HomeLayout;
   /** A local folder of this worker's own: attempts run there when the workdir is in object storage. */
@@ -224,7 +226,7 @@ export class Worker {
     const held: Held = {
       key: task ? { kind: 'task', runId: claimed.runId, index: task.index, attempt: claimed.attempt } : { kind: 'gather', runId: claimed.runId, attempt: claimed.attempt },
       run,
-      site: attemptSite(claimed.dir, this.scratch),
+      site: attemptSite(this.options.storage, claimed.dir, this.scratch),
       cpus: task?.cpus ?? 1,
       memory: task?.memory ?? 0,
       task,
@@ -307,10 +309,10 @@ export class Worker {
   private async prepareTask(launchId: number, held: Held, task: TaskRecord): Promise<AttemptLaunch> {
     const { run, site, key } = held;
     const spec = run.spec;
-    const remoteOut = isObjectStoreUri(spec.outdir);
+    const remoteOut = !this.options.storage.isLocal(spec.outdir);
     if (remoteOut) held.localOut = `${site.local}.out`;
     else mkdirSync(spec.outdir, { recursive: true });
-    const vars = await stageIn(task.vars, site);
+    const vars = await stageIn(this.options.storage, task.vars, site);
     return taskLaunch(spec, this.template(run), { id: launchId, runId: run.id, task, attempt: key.attempt, vars }, {
       attemptDir: site.local,
       stagingOut: remoteOut ? `${site.local}.staging` : stagingOut(spec.outdir, run.id, task.index, key.attempt),
@@ -319,7 +321,7 @@ export class Worker {
   }
 
   private async prepareGatherLaunch(launchId: number, held: Held): Promise<AttemptLaunch> {
-    const step = await GatherStep.load(this.options.store, this.options.layout, held.run);
+    const step = await GatherStep.load(this.options.store, this.options.layout, this.options.storage, held.run);
     if (step === null) throw new Error(`run ${held.run.id} has no gather`);
     const prepared = await step.prepare(held.key.attempt, { attemptDir: held.site.local, manifest: join(`${held.site.local}.in`, 'manifest.json'), launchId });
     held.gather = { cacheKey: step.cacheKey, finish: prepared.finish };
@@ -386,7 +388,7 @@ export class Worker {
     let outcome = result;
     try {
       if (result.reason === 'ok' && held.localOut !== null) {
-        await commitToObjectStorage(held.localOut, held.run.spec.outdir, task.name, { runId: held.key.runId, index: task.index, attempt: held.key.attempt });
+        await commitToObjectStorage(this.options.storage, held.localOut, held.run.spec.outdir, task.name, { runId: held.key.runId, index: task.index, attempt: held.key.attempt });
       }
     } catch (error) {
       outcome = { ...result, reason: 'infra', error: `staging out failed: ${(error as Error).message}` };
@@ -400,7 +402,7 @@ export class Worker {
 
   private async uploadLogs(held: Held): Promise<void> {
     try {
-      await stageOutLogs(held.site);
+      await stageOutLogs(this.options.storage, held.site);
     } catch (error) {
       this.options.log(`could not upload the logs of run ${held.key.runId} task ${held.task?.name ?? 'gather'}: ${(error as Error).message}`);
     }

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { AttemptFiles } from '../../storage/attempt-files.js';
-import { openStorage } from '../../storage/open-storage.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
@@ -22,7 +20,7 @@ export function registerLogs(program: Command): void {
         const wanted = options.attempt === undefined ? attempts.length : positiveInteger(options.attempt, '--attempt');
         const attempt = attempts.find((a) => a.attempt === wanted);
         if (!attempt) throw new UserError(`task "${name}" has no attempt ${wanted}`, `it has ${attempts.length}`);
-        const files = new AttemptFiles(openStorage());
+        const files = engine.files;
         const stream = options.stderr ? 'stderr' : 'stdout';
         const log = await files.openLog(attempt.dir, stream);
         if (!log) {

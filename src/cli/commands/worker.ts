@@ -46,6 +46,7 @@ export function registerWorker(program: Command): void {
       await withEngine(options, async (engine) => {
         const worker = new Worker({
           store: engine.store,
+          storage: engine.storage,
           layout: engine.layout,
           scratch: options.scratch ?? tmpdir(),
           cpus,
