@@ -59,7 +59,7 @@ async function fillStore(dir, count) {
     state: 'pending', cpus: 1, memory: 4e9, timeMs: null,
   }));
   const spec = { name: 'big', file: '/bench/big.yaml', outdir: join(dir, 'out'), workdir: null, gather: null, command: 'true', resources: {} };
-  const created = await store.createRun({ job: 'big', jobFile: '/bench/big.yaml', spec, backend: 'local', planKey: 'p', tasks, coordinator: null }, () => false);
+  const created = await store.createRun({ job: 'big', jobFile: '/bench/big.yaml', spec, backend: 'local', dispatch: 'push', planKey: 'p', tasks, coordinator: null }, () => false);
   const runId = created.run.id;
   const t0 = Date.now() - 3_600_000;
   for (let from = 0; from < count; from += 5000) {

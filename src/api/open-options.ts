@@ -75,7 +75,7 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
       store: storeLocation({ store: optionalString(options.store, 'store') }),
       limits: {
         cpus: options.cpus === undefined ? undefined : positiveInteger(options.cpus, 'cpus'),
-        memoryBytes: options.memory === undefined ? undefined : parsedOption(parseMemory(String(options.memory)), 'memory', options.memory, 'a size such as 8GB'),
+        memory: options.memory === undefined ? undefined : parsedOption(parseMemory(String(options.memory)), 'memory', options.memory, 'a size such as 8GB'),
       },
       graceMs: options.grace === undefined ? undefined : parsedOption(parseDuration(String(options.grace)), 'grace', options.grace, 'a duration such as 10s'),
     },

@@ -15,7 +15,7 @@ import type { Dispatch, ProcessIdentity } from '../store/records.js';
 export interface Capacity {
   /** The most one attempt may ask for. */
   cpus: number;
-  memoryBytes: number;
+  memory: number;
   /**
    * True when every running attempt draws on this one capacity (one machine). False on a
    * cluster or a fleet of workers: it only bounds one attempt (the largest node), and
@@ -36,7 +36,7 @@ export interface AttemptLaunch {
   stagingOut?: string;
   finalOut?: string;
   cpus: number;
-  memoryBytes: number | null;
+  memory: number | null;
   timeMs: number | null;
   command: string;
   env: Record<string, string>;

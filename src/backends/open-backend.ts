@@ -18,7 +18,7 @@ export interface BackendSite {
 }
 
 export interface BackendOptions {
-  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memory'>>;
   graceMs: number;
   /**
    * What schedulers said about their clusters, kept by the caller so that planning a run and

@@ -38,7 +38,7 @@ export function openEngine(options: GlobalOptions & MachineOptions): Promise<Eng
     store: storeLocation(options),
     limits: {
       cpus: cpus === undefined ? undefined : positiveInteger(cpus, '--cpus'),
-      memoryBytes: memory === undefined ? undefined : parsed(parseMemory(memory), '--memory', 'a size such as 8GB'),
+      memory: memory === undefined ? undefined : parsed(parseMemory(memory), '--memory', 'a size such as 8GB'),
     },
     graceMs: grace === undefined ? undefined : parsed(parseDuration(grace), '--grace', 'a duration such as 10s'),
     alertWaitMs: alertWait === undefined ? undefined : parsed(parseDuration(alertWait), 'FANOUT_ALERT_WAIT', 'a duration such as 30s'),

@@ -88,7 +88,7 @@ describe('Coordinator: scheduling and retry rules', () => {
       vars: {},
       gather: null,
       retry: { max: 2, on: ['oom', 'timeout', 'lost'], escalate: { memory: 2, time: 2 }, ...options.retry },
-      resources: { cpus: options.cpus ?? 1, memoryBytes: options.memory ?? null, timeMs: null },
+      resources: { cpus: options.cpus ?? 1, memory: options.memory ?? null, timeMs: null },
     } as unknown as JobSpec;
     const tasks: NewTask[] = Array.from({ length: options.tasks }, (_, index) => ({
       index,
@@ -102,7 +102,7 @@ describe('Coordinator: scheduling and retry rules', () => {
     }));
     const created = await store.createRun({ job: 'unit', jobFile: spec.file, spec, backend: 'scripted', dispatch: 'push', planKey: 'p', tasks, coordinator: null }, () => false);
     if (!('run' in created)) throw new Error('not created');
-    const backend = new ScriptedBackend({ cpus: 4, memoryBytes: 8 * GB, shared: true, ...options.capacity });
+    const backend = new ScriptedBackend({ cpus: 4, memory: 8 * GB, shared: true, ...options.capacity });
     const layout = new HomeLayout(home, store.id);
     const coordinator = await Coordinator.open({
       store,
@@ -135,7 +135,7 @@ describe('Coordinator: scheduling and retry rules', () => {
   });
 
   it('counts memory too: a task waits until the memory it asks for is free', async () => {
-    const { backend, coordinator } = await setUp({ tasks: 3, memory: 3 * GB, capacity: { cpus: 8, memoryBytes: 7 * GB } });
+    const { backend, coordinator } = await setUp({ tasks: 3, memory: 3 * GB, capacity: { cpus: 8, memory: 7 * GB } });
     void coordinator.drive();
     await flush();
     expect(backend.launched).toHaveLength(2);
@@ -152,13 +152,13 @@ describe('Coordinator: scheduling and retry rules', () => {
   });
 
   it('retries an oom with more memory (capped by the capacity), records it, and puts retries first', async () => {
-    const { run, backend, coordinator } = await setUp({ tasks: 3, memory: 3 * GB, capacity: { cpus: 1, memoryBytes: 5 * GB } });
+    const { run, backend, coordinator } = await setUp({ tasks: 3, memory: 3 * GB, capacity: { cpus: 1, memory: 5 * GB } });
     const done = coordinator.drive();
     await flush();
     backend.end(backend.of(0)[0]!.id, 'oom');
     await flush();
     // The retry of t0 goes before t1, which has waited longer.
-    expect(backend.launched.map((l) => [l.env.FANOUT_TASK, l.memoryBytes])).toEqual([
+    expect(backend.launched.map((l) => [l.env.FANOUT_TASK, l.memory])).toEqual([
       ['t0', 3 * GB],
       ['t0', 5 * GB],
     ]);
@@ -207,7 +207,7 @@ describe('Coordinator: scheduling and retry rules', () => {
     await flush();
     expect(first.backend.launched).toHaveLength(2);
     // A second coordinator takes over the run (the first died with both attempts running).
-    const backend = new ScriptedBackend({ cpus: 4, memoryBytes: 8 * GB, shared: true });
+    const backend = new ScriptedBackend({ cpus: 4, memory: 8 * GB, shared: true });
     const layout = new HomeLayout(home, store.id);
     const coordinator = await Coordinator.open({
       store,

@@ -181,7 +181,7 @@ export class Coordinator {
       const task = this.tasks[running.index]!;
       const change = decideAttempt(
         { task, attempt: running.attempt, result, interruption: running.orphan ? 'supervisor-lost' : 'none' },
-        { runId: this.options.run.id, retry: this.spec.retry, outdir: this.spec.outdir, stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memoryBytes },
+        { runId: this.options.run.id, retry: this.spec.retry, outdir: this.spec.outdir, stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memory },
       );
       task.memory = change.task.memory;
       task.timeMs = change.task.timeMs;
@@ -221,7 +221,7 @@ export class Coordinator {
 
   private fits(task: TaskRecord): boolean {
     const { capacity } = this.options;
-    return !capacity.shared || this.used.fits(task, { cpus: capacity.cpus, memory: capacity.memoryBytes });
+    return !capacity.shared || this.used.fits(task, { cpus: capacity.cpus, memory: capacity.memory });
   }
 
   private hasQueued(): boolean {

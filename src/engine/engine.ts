@@ -28,7 +28,7 @@ export interface EngineOptions {
   /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */
   home: string;
   /** Hand fanout less of this machine than it has. */
-  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memory'>>;
   /** Between terminate and kill when an attempt is stopped (default 10 s). */
   graceMs?: number;
   /** A postgres:// URL; default: SQLite in the home. */
@@ -291,7 +291,7 @@ export class Engine {
           attemptDir: this.layout.attemptDir(run, task.index, 1),
           cwd: this.layout.attemptDir(run, task.index, 1),
           cpus: spec.resources.cpus,
-          memoryBytes: spec.resources.memoryBytes,
+          memory: spec.resources.memory,
           timeMs: spec.resources.timeMs,
           command: 'true',
           env: {},

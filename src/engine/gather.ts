@@ -92,7 +92,7 @@ export class GatherStep {
       attemptDir: places.attemptDir,
       cwd: outdir,
       cpus: 1,
-      memoryBytes: null,
+      memory: null,
       timeMs: null,
       command: commandOrScript(command, places.attemptDir),
       env: taskEnvironment({ ...spec.vars, manifest: places.manifest, outdir }, { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) }),

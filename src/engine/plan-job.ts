@@ -86,7 +86,7 @@ export function newTasks(planned: PlannedJob, skipped: ReadonlySet<number>): New
     cacheKey: task.cacheKey,
     state: skipped.has(task.index) ? 'skipped' : 'pending',
     cpus: resources.cpus,
-    memory: resources.memoryBytes,
+    memory: resources.memory,
     timeMs: resources.timeMs,
   }));
 }
@@ -113,16 +113,16 @@ function checkVariables(template: Template, known: string[], locate: Locate, fie
 }
 
 function checkResources(spec: JobSpec, capacity: Capacity, locate: Locate): void {
-  const { cpus, memoryBytes } = spec.resources;
+  const { cpus, memory } = spec.resources;
   const where = capacity.shared ? 'this machine has' : 'the largest node the cluster offers this job has';
   if (cpus > capacity.cpus) {
     throw new JobFileError(locate('resources.cpus'), `asks for ${cpus} cpus but ${where} ${capacity.cpus}`, `ask for at most ${capacity.cpus}`);
   }
-  if (memoryBytes !== null && memoryBytes > capacity.memoryBytes) {
+  if (memory !== null && memory > capacity.memory) {
     throw new JobFileError(
       locate('resources.memory'),
-      `asks for ${formatBytes(memoryBytes)} but ${where} ${formatBytes(capacity.memoryBytes)}`,
-      `ask for at most ${formatBytes(capacity.memoryBytes)}`,
+      `asks for ${formatBytes(memory)} but ${where} ${formatBytes(capacity.memory)}`,
+      `ask for at most ${formatBytes(capacity.memory)}`,
     );
   }
 }

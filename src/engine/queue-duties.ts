@@ -44,7 +44,7 @@ export class QueueDuties {
       outdir: run.spec.outdir,
       stopping: run.state !== 'running',
       // Workers are not one machine: an escalated oom may ask for more than any worker seen so far.
-      memoryCeiling: ANY_WORKER.memoryBytes,
+      memoryCeiling: ANY_WORKER.memory,
     });
   }
 

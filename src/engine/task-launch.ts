@@ -34,7 +34,7 @@ export function taskLaunch(
     stagingOut: places.stagingOut,
     finalOut: places.finalOut,
     cpus: task.cpus,
-    memoryBytes: task.memory,
+    memory: task.memory,
     timeMs: task.timeMs,
     command: renderTemplate(command, values),
     env: taskEnvironment(values, {

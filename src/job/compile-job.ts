@@ -27,8 +27,8 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   Object.assign(vars, context.set);
 
   const memoryText = job.resources?.memory;
-  const memoryBytes = memoryText === undefined ? null : parseMemory(memoryText);
-  if (memoryText !== undefined && memoryBytes === null) {
+  const memory = memoryText === undefined ? null : parseMemory(memoryText);
+  if (memoryText !== undefined && memory === null) {
     throw new JobFileError(locate('resources.memory'), `"${memoryText}" is not a size`, 'write a size with a unit, e.g. 512MB or 4GB');
   }
   const timeText = job.resources?.time;
@@ -49,7 +49,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     commandField: job.command === undefined ? 'script' : 'command',
     tasks: compileTaskSource(job.tasks, baseDir, locate),
     vars,
-    resources: { cpus: job.resources?.cpus ?? 1, memoryBytes, timeMs },
+    resources: { cpus: job.resources?.cpus ?? 1, memory, timeMs },
     retry: {
       max: job.retry?.max ?? 0,
       on: job.retry?.on ?? [...ALL_FAILURES],

@@ -34,7 +34,7 @@ export const ATTEMPT_REASONS: ReadonlySet<string> = new Set<AttemptReason>(['ok'
 export interface Resources {
   cpus: number;
   /** null: not limited and not reserved. */
-  memoryBytes: number | null;
+  memory: number | null;
   /** null: no time limit. */
   timeMs: number | null;
 }

@@ -46,7 +46,7 @@ class Harness {
       id,
       attemptDir: dir,
       cwd: dir,
-      memoryBytes: null,
+      memory: null,
       timeMs: null,
       graceMs: 1000,
       env: {},
@@ -157,7 +157,7 @@ describe('launcher', () => {
   it('kills a task past its memory limit with reason oom', async () => {
     const grow = `${node} -e 'const k = []; setInterval(() => k.push(Buffer.alloc(10 * 1024 * 1024, 1)), 20)'`;
     const started = Date.now();
-    const r = await h.run(grow, { memoryBytes: 150 * MB, timeMs: 30_000 });
+    const r = await h.run(grow, { memory: 150 * MB, timeMs: 30_000 });
     expect(r).toMatchObject({ reason: 'oom', signal: 'SIGKILL' });
     expect(r.peakMemory).toBeGreaterThan(150 * MB);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -321,7 +321,7 @@ describe('launcher', () => {
 
 function request(id: number): LaunchRequest {
   const dir = join(root, `attempt-${id}`);
-  return { id, attemptDir: dir, cwd: dir, memoryBytes: null, timeMs: null, graceMs: 0, command: 'true', env: {} };
+  return { id, attemptDir: dir, cwd: dir, memory: null, timeMs: null, graceMs: 0, command: 'true', env: {} };
 }
 
 describe('launcher lifetime', () => {

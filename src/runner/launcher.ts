@@ -9,7 +9,7 @@ import { launcherPath } from './launcher-binary.js';
  * and takes its children down with it; the launcher does neither.
  *
  * Protocol. Requests on the launcher's stdin are NUL-terminated fields:
- *   run ␀ id ␀ attemptDir ␀ cwd ␀ stagingOut ␀ finalOut ␀ memoryBytes ␀ timeMs ␀ graceMs ␀
+ *   run ␀ id ␀ attemptDir ␀ cwd ␀ stagingOut ␀ finalOut ␀ memory ␀ timeMs ␀ graceMs ␀
  *       command ␀ envCount ␀ (KEY=VALUE ␀){envCount}
  *   cancel ␀ id ␀        (SIGTERM the group, SIGKILL after its grace)
  *   kill ␀ id ␀          (SIGKILL the group now)
@@ -31,7 +31,7 @@ export interface LaunchRequest {
   stagingOut?: string;
   /** Where stagingOut is moved when the attempt succeeds; its parent should exist. */
   finalOut?: string;
-  memoryBytes: number | null;
+  memory: number | null;
   timeMs: number | null;
   /** Between SIGTERM and SIGKILL, on timeout and cancel. */
   graceMs: number;
@@ -96,7 +96,7 @@ function encodeRun(request: LaunchRequest): string {
     checkField('cwd', request.cwd),
     checkField('stagingOut', request.stagingOut ?? ''),
     checkField('finalOut', request.finalOut ?? ''),
-    limit(request.memoryBytes, 'memoryBytes'),
+    limit(request.memory, 'memory'),
     limit(request.timeMs, 'timeMs'),
     String(Math.ceil(request.graceMs)),
     checkField('command', request.command),

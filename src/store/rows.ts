@@ -136,7 +136,7 @@ export function toRun(row: RunRow): RunRecord {
     id: Number(row.id),
     job: row.job,
     jobFile: row.job_file,
-    spec: JSON.parse(row.spec) as JobSpec,
+    spec: parseStoredSpec(row.spec),
     backend: row.backend,
     dispatch: row.dispatch,
     state: row.state,
@@ -248,4 +248,17 @@ export function nullableNumber(value: DbNumber | null | undefined): number | nul
 /** What `duration_ms` of a task records for an attempt that ran from `startedAt` to `endedAt`. */
 export function durationOf(result: { startedAt: number | null; endedAt: number | null }): number | null {
   return result.startedAt !== null && result.endedAt !== null ? result.endedAt - result.startedAt : null;
+}
+
+/**
+ * A run's spec as stored. Specs written before fanout 0.2 name the memory a task asks for
+ * `resources.memoryBytes`; it is `resources.memory` (bytes) everywhere now.
+ */
+export function parseStoredSpec(text: string): JobSpec {
+  const spec = JSON.parse(text) as JobSpec & { resources: { memoryBytes?: number | null } };
+  if (spec.resources && 'memoryBytes' in spec.resources) {
+    const { memoryBytes, ...resources } = spec.resources;
+    return { ...spec, resources: { ...resources, memory: memoryBytes ?? null } };
+  }
+  return spec;
 }

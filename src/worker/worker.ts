@@ -29,7 +29,7 @@ export interface WorkerOptions {
   /** A local folder of this worker's own: attempts run there when the workdir is in object storage. */
   scratch: string;
   cpus: number;
-  memoryBytes: number;
+  memory: number;
   /** The visibility timeout: a worker silent this long loses its attempts (they are retried as `lost`). */
   leaseMs: number;
   /** Stop after this long with nothing to do (null: never). */
@@ -137,7 +137,7 @@ export class Worker {
       host: hostname(),
       pid: process.pid,
       cpus: this.options.cpus,
-      memory: this.options.memoryBytes,
+      memory: this.options.memory,
       launchedBy: this.options.launchedBy,
     });
     await this.backend.start((launchId, result) => this.ended(launchId, result));
@@ -202,15 +202,15 @@ export class Worker {
   }
 
   private async claim(): Promise<number> {
-    const { cpus, memoryBytes, layout } = this.options;
+    const { cpus, memory, layout } = this.options;
     const ahead = this.claimAhead();
     const room = cpus * ahead - this.heldDemand.cpus;
     if (room < 1) return 0;
     const claimed = await this.options.store.claim({
       workerId: this.id,
       cpus: room,
-      memory: memoryBytes * ahead - this.heldDemand.memory,
-      perTask: { cpus, memory: memoryBytes },
+      memory: memory * ahead - this.heldDemand.memory,
+      perTask: { cpus, memory },
       limit: room,
       leaseMs: this.options.leaseMs,
       folders: layout,
@@ -245,7 +245,7 @@ export class Worker {
   private startWaiting(): void {
     while (this.waiting.length > 0) {
       const held = this.held.get(this.waiting[0]!)!;
-      if (!this.startedDemand.fits(held, { cpus: this.options.cpus, memory: this.options.memoryBytes })) return;
+      if (!this.startedDemand.fits(held, { cpus: this.options.cpus, memory: this.options.memory })) return;
       const launchId = this.waiting.shift()!;
       held.phase = 'starting';
       this.startedDemand.add(held);

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { AttemptLaunch } from '../backend.js';
 import { ELEMENT_TIME_MARGIN_MS, planArrays } from './array-plan.js';
 
-function launch(id: number, resources: Partial<Pick<AttemptLaunch, 'cpus' | 'memoryBytes' | 'timeMs'>> = {}): AttemptLaunch {
-  return { id, attemptDir: `/w/${id}.1`, cwd: `/w/${id}.1`, cpus: 1, memoryBytes: 2 ** 30, timeMs: 60_000, command: 'true', env: {}, ...resources };
+function launch(id: number, resources: Partial<Pick<AttemptLaunch, 'cpus' | 'memory' | 'timeMs'>> = {}): AttemptLaunch {
+  return { id, attemptDir: `/w/${id}.1`, cwd: `/w/${id}.1`, cpus: 1, memory: 2 ** 30, timeMs: 60_000, command: 'true', env: {}, ...resources };
 }
 
 describe('planArrays', () => {
@@ -11,11 +11,11 @@ describe('planArrays', () => {
     const arrays = planArrays([launch(1), launch(2), launch(3)], { pack: 1, maxArraySize: 100 });
     expect(arrays).toHaveLength(1);
     expect(arrays[0]!.elements.map((element) => element.map((l) => l.id))).toEqual([[1], [2], [3]]);
-    expect(arrays[0]!.resources).toEqual({ cpus: 1, memoryBytes: 2 ** 30, timeMs: 60_000 + ELEMENT_TIME_MARGIN_MS });
+    expect(arrays[0]!.resources).toEqual({ cpus: 1, memory: 2 ** 30, timeMs: 60_000 + ELEMENT_TIME_MARGIN_MS });
   });
 
   it('separates launches that ask for different resources (an escalated retry)', () => {
-    const arrays = planArrays([launch(1), launch(2, { memoryBytes: 3 * 2 ** 30 }), launch(3)], { pack: 1, maxArraySize: 100 });
+    const arrays = planArrays([launch(1), launch(2, { memory: 3 * 2 ** 30 }), launch(3)], { pack: 1, maxArraySize: 100 });
     expect(arrays.map((array) => array.elements.flat().map((l) => l.id))).toEqual([[1, 3], [2]]);
   });
 

@@ -18,7 +18,7 @@ export const ELEMENT_TIME_MARGIN_MS = 60_000;
 export function planArrays(launches: readonly AttemptLaunch[], options: { pack: number; maxArraySize: number }): PlannedArray[] {
   const groups = new Map<string, AttemptLaunch[]>();
   for (const launch of launches) {
-    const key = `${launch.cpus}/${launch.memoryBytes ?? '-'}/${launch.timeMs ?? '-'}`;
+    const key = `${launch.cpus}/${launch.memory ?? '-'}/${launch.timeMs ?? '-'}`;
     const group = groups.get(key);
     if (group) group.push(launch);
     else groups.set(key, [launch]);
@@ -31,7 +31,7 @@ export function planArrays(launches: readonly AttemptLaunch[], options: { pack: 
     const perElement = Math.min(options.pack, group.length);
     const resources: ElementResources = {
       cpus: first.cpus,
-      memoryBytes: first.memoryBytes,
+      memory: first.memory,
       timeMs: first.timeMs === null ? null : first.timeMs * perElement + ELEMENT_TIME_MARGIN_MS,
     };
     for (let at = 0; at < elements.length; at += options.maxArraySize) {

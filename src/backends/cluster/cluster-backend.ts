@@ -103,7 +103,7 @@ export class ClusterBackend implements PushBackend {
 
   capacity(): Capacity {
     const { largestNode } = this.options.facts;
-    return { cpus: largestNode.cpus, memoryBytes: largestNode.memoryBytes, shared: false };
+    return { cpus: largestNode.cpus, memory: largestNode.memory, shared: false };
   }
 
   /** The queue holds at most `queueSize` elements of `pack` attempts each. */

@@ -22,7 +22,7 @@ describe('element runner', () => {
       stagingOut: join(dir, 'out', '.fanout-staging', `1.${index}.1`),
       finalOut: join(dir, 'out', `task${index}`),
       cpus: 1,
-      memoryBytes: null,
+      memory: null,
       timeMs: null,
       command,
       env: { FANOUT_OUT: join(dir, 'out', '.fanout-staging', `1.${index}.1`), FANOUT_NOTE: "it's\ntwo lines" },

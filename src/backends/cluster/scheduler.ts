@@ -21,7 +21,7 @@ export interface ClusterFacts {
   /** The most elements one array may have. */
   maxArraySize: number;
   /** The largest node that jobs here may use (in the chosen partition or queue). */
-  largestNode: { cpus: number; memoryBytes: number };
+  largestNode: { cpus: number; memory: number };
   /** Partitions or queues jobs may name, for "did you mean". */
   queues: string[];
 }
@@ -29,7 +29,7 @@ export interface ClusterFacts {
 /** Resources every element of one array asks for. */
 export interface ElementResources {
   cpus: number;
-  memoryBytes: number | null;
+  memory: number | null;
   /** For the whole element: the sum over the attempts packed into it, plus a margin. */
   timeMs: number | null;
 }

@@ -73,7 +73,7 @@ export function renderSubmissionScript(inputs: ScriptInputs): string {
     job_name: array.jobName,
     elements: String(array.elements),
     cpus: String(resources.cpus),
-    memory_mb: resources.memoryBytes === null ? '' : String(ceilMebibytes(resources.memoryBytes)),
+    memory_mb: resources.memory === null ? '' : String(ceilMebibytes(resources.memory)),
     time_seconds: resources.timeMs === null ? '' : String(Math.ceil(resources.timeMs / 1000)),
     time_minutes: resources.timeMs === null ? '' : String(Math.ceil(resources.timeMs / 60_000)),
     element_log: array.elementLogPattern,

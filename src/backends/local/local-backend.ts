@@ -7,7 +7,7 @@ import { OrphanWatch } from './orphan-watch.js';
 
 export interface LocalBackendOptions {
   /** Hand fanout less of this machine than it has. */
-  limits?: Partial<Pick<Capacity, 'cpus' | 'memoryBytes'>>;
+  limits?: Partial<Pick<Capacity, 'cpus' | 'memory'>>;
   /** Between terminate and kill, when an attempt is stopped. */
   graceMs: number;
 }
@@ -61,7 +61,7 @@ export class LocalBackend implements PushBackend {
         cwd: launch.cwd,
         stagingOut: launch.stagingOut,
         finalOut: launch.finalOut,
-        memoryBytes: launch.memoryBytes,
+        memory: launch.memory,
         timeMs: launch.timeMs,
         graceMs: this.options.graceMs,
         command: launch.command,

@@ -43,7 +43,7 @@ describe('Grid Engine output parsing', () => {
 global                  -               -    -    -    -     -       -       -       -       -
 vm                      lx-amd64        2    1    2    2  0.55   23.5G  568.4M     0.0     0.0
 `;
-    expect(parseQhost(text)).toEqual([{ name: 'vm', cpus: 2, memoryBytes: Math.round(23.5 * 1024 ** 3) }]);
+    expect(parseQhost(text)).toEqual([{ name: 'vm', cpus: 2, memory: Math.round(23.5 * 1024 ** 3) }]);
   });
 
   it('reads array tasks from qstat -g d, pending ones without a queue column', () => {

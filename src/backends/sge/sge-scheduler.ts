@@ -44,7 +44,7 @@ export class SgeScheduler implements Scheduler {
       maxArraySize: limit > 0 ? limit : 75_000,
       largestNode: {
         cpus: Math.max(0, ...hosts.map((host) => host.cpus)),
-        memoryBytes: Math.max(0, ...hosts.map((host) => host.memoryBytes)),
+        memory: Math.max(0, ...hosts.map((host) => host.memory)),
       },
       queues,
     };
@@ -63,9 +63,9 @@ export class SgeScheduler implements Scheduler {
     ];
     if (resources.cpus > 1) lines.push(`-pe ${sge.pe ?? DEFAULT_PE} ${resources.cpus}`);
     const limits: string[] = [];
-    if (resources.memoryBytes !== null) {
+    if (resources.memory !== null) {
       // Grid Engine counts memory per slot: a 4-cpu task asking 8G asks 2G a slot.
-      const perSlotMb = ceilMebibytes(resources.memoryBytes / resources.cpus);
+      const perSlotMb = ceilMebibytes(resources.memory / resources.cpus);
       for (const name of sge.memory ?? DEFAULT_MEMORY_RESOURCES) limits.push(`${name}=${perSlotMb}M`);
     }
     if (resources.timeMs !== null) limits.push(`h_rt=${Math.ceil(resources.timeMs / 1000)}`);
@@ -124,12 +124,12 @@ export class SgeScheduler implements Scheduler {
 }
 
 /** `qhost`: HOSTNAME ARCH NCPU NSOC NCOR NTHR LOAD MEMTOT …; the `global` line has dashes. */
-export function parseQhost(text: string): Array<{ name: string; cpus: number; memoryBytes: number }> {
-  const hosts: Array<{ name: string; cpus: number; memoryBytes: number }> = [];
+export function parseQhost(text: string): Array<{ name: string; cpus: number; memory: number }> {
+  const hosts: Array<{ name: string; cpus: number; memory: number }> = [];
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 8 || fields[0] === 'HOSTNAME' || fields[0] === 'global' || !/^\d+$/.test(fields[2]!)) continue;
-    hosts.push({ name: fields[0]!, cpus: Number(fields[2]), memoryBytes: parseSgeSize(fields[7]!) });
+    hosts.push({ name: fields[0]!, cpus: Number(fields[2]), memory: parseSgeSize(fields[7]!) });
   }
   return hosts;
 }

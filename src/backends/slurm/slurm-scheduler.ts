@@ -47,7 +47,7 @@ export class SlurmScheduler implements Scheduler {
       maxArraySize: Math.max(1, maxArraySize),
       largestNode: {
         cpus: Math.max(0, ...usable.map((node) => node.cpus)),
-        memoryBytes: Math.max(0, ...usable.map((node) => node.memoryMb)) * MIB,
+        memory: Math.max(0, ...usable.map((node) => node.memoryMb)) * MIB,
       },
       queues: partitions,
     };
@@ -64,7 +64,7 @@ export class SlurmScheduler implements Scheduler {
       '--ntasks=1',
       `--cpus-per-task=${resources.cpus}`,
     ];
-    if (resources.memoryBytes !== null) lines.push(`--mem=${ceilMebibytes(resources.memoryBytes)}M`);
+    if (resources.memory !== null) lines.push(`--mem=${ceilMebibytes(resources.memory)}M`);
     if (resources.timeMs !== null) lines.push(`--time=${Math.ceil(resources.timeMs / 60_000)}`);
     if (slurm.partition !== undefined) lines.push(`--partition=${slurm.partition}`);
     if (slurm.account !== undefined) lines.push(`--account=${slurm.account}`);

@@ -15,7 +15,7 @@ export interface WorkerFleet {
   backend: 'local' | 'slurm' | 'sge';
   count: number;
   cpus: number;
-  memoryBytes: number | null;
+  memory: number | null;
   /** The walltime each worker's job asks for (clusters); workers retire before it ends. */
   timeMs: number | null;
   /** Where launch scripts and worker logs go. */
@@ -37,7 +37,7 @@ const FANOUT_BIN = fileURLToPath(new URL('../../../bin/fanout.js', import.meta.u
 export async function launchWorkers(fleet: WorkerFleet): Promise<string> {
   mkdirSync(fleet.folder, { recursive: true });
   const args = ['worker', '--until-empty', '--cpus', String(fleet.cpus), ...fleet.workerArgs];
-  if (fleet.memoryBytes !== null) args.push('--memory', `${Math.floor(fleet.memoryBytes / MIB)}MiB`);
+  if (fleet.memory !== null) args.push('--memory', `${Math.floor(fleet.memory / MIB)}MiB`);
   if (fleet.timeMs !== null) args.push('--lifetime', `${Math.floor(lifetimeWithin(fleet.timeMs) / 1000)}s`);
   if (fleet.backend === 'local') return launchHere(fleet, args);
   return launchOnCluster(fleet, fleet.backend, args);
@@ -75,7 +75,7 @@ async function launchOnCluster(fleet: WorkerFleet, backend: 'slurm' | 'sge', arg
     jobName: 'fanout-workers',
     elements: fleet.count,
     elementLogPattern: 'worker-%ELEMENT%.log',
-    resources: { cpus: fleet.cpus, memoryBytes: fleet.memoryBytes, timeMs: fleet.timeMs },
+    resources: { cpus: fleet.cpus, memory: fleet.memory, timeMs: fleet.timeMs },
     inheritEnvironment: true,
   });
   // Grid Engine's h_vmem caps virtual memory; without this flag Node reserves ~10 GB of address

@@ -5,7 +5,7 @@ import type { Capacity, PullBackend } from '../backend.js';
  * machine claim them (src/worker/). Workers come in every size, so a task is refused only if no
  * worker could ever take it, and an escalated retry is not capped by any one machine.
  */
-export const ANY_WORKER: Capacity = { cpus: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER, shared: false };
+export const ANY_WORKER: Capacity = { cpus: Number.MAX_SAFE_INTEGER, memory: Number.MAX_SAFE_INTEGER, shared: false };
 
 export class WorkersBackend implements PullBackend {
   readonly name = 'workers';

@@ -43,7 +43,7 @@ function localReport(): BackendReport {
   return {
     name: 'local',
     usable: true,
-    detail: `processes on this machine: ${capacity.cpus} cpus, ${formatBytes(capacity.memoryBytes)} (--cpus, --memory, FANOUT_CPUS, FANOUT_MEMORY)`,
+    detail: `processes on this machine: ${capacity.cpus} cpus, ${formatBytes(capacity.memory)} (--cpus, --memory, FANOUT_CPUS, FANOUT_MEMORY)`,
     settings: ['command-line flags and FANOUT_* variables'],
   };
 }
@@ -84,7 +84,7 @@ async function clusterReport(name: 'slurm' | 'sge'): Promise<BackendReport> {
     return {
       name,
       usable: true,
-      detail: `cluster reachable: ${facts.queues.length} ${name === 'slurm' ? 'partition' : 'queue'}(s) (${facts.queues.join(', ')}), largest node ${node.cpus} cpus ${formatBytes(node.memoryBytes)}, arrays up to ${facts.maxArraySize}`,
+      detail: `cluster reachable: ${facts.queues.length} ${name === 'slurm' ? 'partition' : 'queue'}(s) (${facts.queues.join(', ')}), largest node ${node.cpus} cpus ${formatBytes(node.memory)}, arrays up to ${facts.maxArraySize}`,
       settings,
       template: templateLine,
     };

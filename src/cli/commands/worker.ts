@@ -42,7 +42,7 @@ export function registerWorker(program: Command): void {
     .action(async (options: WorkerFlags) => {
       const capacity = localCapacity();
       const cpus = options.cpus === undefined ? capacity.cpus : positiveInteger(options.cpus, '--cpus');
-      const memoryBytes = options.memory === undefined ? capacity.memoryBytes : flag(parseMemory(options.memory), '--memory', 'a size such as 8GB');
+      const memory = options.memory === undefined ? capacity.memory : flag(parseMemory(options.memory), '--memory', 'a size such as 8GB');
       await withEngine(options, async (engine) => {
         const worker = new Worker({
           store: engine.store,
@@ -50,7 +50,7 @@ export function registerWorker(program: Command): void {
           layout: engine.layout,
           scratch: options.scratch ?? tmpdir(),
           cpus,
-          memoryBytes,
+          memory,
           leaseMs: duration(options.lease, '--lease') ?? DEFAULT_LEASE_MS,
           maxIdleMs: duration(options.maxIdle, '--max-idle'),
           lifetimeMs: duration(options.lifetime, '--lifetime'),
@@ -66,7 +66,7 @@ export function registerWorker(program: Command): void {
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
-        process.stderr.write(`worker ${worker.id}: ${cpus} cpus, ${options.memory ?? `${Math.round(memoryBytes / GIB)}GiB`}, claiming from the store\n`);
+        process.stderr.write(`worker ${worker.id}: ${cpus} cpus, ${options.memory ?? `${Math.round(memory / GIB)}GiB`}, claiming from the store\n`);
         try {
           const exit = await worker.run();
           if (exit !== 'stopped') process.stderr.write(`worker ${worker.id}: ${EXIT_NOTE[exit]}\n`);

@@ -73,7 +73,7 @@ export function registerWorkers(program: Command): void {
         backend,
         count: positiveInteger(options.count!, '--count'),
         cpus: options.cpus === undefined ? 1 : positiveInteger(options.cpus, '--cpus'),
-        memoryBytes: memory,
+        memory: memory,
         timeMs: time,
         folder: join(home, 'workers', new Date().toISOString().replace(/[:.]/g, '-')),
         workerArgs,

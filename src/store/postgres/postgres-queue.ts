@@ -1,7 +1,7 @@
 import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import type { AttemptRecord, GatherAttemptRecord, NewWorker, WorkerRecord } from '../records.js';
-import { nullableNumber, toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type DbNumber, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
+import { nullableNumber, parseStoredSpec, toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type DbNumber, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
 import type { AttemptKey, ClaimedAttempt, ClaimRequest, WorkQueue } from '../work-queue.js';
 import { NOW_MS, statement, type PostgresConnection } from './postgres-connection.js';
 
@@ -42,7 +42,7 @@ export class PostgresQueue implements WorkQueue {
       if (chosen.length === 0) return [];
       const unknownSpecs = [...new Set(chosen.map((c) => c.runId))].filter((runId) => !this.specs.has(runId));
       if (unknownSpecs.length > 0) {
-        for (const row of await query(SQL.specs, [unknownSpecs])) this.specs.set(Number(row.id), JSON.parse(row.spec) as JobSpec);
+        for (const row of await query(SQL.specs, [unknownSpecs])) this.specs.set(Number(row.id), parseStoredSpec(row.spec));
       }
       const dirs = chosen.map((c) => {
         const run = { id: c.runId, spec: this.specs.get(c.runId)! };

@@ -1,7 +1,7 @@
 import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import type { AttemptRecord, GatherAttemptRecord, NewWorker, WorkerRecord } from '../records.js';
-import { toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
+import { parseStoredSpec, toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
 import type { AttemptKey, ClaimedAttempt, ClaimRequest, WorkQueue } from '../work-queue.js';
 import { immediate, type SqliteDatabase } from './sqlite-connection.js';
 
@@ -128,7 +128,7 @@ export class SqliteQueue implements WorkQueue {
   private spec(runId: number): JobSpec {
     let spec = this.specs.get(runId);
     if (!spec) {
-      spec = JSON.parse(this.statements.getSpec.get(runId)!.spec) as JobSpec;
+      spec = parseStoredSpec(this.statements.getSpec.get(runId)!.spec);
       this.specs.set(runId, spec);
     }
     return spec;
