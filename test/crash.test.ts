@@ -114,7 +114,7 @@ describe('SIGKILL of the coordinator', () => {
   it('reruns a gather cut off by the kill, without rerunning tasks', async () => {
     writeJob(2, 0.1, 'gather: sleep 2; for d in {{ outputs }}; do cat "$d/v"; done > all.txt');
     const first = box.start(['run', 'job.yaml']);
-    await waitFor(() => box.query(`SELECT idx FROM attempts WHERE idx = -1`).length === 1, 20_000, 'the gather to start');
+    await waitFor(() => box.query(`SELECT attempt FROM gathers`).length === 1, 20_000, 'the gather to start');
     first.kill('SIGKILL');
     await finished(first);
     const second = await box.run(['run', 'job.yaml', '--json']);
