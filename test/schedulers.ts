@@ -22,7 +22,7 @@ export function unavailable(backend: BackendUnderTest): string | null {
     execFileSync('bash', [join(SCRIPTS, `${backend}.sh`), 'status'], { stdio: 'pipe', timeout: 30_000 });
     return null;
   } catch (error) {
-    const said = `${(error as { stdout?: Buffer }).stdout ?? ''}${(error as { stderr?: Buffer }).stderr ?? ''}`.trim().split('\n').at(-1);
+    const said = `${(error as { stdout?: Buffer }).stdout?.toString() ?? ''}${(error as { stderr?: Buffer }).stderr?.toString() ?? ''}`.trim().split('\n').at(-1);
     return `scripts/hpc/${backend}.sh status: ${said || (error as Error).message.split('\n')[0]}`;
   }
 }

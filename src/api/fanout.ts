@@ -106,11 +106,11 @@ export class Fanout {
     if (!functionMap) {
       if (typeof first !== 'string') throw new FanoutApiError('bad-option', 'map: the command template must be a string', 'e.g. map("gzip -k {{ item }}", files)');
       const name = `map-${createHash('sha256').update(first).digest('hex').slice(0, 8)}`;
-      return this.start({ name, ...fields, command: first, tasks: { each: items } } as JobDefinition, '<map>', runOptions);
+      return this.start({ name, ...fields, command: first, tasks: { each: items } }, '<map>', runOptions);
     }
-    const made = await functionMapJob(first, second as string, items, resolve(baseDir ?? process.cwd()));
+    const made = await functionMapJob(first, second, items, resolve(baseDir ?? process.cwd()));
     const job = { ...fields, name: fields.name ?? made.name, command: made.command, tasks: made.tasks, vars: { ...fields.vars, ...made.vars } };
-    return this.start(job as JobDefinition, '<map>', runOptions);
+    return this.start(job, '<map>', runOptions);
   }
 
   /**

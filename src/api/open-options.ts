@@ -79,7 +79,7 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
       },
       graceMs: options.grace === undefined ? undefined : parsedOption(parseDuration(String(options.grace)), 'grace', options.grace, 'a duration such as 10s'),
     },
-    defaults: parsed.data as JobDefaults,
+    defaults: parsed.data,
   };
 }
 

@@ -47,7 +47,7 @@ export interface TaskError {
 export async function taskResults(engine: Engine, run: RunRecord): Promise<TaskResult[]> {
   const tasks = await engine.store.listTasks(run.id);
   const returns = isFunctionMap(run.spec);
-  const results: TaskResult[] = new Array(tasks.length);
+  const results = new Array<TaskResult>(tasks.length);
   await forEachLimited(tasks, TREE_TRANSFERS, async (task) => {
     const behind = await engine.attemptsBehind(run.id, task);
     const record = behind.at(-1) ?? null;

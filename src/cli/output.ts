@@ -118,6 +118,7 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
   return /[\x00-\x1f\x7f]/.test(text) ? JSON.stringify(text).slice(1, -1) : text;
 }
 

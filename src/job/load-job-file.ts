@@ -29,7 +29,7 @@ export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob 
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`, 'check the path', {
+    throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, 'check the path', {
       cause: error,
     });
   }

@@ -72,7 +72,7 @@ async function tryOnce(url: string, body: string, options: WebhookOptions): Prom
 
 function abortReason(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason.message : String(reason ?? 'stopped');
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'stopped';
 }
 
 /** What a log may say of a webhook: its origin. The path and query often carry a secret token. */
