@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { attemptJson, statusJson, taskRowJson } from '../cli/output.js';
+import { attemptJson, statusJson, taskRowJson } from '../run-json.js';
 import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import { STDERR_FILE, STDOUT_FILE } from '../runner/result-record.js';

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Engine } from '../engine/engine.js';
-import { statusJson } from '../cli/output.js';
+import { statusJson } from '../run-json.js';
 
 /**
  * A run's status pushed as server-sent events whenever it changes. The store is polled, not
