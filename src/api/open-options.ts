@@ -2,7 +2,7 @@ import type { EngineOptions } from '../engine/engine.js';
 import { FanoutApiError } from '../errors.js';
 import { homeFolder, storeLocation } from '../cli/cli-context.js';
 import { jobFileSchema, type BackendName, type ClusterSettings, type JobDefinition, type SgeSettings, type SlurmSettings } from '../job/job-schema.js';
-import type { Locate } from '../job/load-job-file.js';
+import type { Locate } from '../job/field-location.js';
 import { resolveLocation } from '../job/resolve-location.js';
 import { parseDuration, parseMemory } from '../job/units.js';
 import { closest, issueToError } from '../job/validate-job-file.js';

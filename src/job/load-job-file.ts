@@ -1,19 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
-import { JobFileError, UserError, type SourceLocation } from '../errors.js';
+import { JobFileError, UserError } from '../errors.js';
 import { compileJob } from './compile-job.js';
+import { fieldPath, type Locate } from './field-location.js';
 import { validateJobFile } from './validate-job-file.js';
 import type { JobSpec } from './job-spec.js';
+
+// src/engine still imports Locate from here; it lives in field-location.ts, out of the import cycle.
+export type { Locate } from './field-location.js';
 
 /** A loaded job and a way to point back into its file. */
 export interface LoadedJob {
   spec: JobSpec;
   locate: Locate;
 }
-
-/** Maps a dotted job-file field (`tasks.chunks.count`) to its file and line. */
-export type Locate = (field: string) => SourceLocation;
 
 export interface LoadOptions {
   /** `--set key=value` overrides of `vars`. */
@@ -112,24 +113,4 @@ function lineOf(document: Document, lines: LineCounter, field: string): number |
     if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
-}
-
-/** `tasks.each[2].sample` → ['tasks', 'each', 2, 'sample']. */
-export function fieldPath(field: string): Array<string | number> {
-  const path: Array<string | number> = [];
-  for (const match of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
-    if (match[2] !== undefined) path.push(Number(match[2]));
-    else path.push(match[1]!);
-  }
-  return path;
-}
-
-/** ['tasks', 'each', 2, 'sample'] → `tasks.each[2].sample`. */
-export function fieldName(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
-  }
-  return out;
 }
