@@ -16,7 +16,7 @@ export type BackendUnderTest = 'local' | 'slurm' | 'sge';
 const SCRIPTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'hpc');
 
 /** null when usable (its script's `status`: daemons up, a node or queue that takes jobs), else why not. */
-export function unavailable(backend: BackendUnderTest): string | null {
+function unavailable(backend: BackendUnderTest): string | null {
   if (backend === 'local') return null;
   try {
     execFileSync('bash', [join(SCRIPTS, `${backend}.sh`), 'status'], { stdio: 'pipe', timeout: 30_000 });

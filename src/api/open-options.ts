@@ -40,7 +40,7 @@ const JOB_DEFAULT_KEYS = ['backend', 'concurrency', 'profile', 'workdir', 'clust
 export type JobDefaults = Pick<JobDefinition, (typeof JOB_DEFAULT_KEYS)[number]>;
 
 const ENGINE_KEYS = ['home', 'store', 'cpus', 'memory', 'grace'] as const;
-export const OPEN_OPTION_KEYS: readonly string[] = [...ENGINE_KEYS, ...JOB_DEFAULT_KEYS];
+const OPEN_OPTION_KEYS: readonly string[] = [...ENGINE_KEYS, ...JOB_DEFAULT_KEYS];
 
 /** Which backends read which settings, to refuse settings the chosen backend would ignore. */
 const SETTINGS_OF: Record<'cluster' | 'slurm' | 'sge', readonly BackendName[]> = { cluster: ['slurm', 'sge'], slurm: ['slurm'], sge: ['sge'] };

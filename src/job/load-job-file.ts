@@ -24,7 +24,7 @@ export interface LoadOptions {
 }
 
 /** Read, validate and compile a YAML or JSON job file. Every problem is a JobFileError. */
-export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
+function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
   const file = resolve(path);
   let text: string;
   try {
@@ -70,7 +70,7 @@ export function loadJob(source: JobSource, options: LoadOptions = {}): LoadedJob
  * label in place of the file and no line: `<submit>: tasks.each[2]: must be ...`. Such a job has
  * no file name to default its name from, so it must have a `name`.
  */
-export function loadJobObject(source: JobObject, options: LoadOptions = {}): LoadedJob {
+function loadJobObject(source: JobObject, options: LoadOptions = {}): LoadedJob {
   const locate: Locate = (field) => ({ file: source.label, field });
   const jobFile = validateJobFile(source.job, locate);
   if (jobFile.name === undefined) {

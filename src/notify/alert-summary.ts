@@ -50,7 +50,7 @@ export interface TaskFailedAlert {
 export type AlertSummary = RunEndedAlert | TaskFailedAlert;
 
 /** Enough for a chat message or a ticket; the rest is one `fanout tasks --state failed` away. */
-export const FAILED_TASKS_LISTED = 20;
+const FAILED_TASKS_LISTED = 20;
 
 /** The event a run that ended in `state` alerts on; null for a cancelled (or running) run. */
 export function runEndedEvent(state: RunState): RunEndedAlert['event'] | null {

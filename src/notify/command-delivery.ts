@@ -16,7 +16,7 @@ export interface CommandOptions {
 
 export type CommandOutcome = { delivered: true } | { delivered: false; error: string };
 
-export const COMMAND_TIME_LIMIT_MS = 30_000;
+const COMMAND_TIME_LIMIT_MS = 30_000;
 /** Between SIGTERM and SIGKILL when the command is stopped. */
 const KILL_GRACE_MS = 2_000;
 /** The end of the command's stderr kept to explain a failure. */

@@ -19,9 +19,9 @@ export type WebhookOutcome =
   | { delivered: true; tries: number; status: number }
   | { delivered: false; tries: number; error: string };
 
-export const WEBHOOK_TRIES = 4;
-export const WEBHOOK_TRY_TIMEOUT_MS = 10_000;
-export const WEBHOOK_FIRST_PAUSE_MS = 1_000;
+const WEBHOOK_TRIES = 4;
+const WEBHOOK_TRY_TIMEOUT_MS = 10_000;
+const WEBHOOK_FIRST_PAUSE_MS = 1_000;
 
 export async function postWebhook(url: string, body: string, options: WebhookOptions): Promise<WebhookOutcome> {
   const tries = options.tries ?? WEBHOOK_TRIES;

@@ -17,8 +17,8 @@ import type { PlotCache } from './run-plots.js';
  * store knows them; a log is found from the attempt's recorded folder, never from a path in
  * the request.
  */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 500;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
 
 /** A refusal with the HTTP status it maps to; its message (and fix) go back as JSON. */
 export class ApiError extends UserError {
