@@ -124,7 +124,7 @@ export class Fanout {
     if (known) return known;
     const record = Number.isSafeInteger(id) ? await this.engine.store.getRun(id) : null;
     if (!record) throw new FanoutApiError('no-such-run', `there is no run ${id} in this store`, 'pass the id of a run started with this home or store (`fanout runs` lists them)');
-    const run = new FanoutRun(this.engine, record, null);
+    const run = FanoutRun.of(this.engine, record, null);
     this.runs.set(id, run);
     return run;
   }
@@ -150,7 +150,7 @@ export class Fanout {
     }
     const source = { job: withDefaults(job, this.defaults), label, baseDir: resolve(options.baseDir ?? process.cwd()) };
     const handle = await this.engine.start(source, { fresh: options.fresh });
-    const run = new FanoutRun(this.engine, handle.run, handle);
+    const run = FanoutRun.of(this.engine, handle.run, handle);
     this.runs.set(run.id, run);
     return run;
   }

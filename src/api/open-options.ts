@@ -37,6 +37,7 @@ export interface FanoutOptions {
 
 /** The job-file fields `Fanout.open` may give defaults for. */
 const JOB_DEFAULT_KEYS = ['backend', 'concurrency', 'profile', 'workdir', 'cluster', 'slurm', 'sge'] as const;
+/** @internal */
 export type JobDefaults = Pick<JobDefinition, (typeof JOB_DEFAULT_KEYS)[number]>;
 
 const ENGINE_KEYS = ['home', 'store', 'cpus', 'memory', 'grace'] as const;
@@ -47,7 +48,7 @@ const SETTINGS_OF: Record<'cluster' | 'slurm' | 'sge', readonly BackendName[]> =
 
 const LABEL = '<Fanout.open>';
 
-/** Check `Fanout.open`'s options once; what comes out is trusted. */
+/** @internal Check `Fanout.open`'s options once; what comes out is trusted. */
 export function compileOpenOptions(options: FanoutOptions): { engine: EngineOptions; defaults: JobDefaults } {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new FanoutApiError('bad-option', 'Fanout.open takes an object of options', `known options: ${OPEN_OPTION_KEYS.join(', ')}`);
@@ -83,7 +84,7 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
   };
 }
 
-/** Refuse keys an options object does not know, naming the known ones (and the likely one meant). */
+/** @internal Refuse keys an options object does not know, naming the known ones (and the likely one meant). */
 export function refuseUnknownKeys(options: Record<string, unknown>, known: readonly string[], where: string): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
@@ -93,7 +94,7 @@ export function refuseUnknownKeys(options: Record<string, unknown>, known: reado
 }
 
 /**
- * A job with the open defaults filled in: the job's own fields win; of the settings maps
+ * @internal A job with the open defaults filled in: the job's own fields win; of the settings maps
  * (cluster, slurm, sge) each key the job sets wins.
  */
 export function withDefaults(job: unknown, defaults: JobDefaults): unknown {

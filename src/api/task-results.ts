@@ -43,7 +43,7 @@ export interface TaskError {
   stack?: string;
 }
 
-/** Every task's result, in task (item) order, read from the store and the outputs. */
+/** @internal Every task's result, in task (item) order, read from the store and the outputs. */
 export async function taskResults(engine: Engine, run: RunRecord): Promise<TaskResult[]> {
   const tasks = await engine.store.listTasks(run.id);
   const returns = isFunctionMap(run.spec);

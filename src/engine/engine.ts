@@ -79,6 +79,8 @@ const DEFAULT_GRACE_MS = 10_000;
 const ANY_WORKER: Capacity = { cpus: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER, shared: false };
 
 /**
+ * @internal Not part of the published types: the TypeScript API is `Fanout` (src/index.ts).
+ *
  * The one place that knows how a run goes: plan, decide between a new run and a resume, claim
  * it, recover what a dead coordinator left, drive the tasks, gather. The CLI (and later the API
  * and the dashboard) are thin faces over it.
