@@ -355,7 +355,7 @@ async function runFanout(dir, { nodeArgs = [], env = {}, pollHwm = false, pollTr
   } catch {
     throw new Error(`fanout printed no JSON status in ${dir}:\n${r.stdout.slice(-2000)}`);
   }
-  const expected = Number(readFileSync(join(dir, 'job.yaml'), 'utf8').match(/^    - /gm)?.length ?? 0);
+  const expected = Number(readFileSync(join(dir, 'job.yaml'), 'utf8').match(/^ {4}- /gm)?.length ?? 0);
   if (status.state !== 'succeeded' || status.counts?.succeeded !== expected) {
     throw new Error(`fanout run did not succeed in ${dir}: ${JSON.stringify(status)}`);
   }

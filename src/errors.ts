@@ -46,7 +46,7 @@ export class JobFileError extends UserError {
   }
 }
 
-export function formatLocation(location: SourceLocation): string {
+function formatLocation(location: SourceLocation): string {
   const where = location.line ? `${location.file}:${location.line}` : location.file;
   return location.field ? `${where}: ${location.field}: ` : `${where}: `;
 }

@@ -4,7 +4,7 @@ import type { Sandbox } from './harness.js';
  * A module of functions for function-map tests, written into a sandbox (tasks import it by its
  * absolute path, as users' modules are).
  */
-export const WORK_MODULE = `
+const WORK_MODULE = `
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Doubles n; waits delay ms first, so tasks finish in another order than their items. */

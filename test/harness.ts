@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
 /** The built CLI: integration suites run fanout exactly as users do. */
-export const FANOUT_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fanout.js');
+const FANOUT_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fanout.js');
 
 export interface CliResult {
   code: number | null;

@@ -16,13 +16,13 @@ export type BackendUnderTest = 'local' | 'slurm' | 'sge';
 const SCRIPTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'hpc');
 
 /** null when usable (its script's `status`: daemons up, a node or queue that takes jobs), else why not. */
-export function unavailable(backend: BackendUnderTest): string | null {
+function unavailable(backend: BackendUnderTest): string | null {
   if (backend === 'local') return null;
   try {
     execFileSync('bash', [join(SCRIPTS, `${backend}.sh`), 'status'], { stdio: 'pipe', timeout: 30_000 });
     return null;
   } catch (error) {
-    const said = `${(error as { stdout?: Buffer }).stdout ?? ''}${(error as { stderr?: Buffer }).stderr ?? ''}`.trim().split('\n').at(-1);
+    const said = `${(error as { stdout?: Buffer }).stdout?.toString() ?? ''}${(error as { stderr?: Buffer }).stderr?.toString() ?? ''}`.trim().split('\n').at(-1);
     return `scripts/hpc/${backend}.sh status: ${said || (error as Error).message.split('\n')[0]}`;
   }
 }

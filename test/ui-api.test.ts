@@ -40,7 +40,7 @@ describe('fanout ui: the HTTP API', () => {
     expect(result.code, result.stderr).toBe(1);
   }
 
-  const json = async (response: Response) => ({ status: response.status, body: (await response.json()) as any });
+  const json = async (response: Response) => ({ status: response.status, body: await response.json() });
 
   it('answers with the shapes of runs --json, status --json and tasks --json', async () => {
     await finishedRun();
@@ -248,7 +248,7 @@ describe('fanout ui: the HTTP API', () => {
             response.resume();
             resolve(response.statusCode!);
           }).on('error', reject).end(),
-        );
+        ).catch(reject);
       });
       expect(rebound).toBe(403);
     });
@@ -286,11 +286,11 @@ describe('fanout ui: the HTTP API', () => {
     // One task at a time: the page saw each one running, and the counts grow one by one.
     expect(seen.some((s) => s.counts.running === 1 && s.counts.pending === 2)).toBe(true);
     expect(seen.at(-1)!.counts).toMatchObject({ succeeded: 2, failed: 1 });
-    const log = (await (await fetch(`${base}/api/runs/1/tasks/b/attempts/1/log`)).json()) as any;
+    const log = await (await fetch(`${base}/api/runs/1/tasks/b/attempts/1/log`)).json();
     expect(log).toMatchObject({ text: 'from b\n', found: true });
 
     box.write('fixed', '');
-    const retried = (await (await fetch(`${base}/api/runs/1/retry`, { method: 'POST' })).json()) as any;
+    const retried = await (await fetch(`${base}/api/runs/1/retry`, { method: 'POST' })).json();
     expect(retried).toEqual({ run: 1, action: 'retry', outcome: 'requeued' });
     await waitFor(() => seen.at(-1)!.state === 'running' && seen.at(-1)!.counts.pending === 1, 20_000, 'the task requeued');
     expect((await finished(worker())).code).toBe(0);
@@ -313,7 +313,7 @@ describe('fanout run --ui', () => {
     const url = await waitFor(() => /fanout ui: (http:\S+)/.exec(printed)?.[1], 20_000, 'the URL');
     const base = url.replace(/\/$/, '');
     const status = await waitForAsync(async () => {
-      const body = (await (await fetch(`${base}/api/runs/1`)).json()) as any;
+      const body = await (await fetch(`${base}/api/runs/1`)).json();
       return body.counts.running === 2 && body;
     }, 20_000, 'two running tasks');
     expect(status).toMatchObject({ job: 'watched', state: 'running' });

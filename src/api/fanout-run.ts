@@ -51,8 +51,8 @@ export class FanoutRun {
   private ended: Promise<RunSummary> | null = null;
   private readonly changeWaiters = new Set<() => void>();
 
-  /** @internal Handles come from `Fanout`: `submit`, `map` and `run`. */
-  constructor(
+  // Private, so that the published types offer no way to make one; `Fanout` makes them with `of`.
+  private constructor(
     private readonly engine: Engine,
     run: RunRecord,
     driving: RunHandle | null,
@@ -60,6 +60,11 @@ export class FanoutRun {
     this.id = run.id;
     this.job = run.job;
     if (driving) this.drive(driving);
+  }
+
+  /** @internal Handles come from `Fanout`: `submit`, `map` and `run`. */
+  static of(engine: Engine, run: RunRecord, driving: RunHandle | null): FanoutRun {
+    return new FanoutRun(engine, run, driving);
   }
 
   /**

@@ -107,11 +107,11 @@ export class Fanout {
     if (!functionMap) {
       if (typeof first !== 'string') throw new FanoutApiError('bad-option', 'map: the command template must be a string', 'e.g. map("gzip -k {{ item }}", files)');
       const name = `map-${createHash('sha256').update(first).digest('hex').slice(0, 8)}`;
-      return this.start({ name, ...fields, command: first, tasks: { each: items } } as JobDefinition, '<map>', runOptions);
+      return this.start({ name, ...fields, command: first, tasks: { each: items } }, '<map>', runOptions);
     }
-    const made = await functionMapJob(first, second as string, items, resolve(baseDir ?? process.cwd()));
+    const made = await functionMapJob(first, second, items, resolve(baseDir ?? process.cwd()));
     const job = { ...fields, name: fields.name ?? made.name, command: made.command, tasks: made.tasks, vars: { ...fields.vars, ...made.vars } };
-    return this.start(job as JobDefinition, '<map>', runOptions);
+    return this.start(job, '<map>', runOptions);
   }
 
   /**
@@ -125,7 +125,7 @@ export class Fanout {
     if (known) return known;
     const record = Number.isSafeInteger(id) ? await this.engine.store.getRun(id) : null;
     if (!record) throw new FanoutApiError('no-such-run', `there is no run ${id} in this store`, 'pass the id of a run started with this home or store (`fanout runs` lists them)');
-    const run = new FanoutRun(this.engine, record, null);
+    const run = FanoutRun.of(this.engine, record, null);
     this.runs.set(id, run);
     return run;
   }
@@ -151,7 +151,7 @@ export class Fanout {
     }
     const source = { job: withDefaults(job, this.defaults), label, baseDir: resolve(options.baseDir ?? process.cwd()) };
     const handle = await this.engine.start(source, { fresh: options.fresh });
-    const run = new FanoutRun(this.engine, handle.run, handle);
+    const run = FanoutRun.of(this.engine, handle.run, handle);
     this.runs.set(run.id, run);
     return run;
   }

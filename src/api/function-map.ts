@@ -19,7 +19,7 @@ const WORKER = fileURLToPath(new URL('./map-worker.js', import.meta.url));
  * Linux refuses an environment string over 128 KiB (MAX_ARG_STRLEN), and the item travels in
  * FANOUT_ITEM; a margin keeps room for the variable's name.
  */
-export const MAX_ITEM_JSON_BYTES = 100_000;
+const MAX_ITEM_JSON_BYTES = 100_000;
 
 /** The job variables of a function map; `fanout_export` marks a run as one when its results are gathered. */
 const COMMAND = '{{ fanout_node }} {{ fanout_worker }} {{ fanout_module }} {{ fanout_export }}';

@@ -42,7 +42,7 @@ function check(value: unknown, path: string, ancestors: Map<object, string>): Js
   const object = value as object;
   const seenAt = ancestors.get(object);
   if (seenAt !== undefined) return { path, what: `a cycle back to ${seenAt || 'the value itself'}` };
-  const prototype = Object.getPrototypeOf(object);
+  const prototype = Object.getPrototypeOf(object) as { constructor?: { name?: string } } | null;
   if (!Array.isArray(object) && prototype !== Object.prototype && prototype !== null) {
     return { path, what: `a ${prototype?.constructor?.name ?? 'non-plain object'}` };
   }

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const module = (await import(moduleUrl)) as Record<string, unknown>;
   const fn = module[exportName];
   if (typeof fn !== 'function') throw new Error(`${moduleUrl} does not export a function named ${exportName}`);
-  const value: unknown = await fn(JSON.parse(itemJson));
+  const value: unknown = await (fn as (item: unknown) => unknown)(JSON.parse(itemJson));
   if (value === undefined) return;
   const problem = jsonProblem(value);
   if (problem) throw new TypeError(`${describeJsonProblem(`the value ${exportName} returned`, problem)}; return plain data (objects, arrays, strings, finite numbers, booleans, null)`);

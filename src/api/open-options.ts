@@ -2,7 +2,7 @@ import type { EngineOptions } from '../engine/engine.js';
 import { FanoutApiError } from '../errors.js';
 import { homeFolder, storeLocation } from '../cli/cli-context.js';
 import { jobFileSchema, type BackendName, type ClusterSettings, type JobDefinition, type SgeSettings, type SlurmSettings } from '../job/job-schema.js';
-import type { Locate } from '../job/load-job-file.js';
+import type { Locate } from '../job/field-location.js';
 import { resolveLocation } from '../storage/location.js';
 import { parseDuration, parseMemory } from '../job/units.js';
 import { closest, issueToError } from '../job/validate-job-file.js';
@@ -37,17 +37,18 @@ export interface FanoutOptions {
 
 /** The job-file fields `Fanout.open` may give defaults for. */
 const JOB_DEFAULT_KEYS = ['backend', 'concurrency', 'profile', 'workdir', 'cluster', 'slurm', 'sge'] as const;
+/** @internal */
 export type JobDefaults = Pick<JobDefinition, (typeof JOB_DEFAULT_KEYS)[number]>;
 
 const ENGINE_KEYS = ['home', 'store', 'cpus', 'memory', 'grace'] as const;
-export const OPEN_OPTION_KEYS: readonly string[] = [...ENGINE_KEYS, ...JOB_DEFAULT_KEYS];
+const OPEN_OPTION_KEYS: readonly string[] = [...ENGINE_KEYS, ...JOB_DEFAULT_KEYS];
 
 /** Which backends read which settings, to refuse settings the chosen backend would ignore. */
 const SETTINGS_OF: Record<'cluster' | 'slurm' | 'sge', readonly BackendName[]> = { cluster: ['slurm', 'sge'], slurm: ['slurm'], sge: ['sge'] };
 
 const LABEL = '<Fanout.open>';
 
-/** Check `Fanout.open`'s options once; what comes out is trusted. */
+/** @internal Check `Fanout.open`'s options once; what comes out is trusted. */
 export function compileOpenOptions(options: FanoutOptions): { engine: EngineOptions; defaults: JobDefaults } {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new FanoutApiError('bad-option', 'Fanout.open takes an object of options', `known options: ${OPEN_OPTION_KEYS.join(', ')}`);
@@ -79,11 +80,11 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
       },
       graceMs: options.grace === undefined ? undefined : parsedOption(parseDuration(String(options.grace)), 'grace', options.grace, 'a duration such as 10s'),
     },
-    defaults: parsed.data as JobDefaults,
+    defaults: parsed.data,
   };
 }
 
-/** Refuse keys an options object does not know, naming the known ones (and the likely one meant). */
+/** @internal Refuse keys an options object does not know, naming the known ones (and the likely one meant). */
 export function refuseUnknownKeys(options: Record<string, unknown>, known: readonly string[], where: string): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
@@ -93,7 +94,7 @@ export function refuseUnknownKeys(options: Record<string, unknown>, known: reado
 }
 
 /**
- * A job with the open defaults filled in: the job's own fields win; of the settings maps
+ * @internal A job with the open defaults filled in: the job's own fields win; of the settings maps
  * (cluster, slurm, sge) each key the job sets wins.
  */
 export function withDefaults(job: unknown, defaults: JobDefaults): unknown {

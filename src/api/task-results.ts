@@ -41,11 +41,11 @@ export interface TaskError {
   stack?: string;
 }
 
-/** Every task's result, in task (item) order, read from the store, and from the outputs and logs through `files`. */
+/** @internal Every task's result, in task (item) order, read from the store, and from the outputs and logs through `files`. */
 export async function taskResults(engine: Engine, files: AttemptFiles, run: RunRecord): Promise<TaskResult[]> {
   const tasks = await engine.store.listTasks(run.id);
   const returns = isFunctionMap(run.spec);
-  const results: TaskResult[] = new Array(tasks.length);
+  const results = new Array<TaskResult>(tasks.length);
   await forEachLimited(tasks, TREE_TRANSFERS, async (task) => {
     const behind = await engine.attemptsBehind(run.id, task);
     const record = behind.at(-1) ?? null;

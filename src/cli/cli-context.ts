@@ -79,7 +79,7 @@ export function planOptions(flags: PlanFlags): PlanOptions {
 }
 
 /** `--set key=value` pairs. */
-export function parseSets(pairs: string[]): Record<string, string> {
+function parseSets(pairs: string[]): Record<string, string> {
   const set: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');
@@ -89,7 +89,7 @@ export function parseSets(pairs: string[]): Record<string, string> {
   return set;
 }
 
-export function collect(value: string, previous: string[]): string[] {
+function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 

@@ -68,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`fanout: ${error.describe()}\n`);
       return 2;
     }
-    process.stderr.write(`fanout: internal error (a bug in fanout; please report it with this output)\n${(error as Error)?.stack ?? error}\n`);
+    process.stderr.write(`fanout: internal error (a bug in fanout; please report it with this output)\n${(error as Error)?.stack ?? String(error)}\n`);
     return 1;
   }
 }

@@ -57,6 +57,8 @@ export interface StartOptions extends PlanOptions {
 const DEFAULT_GRACE_MS = 10_000;
 
 /**
+ * @internal Not part of the published types: the TypeScript API is `Fanout` (src/index.ts).
+ *
  * The one place that knows how a run goes: plan, decide between a new run and a resume, record
  * it, and hand it to the driver of its dispatch (push: this process coordinates it; pull: pull
  * workers claim its tasks and this process watches). The CLI, the API and the dashboard are thin

@@ -1,5 +1,5 @@
 /** Names the task template provides itself; a source variable with one of these would be shadowed. */
-export const RESERVED_VARIABLES: ReadonlySet<string> = new Set([
+const RESERVED_VARIABLES: ReadonlySet<string> = new Set([
   'index',
   'out',
   'outdir',

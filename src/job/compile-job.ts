@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { JobFile } from './job-schema.js';
 import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
-import type { Locate } from './load-job-file.js';
+import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolveLocation } from '../storage/location.js';
 

@@ -87,7 +87,7 @@ export const sgeSettings = z
 
 export const notifyEvents = ['finished', 'failed', 'task_failed'] as const;
 
-export const notifySettings = z
+const notifySettings = z
   .strictObject({
     webhook: z.string().optional().describe('An http:// or https:// URL that gets a POST of the JSON summary (retried a few times; never blocks the run).'),
     command: z.string().min(1).optional().describe('A shell command run with the JSON summary on its stdin (with a time limit).'),

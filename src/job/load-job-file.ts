@@ -1,19 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
-import { JobFileError, UserError, type SourceLocation } from '../errors.js';
+import { JobFileError, UserError } from '../errors.js';
 import { compileJob } from './compile-job.js';
+import { fieldPath, type Locate } from './field-location.js';
 import { validateJobFile } from './validate-job-file.js';
 import type { JobSpec } from './job-spec.js';
+
+// src/engine still imports Locate from here; it lives in field-location.ts, out of the import cycle.
+export type { Locate } from './field-location.js';
 
 /** A loaded job and a way to point back into its file. */
 export interface LoadedJob {
   spec: JobSpec;
   locate: Locate;
 }
-
-/** Maps a dotted job-file field (`tasks.chunks.count`) to its file and line. */
-export type Locate = (field: string) => SourceLocation;
 
 export interface LoadOptions {
   /** `--set key=value` overrides of `vars`. */
@@ -23,13 +24,13 @@ export interface LoadOptions {
 }
 
 /** Read, validate and compile a YAML or JSON job file. Every problem is a JobFileError. */
-export function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
+function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
   const file = resolve(path);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`, 'check the path', {
+    throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, 'check the path', {
       cause: error,
     });
   }
@@ -69,7 +70,7 @@ export function loadJob(source: JobSource, options: LoadOptions = {}): LoadedJob
  * label in place of the file and no line: `<submit>: tasks.each[2]: must be ...`. Such a job has
  * no file name to default its name from, so it must have a `name`.
  */
-export function loadJobObject(source: JobObject, options: LoadOptions = {}): LoadedJob {
+function loadJobObject(source: JobObject, options: LoadOptions = {}): LoadedJob {
   const locate: Locate = (field) => ({ file: source.label, field });
   const jobFile = validateJobFile(source.job, locate);
   if (jobFile.name === undefined) {
@@ -112,24 +113,4 @@ function lineOf(document: Document, lines: LineCounter, field: string): number |
     if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
-}
-
-/** `tasks.each[2].sample` → ['tasks', 'each', 2, 'sample']. */
-export function fieldPath(field: string): Array<string | number> {
-  const path: Array<string | number> = [];
-  for (const match of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
-    if (match[2] !== undefined) path.push(Number(match[2]));
-    else path.push(match[1]!);
-  }
-  return path;
-}
-
-/** ['tasks', 'each', 2, 'sample'] → `tasks.each[2].sample`. */
-export function fieldName(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
-  }
-  return out;
 }

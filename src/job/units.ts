@@ -5,7 +5,7 @@
  */
 
 /** Binary units, the one place they are spelled out. */
-export const KIB = 1024;
+const KIB = 1024;
 export const MIB = 1024 ** 2;
 export const GIB = 1024 ** 3;
 

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { JobFileError, UserError } from '../errors.js';
 import { jobFileSchema, taskSourceKeys, type JobFile } from './job-schema.js';
-import { fieldName, type Locate } from './load-job-file.js';
+import { fieldName, type Locate } from './field-location.js';
 
 /**
  * Check parsed job-file data against the schema and the rules a schema cannot say

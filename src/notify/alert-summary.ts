@@ -51,16 +51,16 @@ export interface TaskFailedAlert {
 export type AlertSummary = RunEndedAlert | TaskFailedAlert;
 
 /** Enough for a chat message or a ticket; the rest is one `fanout tasks --state failed` away. */
-export const FAILED_TASKS_LISTED = 20;
+const FAILED_TASKS_LISTED = 20;
 
-/** The event a run that ended in `state` alerts on; null for a cancelled (or running) run. */
+/** @internal The event a run that ended in `state` alerts on; null for a cancelled (or running) run. */
 export function runEndedEvent(state: RunState): RunEndedAlert['event'] | null {
   if (state === 'succeeded') return 'finished';
   if (state === 'failed') return 'failed';
   return null;
 }
 
-/** The summary of a run that has just ended (`event` says how), read from the store. */
+/** @internal The summary of a run that has just ended (`event` says how), read from the store. */
 export async function runEndedSummary(store: Store, runId: number, event: RunEndedAlert['event']): Promise<RunEndedAlert> {
   const run = await store.getRun(runId);
   if (!run) throw new Error(`run ${runId} is not in the store`);
@@ -90,6 +90,7 @@ export async function runEndedSummary(store: Store, runId: number, event: RunEnd
   };
 }
 
+/** @internal */
 export function taskFailedSummary(run: RunRecord, task: FailedTaskSummary): TaskFailedAlert {
   return { event: 'task_failed', run: run.id, job: run.job, backend: run.backend, task };
 }

@@ -29,7 +29,7 @@ export const ALERT_WAIT_MS = 30_000;
 const STOP_GRACE_MS = 3_000;
 
 /** The file in a run's folder where every delivery is noted. */
-export const ALERT_LOG = 'alerts.log';
+const ALERT_LOG = 'alerts.log';
 
 export interface AlertsOptions {
   /** Places each run's folder, where deliveries are noted in `alerts.log` (when it is a local folder). */
@@ -157,7 +157,7 @@ function notifyOf(run: RunRecord): NotifySpec | null {
 }
 
 /** The applied results whose task failed with no retry left. */
-export function failedForGood(applied: ResultChange[], nameOf: (index: number) => string | undefined): FailedTaskSummary[] {
+function failedForGood(applied: ResultChange[], nameOf: (index: number) => string | undefined): FailedTaskSummary[] {
   return applied
     .filter((change) => change.task.state === 'failed')
     .map((change) => ({

@@ -16,7 +16,7 @@ export interface CommandOptions {
 
 export type CommandOutcome = { delivered: true } | { delivered: false; error: string };
 
-export const COMMAND_TIME_LIMIT_MS = 30_000;
+const COMMAND_TIME_LIMIT_MS = 30_000;
 /** Between SIGTERM and SIGKILL when the command is stopped. */
 const KILL_GRACE_MS = 2_000;
 /** The end of the command's stderr kept to explain a failure. */
@@ -46,12 +46,12 @@ export function runAlertCommand(command: string, body: string, options: CommandO
     options.signal.addEventListener('abort', onAbort, { once: true });
     if (options.signal.aborted) onAbort();
 
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-STDERR_KEPT);
     });
     // A command that does not read its stdin closes it early: that is its right, not a failure.
-    child.stdin!.on('error', () => undefined);
-    child.stdin!.end(body);
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(body);
 
     const settle = (outcome: CommandOutcome) => {
       clearTimeout(limit);

@@ -19,9 +19,9 @@ export type WebhookOutcome =
   | { delivered: true; tries: number; status: number }
   | { delivered: false; tries: number; error: string };
 
-export const WEBHOOK_TRIES = 4;
-export const WEBHOOK_TRY_TIMEOUT_MS = 10_000;
-export const WEBHOOK_FIRST_PAUSE_MS = 1_000;
+const WEBHOOK_TRIES = 4;
+const WEBHOOK_TRY_TIMEOUT_MS = 10_000;
+const WEBHOOK_FIRST_PAUSE_MS = 1_000;
 
 export async function postWebhook(url: string, body: string, options: WebhookOptions): Promise<WebhookOutcome> {
   const tries = options.tries ?? WEBHOOK_TRIES;
@@ -72,7 +72,7 @@ async function tryOnce(url: string, body: string, options: WebhookOptions): Prom
 
 function abortReason(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason.message : String(reason ?? 'stopped');
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'stopped';
 }
 
 /** What a log may say of a webhook: its origin. The path and query often carry a secret token. */

@@ -12,7 +12,7 @@ import { UserError } from '../errors.js';
 
 let cached: string | undefined;
 
-export function packageRoot(): string {
+function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;

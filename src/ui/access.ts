@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
  * or the cookie set when the user opens the printed URL with `?token=`. Actions (POST) coming
  * from another site's page are refused either way.
  */
-export const TOKEN_COOKIE = 'fanout_ui_token';
+const TOKEN_COOKIE = 'fanout_ui_token';
 
 export interface Access {
   /** Null: no token needed (loopback, none given). */

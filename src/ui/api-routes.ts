@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { attemptJson, statusJson, taskRowJson } from '../cli/output.js';
+import { attemptJson, statusJson, taskRowJson } from '../run-json.js';
 import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import type { AttemptFiles } from '../storage/attempt-files.js';
@@ -15,8 +15,8 @@ import type { PlotCache } from './run-plots.js';
  * store knows them; a log is found from the attempt's recorded folder, never from a path in
  * the request.
  */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 500;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
 
 /** A refusal with the HTTP status it maps to; its message (and fix) go back as JSON. */
 export class ApiError extends UserError {

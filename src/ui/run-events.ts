@@ -1,13 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import type { Engine } from '../engine/engine.js';
-import { statusJson } from '../cli/output.js';
+import { statusJson } from '../run-json.js';
 
 /**
  * A run's status pushed as server-sent events whenever it changes. The store is polled, not
  * the engine: the run may be driven by another fanout, or by pull workers on other machines
  * that share only the store. However many pages watch a run, the store is read once per poll.
  */
-export const EVENT_POLL_MS = 1000;
+const EVENT_POLL_MS = 1000;
 /** A comment now and then keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
 

@@ -124,7 +124,7 @@ function sendError(response: ServerResponse, error: unknown): void {
   if (error instanceof ApiError) return sendJson(response, { error: error.message, fix: error.fix ?? null }, error.status);
   // A UserError from the engine (nothing to retry, a gather that cannot run): the request cannot be done as asked.
   if (error instanceof UserError) return sendJson(response, { error: error.message, fix: error.fix ?? null }, 409);
-  process.stderr.write(`fanout ui: internal error (a bug in fanout; please report it)\n${(error as Error)?.stack ?? error}\n`);
+  process.stderr.write(`fanout ui: internal error (a bug in fanout; please report it)\n${(error as Error)?.stack ?? String(error)}\n`);
   sendJson(response, { error: 'internal error; see the output of fanout ui' }, 500);
 }
 

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { RunHandle, RunOutcome } from '../../engine/run-handle.js';
 import { planOptions, positiveInteger, withEngine, withPlanFlags, type GlobalOptions, type MachineOptions, type PlanFlags } from '../cli-context.js';
-import { countsLine, statusJson } from '../output.js';
+import { statusJson } from '../../run-json.js';
+import { countsLine } from '../output.js';
 import { ProgressView } from '../progress-view.js';
 import { startUiServer } from '../../ui/ui-server.js';
 import { announcement, DEFAULT_UI_PORT, parsePort } from './ui.js';

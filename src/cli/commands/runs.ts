@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../job/units.js';
 import { withEngine, type GlobalOptions } from '../cli-context.js';
-import { statusJson, table } from '../output.js';
+import { statusJson } from '../../run-json.js';
+import { table } from '../output.js';
 
 export function registerRuns(program: Command): void {
   program

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../job/units.js';
 import { withEngine, type GlobalOptions } from '../cli-context.js';
-import { countsLine, statusJson } from '../output.js';
+import { statusJson } from '../../run-json.js';
+import { countsLine } from '../output.js';
 
 export function registerStatus(program: Command): void {
   program

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { TASK_STATES, type TaskState } from '../../store/records.js';
 import { withEngine, type GlobalOptions } from '../cli-context.js';
-import { bytesOrDash, durationOrDash, orDash, table, taskJson } from '../output.js';
+import { taskJson } from '../../run-json.js';
+import { bytesOrDash, durationOrDash, orDash, table } from '../output.js';
 
 export function registerTasks(program: Command): void {
   program
