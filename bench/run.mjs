@@ -4,18 +4,7 @@
 // See bench/README.md for what is measured and what each column means.
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -294,8 +283,7 @@ const TOOLS = [
   {
     key: 'parallel',
     label: `parallel -j ${CONCURRENCY}`,
-    runs: (sc) =>
-      `PARALLEL_SHELL=/bin/sh parallel -j ${CONCURRENCY} ${sc.writesFiles ? `'${sc.shellCommand}'` : `-N0 ${sc.shellCommand}`}  (perl; /bin/sh -c per task)`,
+    runs: (sc) => `PARALLEL_SHELL=/bin/sh parallel -j ${CONCURRENCY} ${sc.writesFiles ? `'${sc.shellCommand}'` : `-N0 ${sc.shellCommand}`}  (perl; /bin/sh -c per task)`,
     available: Boolean(parallelPath),
     async run(sc, dir, n) {
       writeNumbers(dir, n);
@@ -387,10 +375,8 @@ function settle() {
   spawnSync('sync', { stdio: 'ignore' });
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Main
-
 
 async function runScenarios() {
   const tools = TOOLS.filter((t) => t.available);
@@ -682,12 +668,7 @@ async function main() {
   p(`temp folders: ${machine.tmpdir} on ${machine.tmpFilesystem}; ${machine.sh}; ${machine.parallel ?? 'GNU parallel: not installed'}; ${machine.xargs}`);
   p(`N=${N} tasks per scenario, ${CONCURRENCY} at once; each figure is the median of ${REPS} interleaved runs, each in a fresh temp folder`);
   p();
-  p(
-    textTable(
-      ['scenario', 'tool', 'wall s', 'min s', 'ms/task', 'cpu s', 'parallel/fanout', 'fanout/xargs'],
-      tableRows(results),
-    ),
-  );
+  p(textTable(['scenario', 'tool', 'wall s', 'min s', 'ms/task', 'cpu s', 'parallel/fanout', 'fanout/xargs'], tableRows(results)));
   p();
   p('goals (on the whole fanout process wall time):');
   for (const [scKey, byTool] of Object.entries(results)) {
@@ -703,7 +684,8 @@ async function main() {
   for (const [scKey, byTool] of Object.entries(results)) {
     const fo = byTool.fanout;
     const inRun = byTool['fanout-inrun'];
-    if (inRun) p(`  ${SCENARIOS[scKey].title}: fanout outside its run (Node startup, loading modules, planning, opening the store, exit): ${f(fo.wallS - inRun.wallS, 3)} s`);
+    if (inRun)
+      p(`  ${SCENARIOS[scKey].title}: fanout outside its run (Node startup, loading modules, planning, opening the store, exit): ${f(fo.wallS - inRun.wallS, 3)} s`);
   }
   p();
   p('what each tool runs per task:');

@@ -112,7 +112,10 @@ function run(cmd, args, { cwd } = {}) {
 async function userJobs() {
   const r = await run('squeue', ['-h', '-u', user, '-o', '%i|%j|%T']);
   if (r.code !== 0) throw new Error(`squeue failed: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /** Before every timed run: wait until the user has no job in the queue, so runs never overlap. */

@@ -55,23 +55,54 @@ async function fillStore(dir, count) {
   const store = new SqliteStore(join(dir, 'state.db'));
   const started = Date.now();
   const tasks = Array.from({ length: count }, (_, index) => ({
-    index, name: `sample-${String(index).padStart(6, '0')}`, vars: { sample: `s${index}` }, cacheKey: `k${index}`,
-    state: 'pending', cpus: 1, memory: 4e9, timeMs: null,
+    index,
+    name: `sample-${String(index).padStart(6, '0')}`,
+    vars: { sample: `s${index}` },
+    cacheKey: `k${index}`,
+    state: 'pending',
+    cpus: 1,
+    memory: 4e9,
+    timeMs: null,
   }));
   const spec = { name: 'big', file: '/bench/big.yaml', outdir: join(dir, 'out'), workdir: null, gather: null, command: 'true', resources: {} };
-  const created = await store.createRun({ job: 'big', jobFile: '/bench/big.yaml', spec, backend: 'local', dispatch: 'push', planKey: 'p', tasks, coordinator: null }, () => false);
+  const created = await store.createRun(
+    { job: 'big', jobFile: '/bench/big.yaml', spec, backend: 'local', dispatch: 'push', planKey: 'p', tasks, coordinator: null },
+    () => false,
+  );
   const runId = created.run.id;
   const t0 = Date.now() - 3_600_000;
   for (let from = 0; from < count; from += 5000) {
     const batch = tasks.slice(from, from + 5000);
-    await store.commit({ launches: batch.map((t) => ({ runId, index: t.index, attempt: 1, dir: join(dir, 'work', String(t.index)), cpus: 1, memory: 4e9, timeMs: null, launchedAt: t0 + t.index * 30 })) });
+    await store.commit({
+      launches: batch.map((t) => ({
+        runId,
+        index: t.index,
+        attempt: 1,
+        dir: join(dir, 'work', String(t.index)),
+        cpus: 1,
+        memory: 4e9,
+        timeMs: null,
+        launchedAt: t0 + t.index * 30,
+      })),
+    });
     await store.commit({
       results: batch.map((t) => {
         const failed = t.index % 10 === 7;
         const startedAt = t0 + t.index * 30;
         return {
-          runId, index: t.index, attempt: 1,
-          result: { reason: failed ? 'exit' : 'ok', exitCode: failed ? 1 : 0, signal: null, startedAt, endedAt: startedAt + 1000 + ((t.index * 7919) % 60_000), peakMemory: 3e8 + ((t.index * 104729) % 6e8), cpuMs: 900, host: `node${t.index % 16}` },
+          runId,
+          index: t.index,
+          attempt: 1,
+          result: {
+            reason: failed ? 'exit' : 'ok',
+            exitCode: failed ? 1 : 0,
+            signal: null,
+            startedAt,
+            endedAt: startedAt + 1000 + ((t.index * 7919) % 60_000),
+            peakMemory: 3e8 + ((t.index * 104729) % 6e8),
+            cpuMs: 900,
+            host: `node${t.index % 16}`,
+          },
           task: { state: failed ? 'failed' : 'succeeded', memory: 4e9, timeMs: null, retryBase: 0 },
         };
       }),
@@ -171,5 +202,8 @@ function report(requests, paint) {
   out.push('', `goal: under ${GOAL_MS} ms for the first paint and each table page: ${worst < GOAL_MS ? 'met' : 'NOT met'} (slowest ${f(worst, 1)} ms)`);
   process.stdout.write(`${out.join('\n')}\n`);
   mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, `${JSON.stringify({ n, reps, requests, paint, goalMs: GOAL_MS, met: worst < GOAL_MS, machine: { cpus: os.cpus().length, node: process.version } }, null, 2)}\n`);
+  writeFileSync(
+    opts.out,
+    `${JSON.stringify({ n, reps, requests, paint, goalMs: GOAL_MS, met: worst < GOAL_MS, machine: { cpus: os.cpus().length, node: process.version } }, null, 2)}\n`,
+  );
 }

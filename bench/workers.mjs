@@ -327,7 +327,10 @@ async function runWorkers(sc, tag, n = sc.n) {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    const [queued] = await within([start(fanout('run', 'job.yaml', '--backend', 'workers', '--detach', '--store', url, '--home', join(dir, 'home')), { cwd: dir })], 'fanout run --detach');
+    const [queued] = await within(
+      [start(fanout('run', 'job.yaml', '--backend', 'workers', '--detach', '--store', url, '--home', join(dir, 'home')), { cwd: dir })],
+      'fanout run --detach',
+    );
     if (queued.code !== 0) throw failed('fanout run --detach', queued, dir);
     // What queueing wrote is on disk before the clock starts, so no checkpoint lands in the run for it.
     await cluster.admin.query('CHECKPOINT');
@@ -342,7 +345,9 @@ async function runWorkers(sc, tag, n = sc.n) {
     const workers = [];
     for (let i = 0; i < sc.workers; i++) {
       workers.push(
-        start(fanout('worker', '--until-empty', '--cpus', String(CPUS), '--store', url, '--home', join(dir, `home-${i}`), '--scratch', join(dir, 'scratch')), { cwd: dir }),
+        start(fanout('worker', '--until-empty', '--cpus', String(CPUS), '--store', url, '--home', join(dir, `home-${i}`), '--scratch', join(dir, 'scratch')), {
+          cwd: dir,
+        }),
       );
     }
     const stopSampling = cpuSplitSampler(workers.map((w) => w.pid));
@@ -427,7 +432,10 @@ async function runLocal(sc, n = sc.n) {
   const machineBefore = machineCpu();
   const started = process.hrtime.bigint();
   const home = join(dir, 'home');
-  const run = start(fanout('run', 'job.yaml', '--home', home, '--fresh', '--concurrency', String(sc.concurrency), '--cpus', String(sc.concurrency), '--json'), { cwd: dir, capture: true });
+  const run = start(fanout('run', 'job.yaml', '--home', home, '--fresh', '--concurrency', String(sc.concurrency), '--cpus', String(sc.concurrency), '--json'), {
+    cwd: dir,
+    capture: true,
+  });
   const stopSampling = cpuSplitSampler([run.pid]);
   let r;
   let cpuSplit;
@@ -476,7 +484,10 @@ async function startClusters() {
       parent: pgRoot,
       // Each worker's pool holds up to 4 connections.
       maxConnections: Math.max(200, Math.max(...WORKER_COUNTS) * 5 + 20),
-      settings: { ...(opts.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}), ...SETTINGS },
+      settings: {
+        ...(opts.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
+        ...SETTINGS,
+      },
     });
     clusters[mode] = cluster;
     cluster.admin = new pg.Client({ connectionString: cluster.url });
@@ -537,7 +548,9 @@ function filesystemOf(path) {
 
 async function main() {
   const date = new Date().toISOString();
-  log(`fanout workers bench: workers ${WORKER_COUNTS.join(',')}, --cpus ${CPUS}, reps ${REPS}, durability ${opts.durability}${opts.statements ? ', pg_stat_statements on' : ''}`);
+  log(
+    `fanout workers bench: workers ${WORKER_COUNTS.join(',')}, --cpus ${CPUS}, reps ${REPS}, durability ${opts.durability}${opts.statements ? ', pg_stat_statements on' : ''}`,
+  );
   await startClusters();
 
   // Warm-up (not counted): page cache for node_modules and the server, each backend once.
@@ -638,14 +651,19 @@ async function main() {
     p(
       `store (${MODE_TITLE[mode]}): PostgreSQL ${c.facts.version}, fsync=${c.facts.fsync}, synchronous_commit=${c.facts.synchronousCommit}, ` +
         `wal_sync_method=${c.facts.walSyncMethod}, shared_buffers=${c.facts.sharedBuffers}` +
-        `${Object.entries(SETTINGS).map(([name, value]) => `, ${name}=${value} (--setting)`).join('')}; data on ${c.facts.filesystem}`,
+        `${Object.entries(SETTINGS)
+          .map(([name, value]) => `, ${name}=${value} (--setting)`)
+          .join('')}; data on ${c.facts.filesystem}`,
     );
   }
   p(`temp folders: ${machine.tmpdir} on ${machine.tmpFilesystem}`);
   for (const [mode, c] of Object.entries(clusters)) {
-    if (mode === 'normal' && c.facts.filesystem.startsWith('tmpfs')) p('note: the cluster is on tmpfs, where an fsync costs nothing: normal durability is not what this measured');
+    if (mode === 'normal' && c.facts.filesystem.startsWith('tmpfs'))
+      p('note: the cluster is on tmpfs, where an fsync costs nothing: normal durability is not what this measured');
   }
-  p(`tasks: \`true\`; each worker --cpus ${CPUS}; each figure is the median of ${REPS} interleaved runs, each on a fresh database and temp folder${opts.statements ? '; pg_stat_statements loaded' : ''}`);
+  p(
+    `tasks: \`true\`; each worker --cpus ${CPUS}; each figure is the median of ${REPS} interleaved runs, each on a fresh database and temp folder${opts.statements ? '; pg_stat_statements loaded' : ''}`,
+  );
   p();
   p('| scenario | N | tasks/s | wall s | ms/task | vs local | store CPU ÷ machine | store CPU ÷ used | worker CPU s | server CPU s |');
   p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -725,7 +743,16 @@ async function main() {
         date,
         machine,
         stores: Object.fromEntries(Object.entries(clusters).map(([mode, c]) => [mode, c.facts])),
-        options: { workers: WORKER_COUNTS, n: FIXED_N, cpus: CPUS, reps: REPS, durability: opts.durability, localMax: LOCAL_MAX, statements: opts.statements, settings: SETTINGS },
+        options: {
+          workers: WORKER_COUNTS,
+          n: FIXED_N,
+          cpus: CPUS,
+          reps: REPS,
+          durability: opts.durability,
+          localMax: LOCAL_MAX,
+          statements: opts.statements,
+          settings: SETTINGS,
+        },
         results,
         runs: samples,
       },

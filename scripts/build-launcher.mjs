@@ -46,14 +46,6 @@ const result = spawnSync(command, [...preArgs, '-O2', '-Wall', '-Wextra', '-o', 
 if (result.error || result.status !== 0) {
   rmSync(temp, { force: true });
   const code = /** @type {NodeJS.ErrnoException | undefined} */ (result.error)?.code;
-  fail(
-    code === 'ENOENT'
-      ? 'not found'
-      : result.error
-        ? result.error.message
-        : result.signal
-          ? `killed by ${result.signal}`
-          : `exit code ${result.status}`,
-  );
+  fail(code === 'ENOENT' ? 'not found' : result.error ? result.error.message : result.signal ? `killed by ${result.signal}` : `exit code ${result.status}`);
 }
 renameSync(temp, binary);

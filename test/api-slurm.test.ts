@@ -15,7 +15,13 @@ const SLOW = 240_000;
 
 /** What must not depend on where a task ran: its name, state, value and error. */
 function comparable(results: TaskResult[]): unknown[] {
-  return results.map((r) => ({ name: r.name, state: r.state, value: r.value, reason: r.record?.reason, error: r.error && { reason: r.error.reason, message: r.error.message, errorName: r.error.errorName } }));
+  return results.map((r) => ({
+    name: r.name,
+    state: r.state,
+    value: r.value,
+    reason: r.record?.reason,
+    error: r.error && { reason: r.error.reason, message: r.error.message, errorName: r.error.errorName },
+  }));
 }
 
 describeOn('slurm', 'the TypeScript API on SLURM', () => {
@@ -33,31 +39,39 @@ describeOn('slurm', 'the TypeScript API on SLURM', () => {
   beforeEach(() => (box = new Sandbox()));
   afterEach(() => box.cleanup());
 
-  it('map gives identical results locally and on SLURM', async () => {
-    const module = writeWorkModule(box);
-    const local = await Fanout.open({ home: box.path('local', '.fanout') });
-    const slurm = await Fanout.open({ home: box.path('slurm', '.fanout'), backend: 'slurm' });
-    try {
-      const items = [{ n: 1, label: 'a b' }, { n: 7 }, { n: -3, label: 'q"uote' }];
-      const onLocal = await local.map(module, 'double', items, { baseDir: box.path('local') });
-      const onSlurm = await slurm.map(module, 'double', items, { baseDir: box.path('slurm') });
-      expect(await onSlurm.wait()).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
-      const [here, there] = [comparable(await onLocal.gather()), comparable(await onSlurm.gather())];
-      expect(there).toEqual(here);
-      // It went through SLURM: fanout's log of scheduler commands shows the array submitted.
-      const commands = readFileSync(box.path('slurm', '.fanout', 'work', String(onSlurm.id), 'scheduler-commands.log'), 'utf8');
-      expect(commands).toMatch(/: sbatch /);
-      expect(there.map((r) => (r as { value: unknown }).value)).toEqual([{ n: 2, label: 'a b' }, { n: 14, label: null }, { n: -6, label: 'q"uote' }]);
+  it(
+    'map gives identical results locally and on SLURM',
+    async () => {
+      const module = writeWorkModule(box);
+      const local = await Fanout.open({ home: box.path('local', '.fanout') });
+      const slurm = await Fanout.open({ home: box.path('slurm', '.fanout'), backend: 'slurm' });
+      try {
+        const items = [{ n: 1, label: 'a b' }, { n: 7 }, { n: -3, label: 'q"uote' }];
+        const onLocal = await local.map(module, 'double', items, { baseDir: box.path('local') });
+        const onSlurm = await slurm.map(module, 'double', items, { baseDir: box.path('slurm') });
+        expect(await onSlurm.wait()).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
+        const [here, there] = [comparable(await onLocal.gather()), comparable(await onSlurm.gather())];
+        expect(there).toEqual(here);
+        // It went through SLURM: fanout's log of scheduler commands shows the array submitted.
+        const commands = readFileSync(box.path('slurm', '.fanout', 'work', String(onSlurm.id), 'scheduler-commands.log'), 'utf8');
+        expect(commands).toMatch(/: sbatch /);
+        expect(there.map((r) => (r as { value: unknown }).value)).toEqual([
+          { n: 2, label: 'a b' },
+          { n: 14, label: null },
+          { n: -6, label: 'q"uote' },
+        ]);
 
-      const failingLocal = await local.map(module, 'failOnOdd', [2, 3], { baseDir: box.path('local') });
-      const failingSlurm = await slurm.map(module, 'failOnOdd', [2, 3], { baseDir: box.path('slurm') });
-      const slurmResults = await failingSlurm.gather();
-      expect(comparable(slurmResults)).toEqual(comparable(await failingLocal.gather()));
-      expect(slurmResults[1]).toMatchObject({ state: 'failed', error: { message: 'odd item 3', errorName: 'RangeError' } });
-      expect(slurmResults[1]!.error!.stack).toMatch(/at failOnOdd/);
-    } finally {
-      await local.close();
-      await slurm.close();
-    }
-  }, SLOW);
+        const failingLocal = await local.map(module, 'failOnOdd', [2, 3], { baseDir: box.path('local') });
+        const failingSlurm = await slurm.map(module, 'failOnOdd', [2, 3], { baseDir: box.path('slurm') });
+        const slurmResults = await failingSlurm.gather();
+        expect(comparable(slurmResults)).toEqual(comparable(await failingLocal.gather()));
+        expect(slurmResults[1]).toMatchObject({ state: 'failed', error: { message: 'odd item 3', errorName: 'RangeError' } });
+        expect(slurmResults[1]!.error!.stack).toMatch(/at failOnOdd/);
+      } finally {
+        await local.close();
+        await slurm.close();
+      }
+    },
+    SLOW,
+  );
 });

@@ -45,7 +45,10 @@ describe('the TypeScript API', () => {
       box.write('job.yaml', `name: job\n${yaml}`);
       const cli = await box.run(['validate', 'job.yaml']);
       expect(cli.code, cli.stdout).toBe(2);
-      const error = await fo.submit({ name: 'job', ...object } as never, { baseDir: box.dir }).then(() => null, (e: unknown) => e);
+      const error = await fo.submit({ name: 'job', ...object } as never, { baseDir: box.dir }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(JobFileError);
       const { message, fix, location } = error as JobFileError;
       expect(location.file).toBe('<submit>');
@@ -79,7 +82,12 @@ describe('the TypeScript API', () => {
     expect(seen.slice(0, -1).every((event) => event.state === 'running')).toBe(true);
     expect(await run.wait()).toEqual({ run: run.id, job: run.job, state: 'failed', counts: last.counts, gather: null });
     const results = await run.gather();
-    expect(results.map((r) => [r.name, r.state])).toEqual([['a', 'succeeded'], ['b', 'succeeded'], ['c', 'failed'], ['d', 'succeeded']]);
+    expect(results.map((r) => [r.name, r.state])).toEqual([
+      ['a', 'succeeded'],
+      ['b', 'succeeded'],
+      ['c', 'failed'],
+      ['d', 'succeeded'],
+    ]);
     expect(readFileSync(join(results[3]!.outputs, 'v'), 'utf8')).toBe('d\n');
     expect(results[2]!.error).toEqual({ reason: 'exit', message: 'its command exited with code 1' });
     expect(results[0]!.record).toMatchObject({ reason: 'ok', exitCode: 0, attempt: 1 });
@@ -105,11 +113,19 @@ describe('the TypeScript API', () => {
   it('maps a function over items: values in item order, thrown errors with message and stack', async () => {
     const module = writeWorkModule(box);
     // The first item takes longest, so tasks end in another order than the items.
-    const items = [{ n: 3, delay: 600, label: 'x y' }, { n: 1, delay: 0 }, { n: 2, delay: 200, label: "it's" }];
+    const items = [
+      { n: 3, delay: 600, label: 'x y' },
+      { n: 1, delay: 0 },
+      { n: 2, delay: 200, label: "it's" },
+    ];
     const run = await fo.map(module, 'double', items, { baseDir: box.dir, concurrency: 3 });
     expect(await run.wait()).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
     const results = await run.gather<{ n: number; label: string | null }>();
-    expect(results.map((r) => r.value)).toEqual([{ n: 6, label: 'x y' }, { n: 2, label: null }, { n: 4, label: "it's" }]);
+    expect(results.map((r) => r.value)).toEqual([
+      { n: 6, label: 'x y' },
+      { n: 2, label: null },
+      { n: 4, label: "it's" },
+    ]);
     expect(JSON.parse(readFileSync(join(results[0]!.outputs, 'return.json'), 'utf8'))).toEqual({ n: 6, label: 'x y' });
 
     const failing = await fo.map(new URL(`file://${module}`), 'failOnOdd', [2, 3, 4], { baseDir: box.dir });
@@ -208,7 +224,11 @@ describe('the TypeScript API', () => {
     const second = await fo.map(module, 'double', [{ n: 1 }, { n: 2 }, { n: 3 }], { baseDir: box.dir });
     expect(await second.wait()).toMatchObject({ state: 'succeeded', counts: { skipped: 2, succeeded: 1 } });
     const results = await second.gather();
-    expect(results.map((r) => [r.state, r.value])).toEqual([['skipped', { n: 2, label: null }], ['skipped', { n: 4, label: null }], ['succeeded', { n: 6, label: null }]]);
+    expect(results.map((r) => [r.state, r.value])).toEqual([
+      ['skipped', { n: 2, label: null }],
+      ['skipped', { n: 4, label: null }],
+      ['succeeded', { n: 6, label: null }],
+    ]);
     expect(results[0]!.record).toMatchObject({ runId: first.id, reason: 'ok' });
   });
 });
@@ -251,7 +271,10 @@ describe('the TypeScript API refuses bad input', () => {
   });
 
   async function refused(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<FanoutApiError> {
-    const error = await promise.then(() => null, (e: unknown) => e);
+    const error = await promise.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(FanoutApiError);
     expect((error as FanoutApiError).code).toBe(code);
     expect((error as FanoutApiError).message).toMatch(pattern);
@@ -260,10 +283,22 @@ describe('the TypeScript API refuses bad input', () => {
 
   it('Fanout.open: unknown options, settings the backend does not use, bad values', async () => {
     const home = box.path('.fanout');
-    await refused(Fanout.open({ home, slrum: { partition: 'x' } } as never), 'bad-option', /unknown option "slrum"; did you mean "slurm"\? known options: home, store, cpus, memory, grace, backend, concurrency/);
-    await refused(Fanout.open({ home, backend: 'local', slurm: { partition: 'debug' } }), 'bad-option', /the local backend does not use `slurm` settings; drop `slurm`, or open with backend: 'slurm'/);
+    await refused(
+      Fanout.open({ home, slrum: { partition: 'x' } } as never),
+      'bad-option',
+      /unknown option "slrum"; did you mean "slurm"\? known options: home, store, cpus, memory, grace, backend, concurrency/,
+    );
+    await refused(
+      Fanout.open({ home, backend: 'local', slurm: { partition: 'debug' } }),
+      'bad-option',
+      /the local backend does not use `slurm` settings; drop `slurm`, or open with backend: 'slurm'/,
+    );
     await refused(Fanout.open({ home, backend: 'slurm', sge: { queue: 'all.q' } }), 'bad-option', /slurm backend does not use `sge`/);
-    await refused(Fanout.open({ home, backend: 'slurm', slurm: { partion: 'debug' } as never }), 'bad-option', /<Fanout\.open>: slurm\.partion: unknown field "partion"; did you mean "partition"\?/);
+    await refused(
+      Fanout.open({ home, backend: 'slurm', slurm: { partion: 'debug' } as never }),
+      'bad-option',
+      /<Fanout\.open>: slurm\.partion: unknown field "partion"; did you mean "partition"\?/,
+    );
     await refused(Fanout.open({ home, backend: 'kubernetes' as never }), 'bad-option', /<Fanout\.open>: backend: must be one of "local", "slurm", "sge", "workers"/);
     await refused(Fanout.open({ home, concurrency: 0 }), 'bad-option', /concurrency: must be at least 1/);
     await refused(Fanout.open({ home, cpus: 1.5 }), 'bad-option', /cpus must be a whole number of at least 1/);
@@ -304,9 +339,17 @@ describe('the TypeScript API refuses bad input', () => {
     const module = writeWorkModule(box);
     await refused(fo.map(box.path('missing.mjs'), 'double', [1]), 'module-not-importable', /missing\.mjs does not exist; pass an absolute path or a file: URL/);
     box.write('broken.mjs', 'export const = ;\n');
-    await refused(fo.map(box.path('broken.mjs'), 'double', [1]), 'module-not-importable', /broken\.mjs cannot be imported: [\s\S]*; fix the module so that `node` can import it$/);
+    await refused(
+      fo.map(box.path('broken.mjs'), 'double', [1]),
+      'module-not-importable',
+      /broken\.mjs cannot be imported: [\s\S]*; fix the module so that `node` can import it$/,
+    );
     await refused(fo.map('https://example.org/work.mjs', 'double', [1]), 'module-not-importable', /is not a file; .*pass a path or a file: URL/);
-    await refused(fo.map(module, 'tripple', [1]), 'export-not-function', /does not export a function named "tripple"; it exports the functions: double, failOnOdd, forever/);
+    await refused(
+      fo.map(module, 'tripple', [1]),
+      'export-not-function',
+      /does not export a function named "tripple"; it exports the functions: double, failOnOdd, forever/,
+    );
     await refused(fo.map(module, 'notAFunction', [1]), 'export-not-function', /named "notAFunction" \(it is number\)/);
     // A relative path resolves against baseDir.
     const run = await fo.map('work.mjs', 'double', [{ n: 5 }], { baseDir: box.dir });
@@ -316,11 +359,19 @@ describe('the TypeScript API refuses bad input', () => {
   it('map and submit: options they do not take, ids that are not runs, a closed Fanout', async () => {
     fo = await Fanout.open({ home: box.path('.fanout') });
     await refused(fo.map('echo {{ item }}', { a: 1 } as never), 'bad-option', /items must be an array, not object; call map\(commandTemplate, items, options\)/);
-    await refused(fo.map('work.mjs', 'double', undefined as never), 'bad-option', /items must be an array, not undefined; call map\(module, exportName, items, options\)/);
+    await refused(
+      fo.map('work.mjs', 'double', undefined as never),
+      'bad-option',
+      /items must be an array, not undefined; call map\(module, exportName, items, options\)/,
+    );
     await refused(fo.map('echo {{ item }}', [1], { command: 'x' } as never), 'bad-option', /"command" is made by map itself; use submit/);
     await expect(fo.map('echo {{ item }}', [1], { resorces: { time: '1m' } } as never)).rejects.toThrow(/^<map>: resorces: unknown field "resorces"$/);
     await expect(fo.map('echo {{ item }}', [1, [2]] as never)).rejects.toThrow(/^<map>: tasks\.each\[1\]: must be a value/);
-    await refused(fo.submit({ name: 'x', command: 'echo', tasks: { each: [1] } }, { basedir: '.' } as never), 'bad-option', /submit options: unknown option "basedir"; did you mean "baseDir"\?/);
+    await refused(
+      fo.submit({ name: 'x', command: 'echo', tasks: { each: [1] } }, { basedir: '.' } as never),
+      'bad-option',
+      /submit options: unknown option "basedir"; did you mean "baseDir"\?/,
+    );
     await refused(fo.run(999), 'no-such-run', /there is no run 999 in this store/);
     await fo.close();
     await refused(fo.map('echo', [1]), 'closed', /this Fanout is closed/);
@@ -330,7 +381,11 @@ describe('the TypeScript API refuses bad input', () => {
   it('close refuses while a run it drives is still going', async () => {
     fo = await Fanout.open({ home: box.path('.fanout') });
     const run = await fo.map('sleep 30', [1], { baseDir: box.dir });
-    await refused(fo.map('sleep 30', [2], { baseDir: box.dir }), 'bad-option', /job map-[0-9a-f]+ already has a run going in this process \(run \d+\); give this one another `name`/);
+    await refused(
+      fo.map('sleep 30', [2], { baseDir: box.dir }),
+      'bad-option',
+      /job map-[0-9a-f]+ already has a run going in this process \(run \d+\); give this one another `name`/,
+    );
     const other = await fo.map('sleep 30', [2], { baseDir: box.dir, name: 'other' });
     await other.cancel();
     await refused(fo.close(), 'closed', /run \d+ \(map-[0-9a-f]+\) is still going in this process; await run\.wait\(\) or run\.cancel\(\)/);

@@ -8,14 +8,17 @@ describe('cancel and the run lock', () => {
 
   const running = () => box.query(`SELECT idx FROM attempts WHERE state = 'running'`).length;
   function slowJob(trapTerm = false) {
-    box.write('job.yaml', [
-      // The trap is set before the pid is written, so a test that waits for the pid knows it holds.
-      `command: ${trapTerm ? "trap '' TERM; " : ''}echo $$ > pid; sleep 60`,
-      'tasks:',
-      '  each: [a, b, c, d]',
-      'concurrency: 2',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        // The trap is set before the pid is written, so a test that waits for the pid knows it holds.
+        `command: ${trapTerm ? "trap '' TERM; " : ''}echo $$ > pid; sleep 60`,
+        'tasks:',
+        '  each: [a, b, c, d]',
+        'concurrency: 2',
+        '',
+      ].join('\n'),
+    );
   }
 
   it('Ctrl-C once stops launching, terminates running tasks (cancelled) and exits 130', async () => {

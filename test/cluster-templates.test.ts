@@ -24,13 +24,17 @@ for (const backend of ['slurm', 'sge'] as const) {
           ? 'profiles:\n  mine:\n    slurm:\n      partition: debug\n      extra: ["--comment=profile"]\n'
           : 'profiles:\n  mine:\n    sge:\n      queue: all.q\n      memory: [h_vmem]\n',
       );
-      box.write('job.yaml', 'command: echo {{ item }}\ntasks:\n  each: [a, b, c]\nprofile: mine\nresources:\n  cpus: 2\n  memory: 1GiB\n  time: 90s\ncluster:\n  pack: 2\n');
+      box.write(
+        'job.yaml',
+        'command: echo {{ item }}\ntasks:\n  each: [a, b, c]\nprofile: mine\nresources:\n  cpus: 2\n  memory: 1GiB\n  time: 90s\ncluster:\n  pack: 2\n',
+      );
       const result = await box.run(['render', 'job.yaml', '--backend', backend], { env: env() });
       expect(result.code, result.stderr).toBe(0);
       const script = result.stdout;
       expect(script.startsWith('#!/bin/sh\n')).toBe(true);
       if (backend === 'slurm') {
-        for (const line of ['--array=0-1', '--cpus-per-task=2', '--mem=1024M', '--time=4', '--partition=debug', '--comment=profile']) expect(script).toContain(`${prefix} ${line}`);
+        for (const line of ['--array=0-1', '--cpus-per-task=2', '--mem=1024M', '--time=4', '--partition=debug', '--comment=profile'])
+          expect(script).toContain(`${prefix} ${line}`);
         expect(script).not.toContain('--comment=site');
       } else {
         for (const line of ['-t 1-2', '-pe threaded 2', '-l h_vmem=512M,h_rt=240', '-q all.q', '-ac site=1']) expect(script).toContain(`${prefix} ${line}`);
@@ -39,7 +43,10 @@ for (const backend of ['slurm', 'sge'] as const) {
     }, 60_000);
 
     it('a template folder replaces the built-in template, and the run uses it', async () => {
-      box.write(`templates/${backend}.sh`, `#!/bin/sh\n{{ directives | raw }}\n# site template for {{ job_name }}\nexport SITE_MARK=from-template\n{{ run_element | raw }}\n`);
+      box.write(
+        `templates/${backend}.sh`,
+        `#!/bin/sh\n{{ directives | raw }}\n# site template for {{ job_name }}\nexport SITE_MARK=from-template\n{{ run_element | raw }}\n`,
+      );
       box.write('job.yaml', 'command: echo "$SITE_MARK" > {{ out }}/mark\ntasks:\n  each: [a]\ncluster:\n  templates: templates\n');
       const render = await box.run(['render', 'job.yaml', '--backend', backend], { env: env() });
       expect(render.stdout).toContain('# site template for fanout-job-1');

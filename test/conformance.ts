@@ -30,133 +30,191 @@ export function conformance(backend: BackendUnderTest): void {
     const run = (args: string[]) => box.run(args, { env, timeoutMs: SLOW });
     const start = (args: string[]) => box.start(args, { env });
     const job = (lines: string[]) => box.write('job.yaml', `${lines.join('\n')}\n`);
-    const tasks = () => box.query<{ idx: number; name: string; state: string; attempts: number; reason: string; exit_code: number | null; memory: number | null }>(
-      'SELECT idx, name, state, attempts, reason, exit_code, memory FROM tasks ORDER BY idx',
-    );
+    const tasks = () =>
+      box.query<{ idx: number; name: string; state: string; attempts: number; reason: string; exit_code: number | null; memory: number | null }>(
+        'SELECT idx, name, state, attempts, reason, exit_code, memory FROM tasks ORDER BY idx',
+      );
     const attempts = () => box.query<{ idx: number; attempt: number; reason: string }>('SELECT idx, attempt, reason FROM attempts WHERE idx >= 0 ORDER BY idx, attempt');
 
-    it('runs tasks, commits their outputs, keeps their logs and gathers', async () => {
-      job([
-        'command: echo "hello {{ item }}"; echo {{ item }} > {{ out }}/v',
-        'tasks:',
-        '  each: [a, b, c]',
-        'gather: for d in {{ outputs }}; do cat "$d/v"; done > all.txt',
-      ]);
-      const result = await run(['run', 'job.yaml', '--json']);
-      expect(result.code, result.stderr).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
-      for (const name of ['a', 'b', 'c']) expect(readFileSync(box.path('fanout-out/job', name, 'v'), 'utf8')).toBe(`${name}\n`);
-      expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8').split('\n').filter(Boolean).sort()).toEqual(['a', 'b', 'c']);
-      const logs = await run(['logs', '1', 'b']);
-      expect(logs.stdout).toContain('hello b');
-      if (backend !== 'local') expect(commandCounts(box)).toMatchObject({ [backend === 'slurm' ? 'sbatch' : 'qsub']: 2 });
-    }, SLOW);
+    it(
+      'runs tasks, commits their outputs, keeps their logs and gathers',
+      async () => {
+        job([
+          'command: echo "hello {{ item }}"; echo {{ item }} > {{ out }}/v',
+          'tasks:',
+          '  each: [a, b, c]',
+          'gather: for d in {{ outputs }}; do cat "$d/v"; done > all.txt',
+        ]);
+        const result = await run(['run', 'job.yaml', '--json']);
+        expect(result.code, result.stderr).toBe(0);
+        expect(JSON.parse(result.stdout)).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
+        for (const name of ['a', 'b', 'c']) expect(readFileSync(box.path('fanout-out/job', name, 'v'), 'utf8')).toBe(`${name}\n`);
+        expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8').split('\n').filter(Boolean).sort()).toEqual(['a', 'b', 'c']);
+        const logs = await run(['logs', '1', 'b']);
+        expect(logs.stdout).toContain('hello b');
+        if (backend !== 'local') expect(commandCounts(box)).toMatchObject({ [backend === 'slurm' ? 'sbatch' : 'qsub']: 2 });
+      },
+      SLOW,
+    );
 
-    it('records an exit failure with its code', async () => {
-      job(['command: echo failing >&2; exit 3', 'tasks:', '  each: [x]']);
-      const result = await run(['run', 'job.yaml']);
-      expect(result.code).toBe(1);
-      expect(tasks()[0]).toMatchObject({ state: 'failed', reason: 'exit', exit_code: 3 });
-      expect((await run(['logs', '1', 'x'])).stdout + (await run(['logs', '1', 'x', '--stderr'])).stdout).toContain('failing');
-    }, SLOW);
+    it(
+      'records an exit failure with its code',
+      async () => {
+        job(['command: echo failing >&2; exit 3', 'tasks:', '  each: [x]']);
+        const result = await run(['run', 'job.yaml']);
+        expect(result.code).toBe(1);
+        expect(tasks()[0]).toMatchObject({ state: 'failed', reason: 'exit', exit_code: 3 });
+        expect((await run(['logs', '1', 'x'])).stdout + (await run(['logs', '1', 'x', '--stderr'])).stdout).toContain('failing');
+      },
+      SLOW,
+    );
 
-    it('stops a task past its memory as oom, and gives the retry more memory', async () => {
-      job([`command: "${HOG.replace(/"/g, '\\"')}"`, 'tasks:', '  each: [hog]', 'resources:', '  memory: 128MiB', 'retry:', '  max: 1', '  on: [oom]', '  escalate:', '    memory: 3']);
-      const result = await run(['run', 'job.yaml']);
-      expect(attempts()).toMatchObject([{ attempt: 1, reason: 'oom' }, { attempt: 2, reason: 'ok' }]);
-      expect(result.code, result.stderr).toBe(0);
-      expect(tasks()[0]).toMatchObject({ state: 'succeeded', memory: 3 * 128 * 2 ** 20 });
-    }, SLOW);
+    it(
+      'stops a task past its memory as oom, and gives the retry more memory',
+      async () => {
+        job([
+          `command: "${HOG.replace(/"/g, '\\"')}"`,
+          'tasks:',
+          '  each: [hog]',
+          'resources:',
+          '  memory: 128MiB',
+          'retry:',
+          '  max: 1',
+          '  on: [oom]',
+          '  escalate:',
+          '    memory: 3',
+        ]);
+        const result = await run(['run', 'job.yaml']);
+        expect(attempts()).toMatchObject([
+          { attempt: 1, reason: 'oom' },
+          { attempt: 2, reason: 'ok' },
+        ]);
+        expect(result.code, result.stderr).toBe(0);
+        expect(tasks()[0]).toMatchObject({ state: 'succeeded', memory: 3 * 128 * 2 ** 20 });
+      },
+      SLOW,
+    );
 
-    it('stops a task past its time as timeout', async () => {
-      job(['command: sleep 60', 'tasks:', '  each: [slow]', 'resources:', '  time: 3s']);
-      const started = Date.now();
-      const result = await run(['run', 'job.yaml', '--grace', '1s']);
-      expect(result.code).toBe(1);
-      expect(tasks()[0]).toMatchObject({ state: 'failed', reason: 'timeout' });
-      expect(Date.now() - started).toBeLessThan(50_000);
-    }, SLOW);
+    it(
+      'stops a task past its time as timeout',
+      async () => {
+        job(['command: sleep 60', 'tasks:', '  each: [slow]', 'resources:', '  time: 3s']);
+        const started = Date.now();
+        const result = await run(['run', 'job.yaml', '--grace', '1s']);
+        expect(result.code).toBe(1);
+        expect(tasks()[0]).toMatchObject({ state: 'failed', reason: 'timeout' });
+        expect(Date.now() - started).toBeLessThan(50_000);
+      },
+      SLOW,
+    );
 
-    it('retries a task killed from outside the run', async () => {
-      job(['command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 60; fi', 'tasks:', '  each: [victim]', 'retry:', '  max: 1']);
-      const child = start(['run', 'job.yaml']);
-      const [pid] = await taskPids(box);
-      if (backend === 'local') process.kill(pid!, 'SIGKILL');
-      else cancelElement(backend, runJobIds(box)[0]!, backend === 'slurm' ? 0 : 1);
-      const result = await finished(child, SLOW);
-      expect(result.code, result.stderr).toBe(0);
-      expect(attempts().map((a) => a.attempt)).toEqual([1, 2]);
-      expect(['lost', 'exit']).toContain(attempts()[0]!.reason);
-    }, SLOW);
+    it(
+      'retries a task killed from outside the run',
+      async () => {
+        job(['command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 60; fi', 'tasks:', '  each: [victim]', 'retry:', '  max: 1']);
+        const child = start(['run', 'job.yaml']);
+        const [pid] = await taskPids(box);
+        if (backend === 'local') process.kill(pid!, 'SIGKILL');
+        else cancelElement(backend, runJobIds(box)[0]!, backend === 'slurm' ? 0 : 1);
+        const result = await finished(child, SLOW);
+        expect(result.code, result.stderr).toBe(0);
+        expect(attempts().map((a) => a.attempt)).toEqual([1, 2]);
+        expect(['lost', 'exit']).toContain(attempts()[0]!.reason);
+      },
+      SLOW,
+    );
 
-    it('resumes after SIGKILL of the coordinator: finished jobs are adopted, not resubmitted', async () => {
-      job([`command: echo $$ > pid; sleep {{ item }}; echo {{ item }} >> ${box.path('ran.log')}; echo done > {{ out }}/v`, 'tasks:', '  each: [1, 2, 6, 7]']);
-      const first = start(['run', 'job.yaml']);
-      await taskPids(box);
-      await waitFor(() => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE idx >= 0`)[0]!.n === 4, 60_000, 'all four launched');
-      const submissionsBefore = commandCounts(box);
-      first.kill('SIGKILL');
-      await finished(first);
-      // Let the short tasks finish while no coordinator watches.
-      await waitFor(() => existsSync(box.path('ran.log')) && readFileSync(box.path('ran.log'), 'utf8').includes('2'), 60_000, 'short tasks to finish');
-      const second = await run(['run', 'job.yaml', '--json']);
-      expect(second.code, second.stderr).toBe(0);
-      expect(JSON.parse(second.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 4 } });
-      expect(readFileSync(box.path('ran.log'), 'utf8').trim().split('\n').sort()).toEqual(['1', '2', '6', '7']);
-      expect(attempts().every((a) => a.attempt === 1)).toBe(true);
-      if (backend !== 'local') {
-        const submit = backend === 'slurm' ? 'sbatch' : 'qsub';
-        expect(commandCounts(box)[submit]).toBe(submissionsBefore[submit]);
-      }
-    }, SLOW);
+    it(
+      'resumes after SIGKILL of the coordinator: finished jobs are adopted, not resubmitted',
+      async () => {
+        job([`command: echo $$ > pid; sleep {{ item }}; echo {{ item }} >> ${box.path('ran.log')}; echo done > {{ out }}/v`, 'tasks:', '  each: [1, 2, 6, 7]']);
+        const first = start(['run', 'job.yaml']);
+        await taskPids(box);
+        await waitFor(() => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE idx >= 0`)[0]!.n === 4, 60_000, 'all four launched');
+        const submissionsBefore = commandCounts(box);
+        first.kill('SIGKILL');
+        await finished(first);
+        // Let the short tasks finish while no coordinator watches.
+        await waitFor(() => existsSync(box.path('ran.log')) && readFileSync(box.path('ran.log'), 'utf8').includes('2'), 60_000, 'short tasks to finish');
+        const second = await run(['run', 'job.yaml', '--json']);
+        expect(second.code, second.stderr).toBe(0);
+        expect(JSON.parse(second.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 4 } });
+        expect(readFileSync(box.path('ran.log'), 'utf8').trim().split('\n').sort()).toEqual(['1', '2', '6', '7']);
+        expect(attempts().every((a) => a.attempt === 1)).toBe(true);
+        if (backend !== 'local') {
+          const submit = backend === 'slurm' ? 'sbatch' : 'qsub';
+          expect(commandCounts(box)[submit]).toBe(submissionsBefore[submit]);
+        }
+      },
+      SLOW,
+    );
 
-    it('cancels a run from another shell and leaves nothing queued', async () => {
-      job(['command: echo $$ > pid; sleep 60', 'tasks:', '  each: [p, q, r, s]']);
-      const child = start(['run', 'job.yaml']);
-      await waitFor(() => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE idx >= 0`)[0]!.n >= 2, 60_000, 'attempts launched');
-      if (backend === 'local') await taskPids(box);
-      else await waitFor(() => runJobIds(box).length > 0, 30_000, 'the array submitted');
-      const cancel = await run(['cancel']);
-      expect(cancel.code, cancel.stderr).toBe(0);
-      const result = await finished(child, SLOW);
-      expect(result.code).toBe(130);
-      expect(tasks().every((task) => task.state === 'cancelled')).toBe(true);
-      if (backend === 'local') {
-        const pids = readdirSync(box.path('.fanout/work/1')).filter((d) => existsSync(box.path('.fanout/work/1', d, 'pid')));
-        for (const dir of pids) expect(isRunning(Number(readFileSync(box.path('.fanout/work/1', dir, 'pid'), 'utf8')))).toBe(false);
-      } else {
-        await waitFor(() => queuedElements(backend, runJobIds(box)).length === 0, 60_000, 'the jobs to leave the queue');
-      }
-    }, SLOW);
+    it(
+      'cancels a run from another shell and leaves nothing queued',
+      async () => {
+        job(['command: echo $$ > pid; sleep 60', 'tasks:', '  each: [p, q, r, s]']);
+        const child = start(['run', 'job.yaml']);
+        await waitFor(() => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE idx >= 0`)[0]!.n >= 2, 60_000, 'attempts launched');
+        if (backend === 'local') await taskPids(box);
+        else await waitFor(() => runJobIds(box).length > 0, 30_000, 'the array submitted');
+        const cancel = await run(['cancel']);
+        expect(cancel.code, cancel.stderr).toBe(0);
+        const result = await finished(child, SLOW);
+        expect(result.code).toBe(130);
+        expect(tasks().every((task) => task.state === 'cancelled')).toBe(true);
+        if (backend === 'local') {
+          const pids = readdirSync(box.path('.fanout/work/1')).filter((d) => existsSync(box.path('.fanout/work/1', d, 'pid')));
+          for (const dir of pids) expect(isRunning(Number(readFileSync(box.path('.fanout/work/1', dir, 'pid'), 'utf8')))).toBe(false);
+        } else {
+          await waitFor(() => queuedElements(backend, runJobIds(box)).length === 0, 60_000, 'the jobs to leave the queue');
+        }
+      },
+      SLOW,
+    );
 
-    it('keeps attempt folders under --workdir', async () => {
-      job(['command: echo "in $PWD"', 'tasks:', '  each: [w]']);
-      const result = await run(['run', 'job.yaml', '--workdir', box.path('shared scratch')]);
-      expect(result.code, result.stderr).toBe(0);
-      const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
-      expect(attempt!.dir.startsWith(box.path('shared scratch') + '/')).toBe(true);
-      expect((await run(['logs', '1', 'w'])).stdout).toBe(`in ${attempt!.dir}\n`);
-    }, SLOW);
+    it(
+      'keeps attempt folders under --workdir',
+      async () => {
+        job(['command: echo "in $PWD"', 'tasks:', '  each: [w]']);
+        const result = await run(['run', 'job.yaml', '--workdir', box.path('shared scratch')]);
+        expect(result.code, result.stderr).toBe(0);
+        const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
+        expect(attempt!.dir.startsWith(box.path('shared scratch') + '/')).toBe(true);
+        expect((await run(['logs', '1', 'w'])).stdout).toBe(`in ${attempt!.dir}\n`);
+      },
+      SLOW,
+    );
 
     if (backend !== 'local') {
-      it('splits arrays at the array size limit', async () => {
-        job(['command: echo {{ item }} > {{ out }}/v', 'tasks:', '  each: [1, 2, 3, 4, 5]', 'cluster:', '  maxArraySize: 2']);
-        const result = await run(['run', 'job.yaml']);
-        expect(result.code, result.stderr).toBe(0);
-        expect(runJobIds(box)).toHaveLength(3);
-        const lines = (n: number) => readFileSync(box.path('.fanout/work/1/arrays', String(n), 'elements'), 'utf8').trim().split('\n').length;
-        expect([lines(1), lines(2), lines(3)]).toEqual([2, 2, 1]);
-      }, SLOW);
+      it(
+        'splits arrays at the array size limit',
+        async () => {
+          job(['command: echo {{ item }} > {{ out }}/v', 'tasks:', '  each: [1, 2, 3, 4, 5]', 'cluster:', '  maxArraySize: 2']);
+          const result = await run(['run', 'job.yaml']);
+          expect(result.code, result.stderr).toBe(0);
+          expect(runJobIds(box)).toHaveLength(3);
+          const lines = (n: number) =>
+            readFileSync(box.path('.fanout/work/1/arrays', String(n), 'elements'), 'utf8')
+              .trim()
+              .split('\n').length;
+          expect([lines(1), lines(2), lines(3)]).toEqual([2, 2, 1]);
+        },
+        SLOW,
+      );
 
-      it('packs several tasks into one array element', async () => {
-        job(['command: echo {{ item }} > {{ out }}/v; echo ran {{ item }}', 'tasks:', '  each: [1, 2, 3, 4, 5, 6, 7]', 'cluster:', '  pack: 3']);
-        const result = await run(['run', 'job.yaml']);
-        expect(result.code, result.stderr).toBe(0);
-        const elements = readFileSync(box.path('.fanout/work/1/arrays/1/elements'), 'utf8').trim().split('\n');
-        expect(elements.map((line) => line.split(' ').length)).toEqual([3, 3, 1]);
-        expect(tasks().every((task) => task.state === 'succeeded')).toBe(true);
-        expect((await run(['logs', '1', '5'])).stdout).toContain('ran 5');
-      }, SLOW);
+      it(
+        'packs several tasks into one array element',
+        async () => {
+          job(['command: echo {{ item }} > {{ out }}/v; echo ran {{ item }}', 'tasks:', '  each: [1, 2, 3, 4, 5, 6, 7]', 'cluster:', '  pack: 3']);
+          const result = await run(['run', 'job.yaml']);
+          expect(result.code, result.stderr).toBe(0);
+          const elements = readFileSync(box.path('.fanout/work/1/arrays/1/elements'), 'utf8').trim().split('\n');
+          expect(elements.map((line) => line.split(' ').length)).toEqual([3, 3, 1]);
+          expect(tasks().every((task) => task.state === 'succeeded')).toBe(true);
+          expect((await run(['logs', '1', '5'])).stdout).toContain('ran 5');
+        },
+        SLOW,
+      );
     }
   });
 }

@@ -14,14 +14,17 @@ describe('SIGKILL of the coordinator', () => {
 
   const names = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`);
   function writeJob(count: number, seconds: number, gather = '') {
-    box.write('job.yaml', [
-      `command: echo $$ > pid; sleep ${seconds}; echo {{ item }} >> ${box.path('runs.log')}; echo {{ item }} > {{ out }}/v`,
-      'tasks:',
-      `  each: [${names(count).join(', ')}]`,
-      'concurrency: 2',
-      gather,
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        `command: echo $$ > pid; sleep ${seconds}; echo {{ item }} >> ${box.path('runs.log')}; echo {{ item }} > {{ out }}/v`,
+        'tasks:',
+        `  each: [${names(count).join(', ')}]`,
+        'concurrency: 2',
+        gather,
+        '',
+      ].join('\n'),
+    );
   }
   const doneAttempts = () => box.query<{ n: number }>(`SELECT COUNT(*) AS n FROM attempts WHERE state = 'done'`)[0]!.n;
   const runLog = () => (existsSync(box.path('runs.log')) ? readFileSync(box.path('runs.log'), 'utf8').trim().split('\n') : []);
@@ -130,15 +133,18 @@ describe('a launcher that dies under a live coordinator', () => {
   afterEach(() => box.cleanup());
 
   it('reports its attempts as lost, so they are retried instead of waited on forever', async () => {
-    box.write('job.yaml', [
-      `command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 30; fi; echo {{ item }} > {{ out }}/v`,
-      'tasks:',
-      '  each: [a, b]',
-      'retry:',
-      '  max: 1',
-      '  on: [lost]',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        `command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 30; fi; echo {{ item }} > {{ out }}/v`,
+        'tasks:',
+        '  each: [a, b]',
+        'retry:',
+        '  max: 1',
+        '  on: [lost]',
+        '',
+      ].join('\n'),
+    );
     const run = box.start(['run', 'job.yaml', '--json']);
     await waitFor(() => box.query(`SELECT idx FROM attempts`).length === 2, 20_000, 'two launches');
     const pids = await taskPids(box);

@@ -32,7 +32,9 @@ describe('examples', () => {
     const out = await runExample('per-folder');
     const rows = readFileSync(join(out, 'reads.tsv'), 'utf8').trim().split('\n').slice(1);
     expect(rows.map((r) => r.split('\t')[0])).toEqual(['S01_liver', 'S02_lung', 'S03_brain']);
-    const lanes = execFileSync('sh', ['-c', `cat ${join(EXAMPLES, 'per-folder/samples/S02_lung')}/*.fastq | wc -l`]).toString().trim();
+    const lanes = execFileSync('sh', ['-c', `cat ${join(EXAMPLES, 'per-folder/samples/S02_lung')}/*.fastq | wc -l`])
+      .toString()
+      .trim();
     expect(rows[1]!.split('\t')[1]).toBe(String(Number(lanes) / 4));
   });
 
@@ -62,13 +64,16 @@ describe('gather', () => {
   afterEach(() => box.cleanup());
 
   it('runs only when every task succeeded, and `fanout gather` runs it again without rerunning tasks', async () => {
-    box.write('job.yaml', [
-      `command: echo {{ item }} >> ${box.path('ran.log')}; if [ {{ item }} = bad ] && [ ! -e ${box.path('fixed')} ]; then exit 1; fi; echo {{ item }} > {{ out }}/v`,
-      'tasks:',
-      '  each: [ok, bad]',
-      `gather: echo gathered >> ${box.path('gathers.log')}; for d in {{ outputs }}; do cat "$d/v"; done > all.txt`,
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        `command: echo {{ item }} >> ${box.path('ran.log')}; if [ {{ item }} = bad ] && [ ! -e ${box.path('fixed')} ]; then exit 1; fi; echo {{ item }} > {{ out }}/v`,
+        'tasks:',
+        '  each: [ok, bad]',
+        `gather: echo gathered >> ${box.path('gathers.log')}; for d in {{ outputs }}; do cat "$d/v"; done > all.txt`,
+        '',
+      ].join('\n'),
+    );
     const failed = await box.run(['run', 'job.yaml', '--json']);
     expect(failed.code).toBe(1);
     expect(JSON.parse(failed.stdout).gather).toBeNull();

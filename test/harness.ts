@@ -120,14 +120,22 @@ export async function waitFor<T>(check: () => T | undefined | null | false, time
  * waiting until every recorded attempt has written one: attempts are recorded before they start.
  */
 export async function taskPids(box: Sandbox): Promise<number[]> {
-  const dirs = await waitFor(() => {
-    const recorded = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx >= 0 ORDER BY idx, attempt').map((a) => a.dir);
-    return recorded.length > 0 && recorded;
-  }, 20_000, 'an attempt to be recorded');
-  return waitFor(() => {
-    const pids = dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
-    return pids.every((pid) => pid > 0) && pids;
-  }, 20_000, 'every task to write its pid');
+  const dirs = await waitFor(
+    () => {
+      const recorded = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx >= 0 ORDER BY idx, attempt').map((a) => a.dir);
+      return recorded.length > 0 && recorded;
+    },
+    20_000,
+    'an attempt to be recorded',
+  );
+  return waitFor(
+    () => {
+      const pids = dirs.map((dir) => Number(readFileSync(join(dir, 'pid'), 'utf8')));
+      return pids.every((pid) => pid > 0) && pids;
+    },
+    20_000,
+    'every task to write its pid',
+  );
 }
 
 export function isRunning(pid: number): boolean {

@@ -10,19 +10,22 @@ describe('limits and escalation', () => {
   afterEach(() => box.cleanup());
 
   it('stops a task past its memory as oom, retries it with more, and then it succeeds', async () => {
-    box.write('job.yaml', [
-      `command: ${allocate('{{ item }}')}`,
-      'tasks:',
-      '  each: [300]',
-      'resources:',
-      '  memory: 150MB',
-      'retry:',
-      '  max: 2',
-      '  on: [oom]',
-      '  escalate:',
-      '    memory: 3',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        `command: ${allocate('{{ item }}')}`,
+        'tasks:',
+        '  each: [300]',
+        'resources:',
+        '  memory: 150MB',
+        'retry:',
+        '  max: 2',
+        '  on: [oom]',
+        '  escalate:',
+        '    memory: 3',
+        '',
+      ].join('\n'),
+    );
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(0);
     const attempts = box.query<{ attempt: number; reason: string; memory: number; peak_memory: number }>(
@@ -49,19 +52,22 @@ describe('limits and escalation', () => {
 
   it('stops a task past its time as timeout (terminate, then kill) and escalates time', async () => {
     // The first attempt ignores SIGTERM, so only the kill after the grace period ends it.
-    box.write('job.yaml', [
-      `command: trap '' TERM; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 30; else sleep 1.2; fi; echo done > {{ out }}/x`,
-      'tasks:',
-      '  each: [slow]',
-      'resources:',
-      '  time: 1s',
-      'retry:',
-      '  max: 1',
-      '  on: [timeout]',
-      '  escalate:',
-      '    time: 3',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        `command: trap '' TERM; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 30; else sleep 1.2; fi; echo done > {{ out }}/x`,
+        'tasks:',
+        '  each: [slow]',
+        'resources:',
+        '  time: 1s',
+        'retry:',
+        '  max: 1',
+        '  on: [timeout]',
+        '  escalate:',
+        '    time: 3',
+        '',
+      ].join('\n'),
+    );
     const started = Date.now();
     const result = await box.run(['run', 'job.yaml', '--grace', '1s']);
     expect(result.code, result.stderr).toBe(0);
@@ -95,14 +101,17 @@ describe('limits and escalation', () => {
 
   it('never runs more than concurrency tasks at once', async () => {
     // Each task records how many tasks are inside the critical section when it enters.
-    box.write('job.yaml', [
-      'command: |',
-      '  mkdir -p ../../../../live; touch ../../../../live/{{ name }}; ls ../../../../live | wc -l > {{ out }}/seen; sleep 0.3; rm ../../../../live/{{ name }}',
-      'tasks:',
-      '  each: [a, b, c, d, e, f]',
-      'concurrency: 2',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'command: |',
+        '  mkdir -p ../../../../live; touch ../../../../live/{{ name }}; ls ../../../../live | wc -l > {{ out }}/seen; sleep 0.3; rm ../../../../live/{{ name }}',
+        'tasks:',
+        '  each: [a, b, c, d, e, f]',
+        'concurrency: 2',
+        '',
+      ].join('\n'),
+    );
     expect((await box.run(['run', 'job.yaml'])).code).toBe(0);
     const { readFileSync } = await import('node:fs');
     const seen = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => Number(readFileSync(box.path('fanout-out/job', n, 'seen'), 'utf8')));

@@ -94,7 +94,13 @@ describe('alerts', () => {
 
   it('lists at most 20 failed tasks and says how many more there are; a failed gather fails the run in the alert too', async () => {
     const hook = await receiver();
-    job(['command: exit 1', 'tasks:', `  each: [${Array.from({ length: 23 }, (_, i) => `t${String(i).padStart(2, '0')}`).join(', ')}]`, 'notify:', `  webhook: ${hook.url()}`]);
+    job([
+      'command: exit 1',
+      'tasks:',
+      `  each: [${Array.from({ length: 23 }, (_, i) => `t${String(i).padStart(2, '0')}`).join(', ')}]`,
+      'notify:',
+      `  webhook: ${hook.url()}`,
+    ]);
     expect((await box.run(['run', 'job.yaml'])).code).toBe(1);
     const [failed] = hook.delivered() as Array<{ failedTasks: Array<{ name: string }>; failedTasksNotListed: number }>;
     expect(hook.delivered()).toHaveLength(1);
@@ -131,7 +137,9 @@ describe('alerts', () => {
     const started = Date.now();
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(0);
-    const message = new RegExp(`the finished alert of run 1 could not be delivered to the webhook at http://127\\.0\\.0\\.1:${port} after 4 tries: it cannot be reached \\(ECONNREFUSED\\)`);
+    const message = new RegExp(
+      `the finished alert of run 1 could not be delivered to the webhook at http://127\\.0\\.0\\.1:${port} after 4 tries: it cannot be reached \\(ECONNREFUSED\\)`,
+    );
     expect(result.stderr).toMatch(message);
     expect(alertLog()).toMatch(message);
     expect(result.stderr + alertLog()).not.toMatch(/s3cr3t/);
@@ -159,7 +167,12 @@ describe('alerts', () => {
     job(['command: echo {{ item }}', 'tasks:', '  each: [a, b]', 'notify:', '  command: cat > "alert-$FANOUT_EVENT-$FANOUT_RUN.json"']);
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(box.path('alert-finished-1.json'), 'utf8'))).toMatchObject({ event: 'finished', run: 1, state: 'succeeded', counts: { succeeded: 2 } });
+    expect(JSON.parse(readFileSync(box.path('alert-finished-1.json'), 'utf8'))).toMatchObject({
+      event: 'finished',
+      run: 1,
+      state: 'succeeded',
+      counts: { succeeded: 2 },
+    });
     expect(alertLog()).toMatch(/the finished alert of run 1 was handed to notify\.command/);
 
     job(['command: echo {{ item }}', 'tasks:', '  each: [c]', 'notify:', '  command: echo "no route to pager" >&2; exit 7']);

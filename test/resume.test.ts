@@ -3,8 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox, waitFor } from './harness.js';
 
 /** Each task appends its name to runs.log (outside fanout's folders), so reruns are visible. */
-const LOGGING_JOB = (command = 'echo {{ item }} > {{ out }}/v') =>
-  `command: echo {{ item }} >> {{ log }}; ${command}\ntasks:\n  each: [a, b, c]\nvars:\n  log: LOG\n`;
+const LOGGING_JOB = (command = 'echo {{ item }} > {{ out }}/v') => `command: echo {{ item }} >> {{ log }}; ${command}\ntasks:\n  each: [a, b, c]\nvars:\n  log: LOG\n`;
 
 describe('resume and the cache', () => {
   let box: Sandbox;
@@ -54,7 +53,10 @@ describe('resume and the cache', () => {
   });
 
   it('retry --failed reruns only the failed tasks of a run', async () => {
-    box.write('job.yaml', `command: echo {{ item }} >> ${box.path('runs.log')}; test -e ${box.path('ok')}-{{ item }} || test {{ item }} != b\ntasks:\n  each: [a, b, c]\n`);
+    box.write(
+      'job.yaml',
+      `command: echo {{ item }} >> ${box.path('runs.log')}; test -e ${box.path('ok')}-{{ item }} || test {{ item }} != b\ntasks:\n  each: [a, b, c]\n`,
+    );
     expect((await box.run(['run', 'job.yaml'])).code).toBe(1);
     box.write('ok-b', '');
     const retried = await box.run(['retry', '--failed', '--json']);

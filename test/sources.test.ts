@@ -29,7 +29,10 @@ describe('task sources', () => {
   });
 
   it('each: maps, each key a variable, shared vars and --set', async () => {
-    box.write('job.yaml', 'command: echo {{ sample }} {{ genome }} > {{ out }}/seen.txt\ntasks:\n  each:\n    - {name: x, sample: s1}\n    - {name: y, sample: s2}\nvars:\n  genome: hg19\n');
+    box.write(
+      'job.yaml',
+      'command: echo {{ sample }} {{ genome }} > {{ out }}/seen.txt\ntasks:\n  each:\n    - {name: x, sample: s1}\n    - {name: y, sample: s2}\nvars:\n  genome: hg19\n',
+    );
     const result = await box.run(['run', 'job.yaml', '--set', 'genome=hg38']);
     expect(result.code, result.stderr).toBe(0);
     expect(readFileSync(box.path('fanout-out/job/x/seen.txt'), 'utf8')).toBe('s1 hg38\n');
@@ -92,15 +95,18 @@ describe('templates and quoting', () => {
   });
 
   it('raw inserts verbatim; the environment has every variable', async () => {
-    box.write('job.yaml', [
-      'command: echo {{ flags | raw }} "$FANOUT_ITEM" "$FANOUT_TASK" "$FANOUT_ATTEMPT" "$FANOUT_GREETING" > {{ out }}/seen.txt; test "$FANOUT_OUT" = {{ out }}',
-      'tasks:',
-      '  each: [x]',
-      'vars:',
-      '  flags: "-n one  two"',
-      '  greeting: hi there',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'command: echo {{ flags | raw }} "$FANOUT_ITEM" "$FANOUT_TASK" "$FANOUT_ATTEMPT" "$FANOUT_GREETING" > {{ out }}/seen.txt; test "$FANOUT_OUT" = {{ out }}',
+        'tasks:',
+        '  each: [x]',
+        'vars:',
+        '  flags: "-n one  two"',
+        '  greeting: hi there',
+        '',
+      ].join('\n'),
+    );
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(0);
     expect(readFileSync(box.path('fanout-out/job/x/seen.txt'), 'utf8')).toBe('one two x x 1 hi there');

@@ -120,13 +120,20 @@ describeWithS3('S3 storage', () => {
     expect((await storageFor(uri).list(`s3://${bucket}/big`))[0]?.size).toBe(20 * 1024 * 1024);
     const target = join(local, 'big-down.bin');
     await storageFor(uri).getFile(uri, target);
-    expect(createHash('sha256').update(await readFile(target)).digest('hex')).toBe(hash);
+    expect(
+      createHash('sha256')
+        .update(await readFile(target))
+        .digest('hex'),
+    ).toBe(hash);
   });
 
   it('says when the endpoint cannot be reached, within seconds', async () => {
     const storage = new S3Storage(s3SettingsFromEnvironment({ ...s3Env('http://127.0.0.1:1') }));
     const started = Date.now();
-    await expectUserError(storage.putText(`s3://${bucket}/x`, 'x'), 'cannot reach S3 at http://127.0.0.1:1 (connection refused); check AWS_ENDPOINT_URL and that the service is up');
+    await expectUserError(
+      storage.putText(`s3://${bucket}/x`, 'x'),
+      'cannot reach S3 at http://127.0.0.1:1 (connection refused); check AWS_ENDPOINT_URL and that the service is up',
+    );
     await expectUserError(storage.check(`s3://${bucket}/x`), /^cannot reach S3 at http:\/\/127\.0\.0\.1:1 \(connection refused\)/);
     await writeFile(join(local, 'unsent.txt'), 'unsent');
     await expectUserError(storage.putFile(join(local, 'unsent.txt'), `s3://${bucket}/unsent.txt`), /^cannot reach S3 at/);

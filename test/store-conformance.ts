@@ -94,7 +94,19 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
     });
 
     async function workersRun(store: Store, count: number, shape: Partial<NewTask> = {}, gather: string | null = null) {
-      const created = await store.createRun({ job: `job-${Math.random()}`, jobFile: '/j.yaml', spec: spec('w', gather), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: tasks(count, shape), coordinator: null }, alive);
+      const created = await store.createRun(
+        {
+          job: `job-${Math.random()}`,
+          jobFile: '/j.yaml',
+          spec: spec('w', gather),
+          backend: 'workers',
+          dispatch: 'pull',
+          planKey: 'p',
+          tasks: tasks(count, shape),
+          coordinator: null,
+        },
+        alive,
+      );
       if (!('run' in created)) throw new Error('expected a run');
       return created.run;
     }
@@ -103,19 +115,38 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
       /** A local run of 30 tasks: names `Sample-00`..`Sample-29`; every third failed, the rest of the first 20 succeeded. */
       async function measuredRun(store: Store) {
         const named = tasks(30).map((task) => ({ ...task, name: `Sample-${String(task.index).padStart(2, '0')}` }));
-        const created = await store.createRun({ job: 'page', jobFile: '/j', spec: spec('page'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: named, coordinator: ME }, alive);
+        const created = await store.createRun(
+          { job: 'page', jobFile: '/j', spec: spec('page'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: named, coordinator: ME },
+          alive,
+        );
         if (!('run' in created)) throw new Error('expected a run');
         const runId = created.run.id;
-        const launches = Array.from({ length: 20 }, (_, index) => ({ runId, index, attempt: 1, dir: `/w/${index}`, cpus: 1, memory: 4 * GiB, timeMs: null, launchedAt: 100 + index }));
+        const launches = Array.from({ length: 20 }, (_, index) => ({
+          runId,
+          index,
+          attempt: 1,
+          dir: `/w/${index}`,
+          cpus: 1,
+          memory: 4 * GiB,
+          timeMs: null,
+          launchedAt: 100 + index,
+        }));
         await store.commit({ launches });
         await store.commit({
           results: launches.map(({ index }) => {
             const failed = index % 3 === 0;
             return {
-              runId, index, attempt: 1,
+              runId,
+              index,
+              attempt: 1,
               // Durations and peaks not in index order, so a sort by them is seen.
-              result: outcome(failed ? 'exit' : 'ok', { startedAt: 1_000, endedAt: 1_000 + ((index * 7) % 20) * 100, peakMemory: ((index * 11) % 20) * 1000, host: `node${index % 2}` }),
-              task: { state: failed ? 'failed' as const : 'succeeded' as const, memory: 4 * GiB, timeMs: null, retryBase: 0 },
+              result: outcome(failed ? 'exit' : 'ok', {
+                startedAt: 1_000,
+                endedAt: 1_000 + ((index * 7) % 20) * 100,
+                peakMemory: ((index * 11) % 20) * 1000,
+                host: `node${index % 2}`,
+              }),
+              task: { state: failed ? ('failed' as const) : ('succeeded' as const), memory: 4 * GiB, timeMs: null, retryBase: 0 },
             };
           }),
         });
@@ -178,10 +209,33 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
     describe('runs', () => {
       it('records a run with its tasks and reads it back', async () => {
         const store = await open();
-        const created = await store.createRun({ job: 'align', jobFile: '/jobs/align.yaml', spec: spec('align'), backend: 'local', dispatch: 'push', planKey: 'plan-1', tasks: tasks(3, { memory: 3 * GiB, timeMs: 60_000, cpus: 2 }), coordinator: ME }, alive);
+        const created = await store.createRun(
+          {
+            job: 'align',
+            jobFile: '/jobs/align.yaml',
+            spec: spec('align'),
+            backend: 'local',
+            dispatch: 'push',
+            planKey: 'plan-1',
+            tasks: tasks(3, { memory: 3 * GiB, timeMs: 60_000, cpus: 2 }),
+            coordinator: ME,
+          },
+          alive,
+        );
         expect('run' in created).toBe(true);
         const run = 'run' in created ? created.run : null!;
-        expect(run).toMatchObject({ job: 'align', jobFile: '/jobs/align.yaml', backend: 'local', dispatch: 'push', state: 'running', endedAt: null, planKey: 'plan-1', coordinator: ME, launcher: null, gatherState: null });
+        expect(run).toMatchObject({
+          job: 'align',
+          jobFile: '/jobs/align.yaml',
+          backend: 'local',
+          dispatch: 'push',
+          state: 'running',
+          endedAt: null,
+          planKey: 'plan-1',
+          coordinator: ME,
+          launcher: null,
+          gatherState: null,
+        });
         expect(run.spec).toEqual(spec('align'));
         expect(Math.abs(run.createdAt - Date.now())).toBeLessThan(60_000);
         expect(await store.getRun(run.id)).toEqual(run);
@@ -189,8 +243,20 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const listed = await store.listTasks(run.id);
         expect(listed.map((t) => t.name)).toEqual(['t0', 't1', 't2']);
         expect(listed[1]).toEqual({
-          index: 1, name: 't1', vars: { n: '1' }, cacheKey: listed[1]!.cacheKey, state: 'pending', attempts: 0, retryBase: 0,
-          cpus: 2, memory: 3 * GiB, timeMs: 60_000, reason: null, exitCode: null, peakMemory: null, durationMs: null,
+          index: 1,
+          name: 't1',
+          vars: { n: '1' },
+          cacheKey: listed[1]!.cacheKey,
+          state: 'pending',
+          attempts: 0,
+          retryBase: 0,
+          cpus: 2,
+          memory: 3 * GiB,
+          timeMs: 60_000,
+          reason: null,
+          exitCode: null,
+          peakMemory: null,
+          durationMs: null,
         });
       });
 
@@ -198,7 +264,10 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const store = await open();
         const ids: number[] = [];
         for (const job of ['a', 'b', 'a']) {
-          const created = await store.createRun({ job, jobFile: '/j', spec: spec(job), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: null }, alive);
+          const created = await store.createRun(
+            { job, jobFile: '/j', spec: spec(job), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: null },
+            alive,
+          );
           ids.push('run' in created ? created.run.id : -1);
         }
         expect((await store.listRuns()).map((r) => r.id)).toEqual([ids[2], ids[1], ids[0]]);
@@ -209,20 +278,39 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
 
       it('refuses a second run of a job while its live coordinator runs it', async () => {
         const store = await open();
-        const first = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: OTHER }, alive);
+        const first = await store.createRun(
+          { job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: OTHER },
+          alive,
+        );
         expect('run' in first).toBe(true);
-        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive)).toEqual({ heldBy: OTHER });
-        expect(await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: [], coordinator: null }, alive)).toEqual({ heldBy: OTHER });
+        expect(
+          await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive),
+        ).toEqual({ heldBy: OTHER });
+        expect(
+          await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: [], coordinator: null }, alive),
+        ).toEqual({ heldBy: OTHER });
         expect(await store.listRuns({ job: 'j' })).toHaveLength(1);
         // A dead coordinator, or the same process, does not hold it.
-        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME }, dead))).toBe(true);
+        expect(
+          'run' in
+            (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME }, dead)),
+        ).toBe(true);
         const onlyMeAlive = (holder: ProcessIdentity) => holder.pid === ME.pid;
-        expect('run' in (await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME }, onlyMeAlive))).toBe(true);
+        expect(
+          'run' in
+            (await store.createRun(
+              { job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: ME },
+              onlyMeAlive,
+            )),
+        ).toBe(true);
       });
 
       it('lets a run be claimed from a dead coordinator and released only by its holder', async () => {
         const store = await open();
-        const created = await store.createRun({ job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: OTHER }, alive);
+        const created = await store.createRun(
+          { job: 'j', jobFile: '/j', spec: spec('j'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: [], coordinator: OTHER },
+          alive,
+        );
         const runId = 'run' in created ? created.run.id : -1;
         expect(await store.claimRun(runId, ME, alive)).toEqual(OTHER);
         expect((await store.getRun(runId))!.coordinator).toEqual(OTHER);
@@ -275,14 +363,34 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.counts(run.id)).running).toBe(3);
         expect(await store.runningAttempts(run.id)).toHaveLength(3);
         expect((await store.attempts(run.id, 1))[0]).toEqual({
-          runId: run.id, index: 1, attempt: 1, state: 'running', dir: '/w/1.1', memory: GiB, timeMs: 1000, launchedAt: 42,
-          reason: null, exitCode: null, signal: null, startedAt: null, endedAt: null, peakMemory: null, cpuMs: null, host: null, error: null, worker: null,
+          runId: run.id,
+          index: 1,
+          attempt: 1,
+          state: 'running',
+          dir: '/w/1.1',
+          memory: GiB,
+          timeMs: 1000,
+          launchedAt: 42,
+          reason: null,
+          exitCode: null,
+          signal: null,
+          startedAt: null,
+          endedAt: null,
+          peakMemory: null,
+          cpuMs: null,
+          host: null,
+          error: null,
+          worker: null,
         });
 
         await store.commit({
           results: [
             result(run.id, 0, 1, 'ok', t0!.cacheKey),
-            { ...result(run.id, 1, 1, 'oom'), result: outcome('oom', { signal: 'SIGKILL', error: 'killed' }), task: { state: 'pending', memory: 2 * GiB, timeMs: 2000, retryBase: 0 } },
+            {
+              ...result(run.id, 1, 1, 'oom'),
+              result: outcome('oom', { signal: 'SIGKILL', error: 'killed' }),
+              task: { state: 'pending', memory: 2 * GiB, timeMs: 2000, retryBase: 0 },
+            },
           ],
           run: { id: run.id, gatherState: 'skipped' },
         });
@@ -290,9 +398,24 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(after0).toMatchObject({ state: 'succeeded', attempts: 1, reason: 'ok', exitCode: 0, peakMemory: 5 * GiB, durationMs: 500 });
         const after1 = (await store.getTask(run.id, 't1'))!;
         expect(after1).toMatchObject({ state: 'pending', memory: 2 * GiB, timeMs: 2000, reason: 'oom', exitCode: 1 });
-        expect((await store.attempts(run.id, 1))[0]).toMatchObject({ state: 'done', reason: 'oom', signal: 'SIGKILL', error: 'killed', startedAt: 1000, endedAt: 1500, cpuMs: 400, host: 'node1' });
+        expect((await store.attempts(run.id, 1))[0]).toMatchObject({
+          state: 'done',
+          reason: 'oom',
+          signal: 'SIGKILL',
+          error: 'killed',
+          startedAt: 1000,
+          endedAt: 1500,
+          cpuMs: 400,
+          host: 'node1',
+        });
         expect(await store.getTask(run.id, 'nope')).toBeNull();
-        expect((await store.lookupCache([t0!.cacheKey, t1!.cacheKey])).get(t0!.cacheKey)).toEqual({ key: t0!.cacheKey, runId: run.id, index: 0, attempt: 1, out: '/out/t0' });
+        expect((await store.lookupCache([t0!.cacheKey, t1!.cacheKey])).get(t0!.cacheKey)).toEqual({
+          key: t0!.cacheKey,
+          runId: run.id,
+          index: 0,
+          attempt: 1,
+          out: '/out/t0',
+        });
         expect((await store.lookupCache([t1!.cacheKey])).size).toBe(0);
         expect((await store.getRun(run.id))!.gatherState).toBe('skipped');
         expect(await store.counts(run.id)).toEqual({ pending: 1, running: 1, succeeded: 1, failed: 0, skipped: 0, cancelled: 0 });
@@ -301,7 +424,10 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         // Retried tasks keep their attempts, which stop counting against the retry budget.
         await store.commit({
           results: [result(run.id, 2, 1, 'exit')],
-          taskStates: [{ runId: run.id, index: 2, state: 'pending', resetRetries: true }, { runId: run.id, index: 1, state: 'cancelled' }],
+          taskStates: [
+            { runId: run.id, index: 2, state: 'pending', resetRetries: true },
+            { runId: run.id, index: 1, state: 'cancelled' },
+          ],
           run: { id: run.id, state: 'cancelled', endedAt: 99 },
         });
         expect((await store.getTask(run.id, 't2'))!).toMatchObject({ state: 'pending', attempts: 1, retryBase: 1 });
@@ -347,8 +473,22 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 0);
         const started = await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 1 });
         expect(started).toEqual({
-          runId: run.id, attempt: 1, state: 'running', dir: '/g/1', launchedAt: 1, reason: null, exitCode: null, signal: null,
-          startedAt: null, endedAt: null, peakMemory: null, cpuMs: null, host: null, error: null, worker: null, cacheKey: null,
+          runId: run.id,
+          attempt: 1,
+          state: 'running',
+          dir: '/g/1',
+          launchedAt: 1,
+          reason: null,
+          exitCode: null,
+          signal: null,
+          startedAt: null,
+          endedAt: null,
+          peakMemory: null,
+          cpuMs: null,
+          host: null,
+          error: null,
+          worker: null,
+          cacheKey: null,
         });
         expect((await store.getRun(run.id))!.gatherState).toBe('running');
         expect(await store.endGather({ runId: run.id, attempt: 1, result: outcome('ok'), gatherState: 'succeeded', cacheKey: 'gather-key' })).toBe(true);
@@ -384,7 +524,10 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.getRun(run.id))!.gatherState).toBe('failed');
         const second = await store.startGather(run.id, { dir: (attempt) => `/g/${attempt}`, launchedAt: 12 });
         expect(second).toMatchObject({ attempt: 2, dir: '/g/2' });
-        expect((await store.gatherAttempts(run.id)).map((g) => [g.attempt, g.state, g.reason])).toEqual([[1, 'done', 'exit'], [2, 'running', null]]);
+        expect((await store.gatherAttempts(run.id)).map((g) => [g.attempt, g.state, g.reason])).toEqual([
+          [1, 'done', 'exit'],
+          [2, 'running', null],
+        ]);
         // Another run's gather is its own.
         const other = await workersRun(store, 0, {}, 'gather');
         expect(await store.startGather(other.id, { dir: () => '/o', launchedAt: 13 })).toMatchObject({ runId: other.id, attempt: 1 });
@@ -400,7 +543,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.gatherAttempts(run.id))[0]).toMatchObject({ attempt: 1, state: 'running' });
       });
 
-      it('ends a gather attempt once, setting the run\'s gather state with it', async () => {
+      it("ends a gather attempt once, setting the run's gather state with it", async () => {
         const store = await open();
         const other = await openAnother();
         const run = await workersRun(store, 0, {}, 'gather');
@@ -491,17 +634,26 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 3);
         await store.claim(claimRequest('w1', { limit: 2 }));
         const listed = await store.listWorkers();
-        expect(listed.map((w) => [w.id, w.holding])).toEqual([['w2', 0], ['w1', 2]]);
+        expect(listed.map((w) => [w.id, w.holding])).toEqual([
+          ['w2', 0],
+          ['w1', 2],
+        ]);
         expect(listed[1]).toMatchObject({ host: 'n1', pid: 11, cpus: 4, memory: 8 * GiB, launchedBy: 'slurm job 1234', state: 'running' });
         expect(Math.abs(listed[1]!.startedAt - Date.now())).toBeLessThan(60_000);
         expect(listed[1]!.heartbeatAt).toBeGreaterThanOrEqual(listed[1]!.startedAt);
 
         await store.retireWorker('w2');
         expect((await store.listWorkers()).map((w) => w.id)).toEqual(['w1']);
-        expect((await store.listWorkers({ all: true })).map((w) => [w.id, w.state])).toEqual([['w2', 'stopped'], ['w1', 'running']]);
+        expect((await store.listWorkers({ all: true })).map((w) => [w.id, w.state])).toEqual([
+          ['w2', 'stopped'],
+          ['w1', 'running'],
+        ]);
         // A worker that retires still holding attempts leaves them to be reaped at once.
         await store.retireWorker('w1');
-        expect((await store.expiredAttempts(10)).tasks.map((a) => [a.runId, a.index, a.worker])).toEqual([[run.id, 0, 'w1'], [run.id, 1, 'w1']]);
+        expect((await store.expiredAttempts(10)).tasks.map((a) => [a.runId, a.index, a.worker])).toEqual([
+          [run.id, 0, 'w1'],
+          [run.id, 1, 'w1'],
+        ]);
       });
 
       it('claims pending tasks in queue order while they fit the worker, up to its limit', async () => {
@@ -510,7 +662,11 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const second = await workersRun(store, 3, { cpus: 1, memory: null });
         // 5 cpus, 7 GiB: the first run's t0 and t1 (4 cpus, 6 GiB); nothing else of it fits; then one of the second's.
         const claimed = await store.claim(claimRequest('w', { cpus: 5, memory: 7 * GiB }));
-        expect(claimed.map((c) => [c.runId, c.kind === 'task' ? c.task.name : 'gather', c.attempt])).toEqual([[first.id, 't0', 1], [first.id, 't1', 1], [second.id, 't0', 1]]);
+        expect(claimed.map((c) => [c.runId, c.kind === 'task' ? c.task.name : 'gather', c.attempt])).toEqual([
+          [first.id, 't0', 1],
+          [first.id, 't1', 1],
+          [second.id, 't0', 1],
+        ]);
         const [c0] = claimed;
         expect(c0).toMatchObject({ kind: 'task', dir: `/work/w-${first.id}/0.1`, task: { state: 'running', attempts: 1, cpus: 2, memory: 3 * GiB } });
         expect((await store.attempts(first.id, 0))[0]).toMatchObject({ state: 'running', dir: `/work/w-${first.id}/0.1`, worker: 'w', memory: 3 * GiB });
@@ -543,13 +699,22 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         await store.commit({ results: [{ ...result(run.id, 0, 1, 'exit'), task: { state: 'pending', memory: 2 * GiB, timeMs: 5000, retryBase: 0 } }] });
         const [again] = await store.claim(claimRequest('w'));
         expect(again).toMatchObject({ kind: 'task', attempt: 2, dir: `/work/w-${run.id}/0.2`, task: { attempts: 2, memory: 2 * GiB } });
-        expect((await store.attempts(run.id, 0)).map((a) => [a.attempt, a.state, a.memory, a.timeMs])).toEqual([[1, 'done', null, null], [2, 'running', 2 * GiB, 5000]]);
+        expect((await store.attempts(run.id, 0)).map((a) => [a.attempt, a.state, a.memory, a.timeMs])).toEqual([
+          [1, 'done', null, null],
+          [2, 'running', 2 * GiB, 5000],
+        ]);
       });
 
       it('serves runs by their dispatch, whatever their backend is called', async () => {
         const store = await open();
-        const pushed = await store.createRun({ job: 'a', jobFile: '/j', spec: spec('a'), backend: 'workers', dispatch: 'push', planKey: 'p', tasks: tasks(1), coordinator: ME }, alive);
-        const pulled = await store.createRun({ job: 'b', jobFile: '/j', spec: spec('b'), backend: 'my-queue', dispatch: 'pull', planKey: 'p', tasks: tasks(1), coordinator: null }, alive);
+        const pushed = await store.createRun(
+          { job: 'a', jobFile: '/j', spec: spec('a'), backend: 'workers', dispatch: 'push', planKey: 'p', tasks: tasks(1), coordinator: ME },
+          alive,
+        );
+        const pulled = await store.createRun(
+          { job: 'b', jobFile: '/j', spec: spec('b'), backend: 'my-queue', dispatch: 'pull', planKey: 'p', tasks: tasks(1), coordinator: null },
+          alive,
+        );
         if (!('run' in pushed && 'run' in pulled)) throw new Error('expected runs');
         expect(pushed.run.dispatch).toBe('push');
         expect(await store.getRun(pulled.run.id)).toMatchObject({ backend: 'my-queue', dispatch: 'pull' });
@@ -561,15 +726,24 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
 
       it('claims only pending tasks of running runs of pull dispatch', async () => {
         const store = await open();
-        await store.createRun({ job: 'local', jobFile: '/j', spec: spec('l'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME }, alive);
+        await store.createRun(
+          { job: 'local', jobFile: '/j', spec: spec('l'), backend: 'local', dispatch: 'push', planKey: 'p', tasks: tasks(2), coordinator: ME },
+          alive,
+        );
         const cancelled = await workersRun(store, 2);
         await store.commit({ run: { id: cancelled.id, state: 'cancelled', endedAt: 1 } });
         const served = await workersRun(store, 3);
         await store.commit({ taskStates: [{ runId: served.id, index: 0, state: 'cancelled' }] });
-        const skipped = await store.createRun({ job: 's', jobFile: '/j', spec: spec('s'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: tasks(1, { state: 'skipped' }), coordinator: null }, alive);
+        const skipped = await store.createRun(
+          { job: 's', jobFile: '/j', spec: spec('s'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: tasks(1, { state: 'skipped' }), coordinator: null },
+          alive,
+        );
         expect('run' in skipped).toBe(true);
         const claimed = await store.claim(claimRequest('w'));
-        expect(claimed.map((c) => [c.runId, c.kind === 'task' && c.task.index])).toEqual([[served.id, 1], [served.id, 2]]);
+        expect(claimed.map((c) => [c.runId, c.kind === 'task' && c.task.index])).toEqual([
+          [served.id, 1],
+          [served.id, 2],
+        ]);
       });
 
       it('claims a queued gather first, on one cpu', async () => {
@@ -603,18 +777,20 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 300);
         const workers = await Promise.all(Array.from({ length: 6 }, () => openAnother()));
         const claimedBy = new Map<number, string>();
-        await Promise.all(workers.map(async (worker, w) => {
-          for (;;) {
-            const claimed = await worker.claim(claimRequest(`w${w}`, { cpus: 3, limit: 3 }));
-            if (claimed.length === 0) return;
-            for (const c of claimed) {
-              if (c.kind !== 'task') continue;
-              expect(claimedBy.get(c.task.index)).toBeUndefined();
-              claimedBy.set(c.task.index, `w${w}`);
+        await Promise.all(
+          workers.map(async (worker, w) => {
+            for (;;) {
+              const claimed = await worker.claim(claimRequest(`w${w}`, { cpus: 3, limit: 3 }));
+              if (claimed.length === 0) return;
+              for (const c of claimed) {
+                if (c.kind !== 'task') continue;
+                expect(claimedBy.get(c.task.index)).toBeUndefined();
+                claimedBy.set(c.task.index, `w${w}`);
+              }
+              await worker.commit({ results: claimed.flatMap((c) => (c.kind === 'task' ? [result(c.runId, c.task.index, c.attempt)] : [])) });
             }
-            await worker.commit({ results: claimed.flatMap((c) => (c.kind === 'task' ? [result(c.runId, c.task.index, c.attempt)] : [])) });
-          }
-        }));
+          }),
+        );
         expect(claimedBy.size).toBe(300);
         expect(new Set(claimedBy.values()).size).toBeGreaterThan(1);
         expect((await store.counts(run.id)).succeeded).toBe(300);
@@ -627,7 +803,9 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 3);
         const other = await workersRun(store, 1);
         const claimed = await store.claim(claimRequest('w', { leaseMs: 30 }));
-        const keys = claimed.map((c): AttemptKey => (c.kind === 'task' ? { kind: 'task', runId: c.runId, index: c.task.index, attempt: c.attempt } : { kind: 'gather', runId: c.runId, attempt: c.attempt }));
+        const keys = claimed.map((c): AttemptKey =>
+          c.kind === 'task' ? { kind: 'task', runId: c.runId, index: c.task.index, attempt: c.attempt } : { kind: 'gather', runId: c.runId, attempt: c.attempt },
+        );
         expect(keys).toHaveLength(4);
         const before = (await store.listWorkers())[0]!.heartbeatAt;
         await sleep(10);
@@ -656,7 +834,11 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         await store.claim(claimRequest('c', { limit: 1, leaseMs: 60_000 }));
         await sleep(40);
         const expired = (await store.expiredAttempts(10)).tasks;
-        expect(expired.map((a) => [a.index, a.worker])).toEqual([[0, 'a'], [1, 'a'], [2, 'b']]);
+        expect(expired.map((a) => [a.index, a.worker])).toEqual([
+          [0, 'a'],
+          [1, 'a'],
+          [2, 'b'],
+        ]);
         expect(expired[0]).toMatchObject({ runId: run.id, attempt: 1, state: 'running' });
         expect((await store.expiredAttempts(1)).tasks).toHaveLength(1);
         await store.commit({ results: [result(run.id, 0, 1, 'lost')] });
@@ -695,7 +877,19 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
 
         it('queues the gather once every task succeeded, then ends the run by it', async () => {
           const store = await open();
-          const run = await store.createRun({ job: 'g', jobFile: '/j', spec: spec('g', 'gather'), backend: 'workers', dispatch: 'pull', planKey: 'p', tasks: [...tasks(1), ...tasks(2, { state: 'skipped' }).slice(1)], coordinator: null }, alive);
+          const run = await store.createRun(
+            {
+              job: 'g',
+              jobFile: '/j',
+              spec: spec('g', 'gather'),
+              backend: 'workers',
+              dispatch: 'pull',
+              planKey: 'p',
+              tasks: [...tasks(1), ...tasks(2, { state: 'skipped' }).slice(1)],
+              coordinator: null,
+            },
+            alive,
+          );
           const runId = 'run' in run ? run.run.id : -1;
           await store.claim(claimRequest('w'));
           await store.commit({ results: [result(runId, 0, 1)] });

@@ -72,24 +72,47 @@ async function checkReleaseStore(store: Store, another: () => Promise<Store>): P
     ['t0', 'succeeded', 1, 2 * GiB, 500],
     ['t1', 'succeeded', 1, null, 500],
   ]);
-  expect(await store.attempts(1, 0)).toMatchObject([{ runId: 1, index: 0, attempt: 1, state: 'done', reason: 'ok', memory: 2 * GiB, host: 'node0', dir: '/work/pushed/0.1' }]);
+  expect(await store.attempts(1, 0)).toMatchObject([
+    { runId: 1, index: 0, attempt: 1, state: 'done', reason: 'ok', memory: 2 * GiB, host: 'node0', dir: '/work/pushed/0.1' },
+  ]);
   expect(await store.attempts(1, -1)).toEqual([]);
   expect((await store.attemptSpans(1)).map((s) => s.index).sort()).toEqual([0, 1]);
-  expect(await store.gatherAttempts(1)).toEqual([{
-    runId: 1, attempt: 1, state: 'done', dir: '/work/pushed/gather.1', launchedAt: 2_000, reason: 'ok', exitCode: 0, signal: null,
-    startedAt: 2_100, endedAt: 2_600, peakMemory: GiB, cpuMs: 400, host: 'coordinator', error: null, worker: null, cacheKey: 'gather:release-push',
-  }]);
+  expect(await store.gatherAttempts(1)).toEqual([
+    {
+      runId: 1,
+      attempt: 1,
+      state: 'done',
+      dir: '/work/pushed/gather.1',
+      launchedAt: 2_000,
+      reason: 'ok',
+      exitCode: 0,
+      signal: null,
+      startedAt: 2_100,
+      endedAt: 2_600,
+      peakMemory: GiB,
+      cpuMs: 400,
+      host: 'coordinator',
+      error: null,
+      worker: null,
+      cacheKey: 'gather:release-push',
+    },
+  ]);
   expect(await store.gatherDone('gather:release-push')).toBe(true);
   const cache = await store.lookupCache(['gather:release-push', 'task-key-0', 'task-key-1b', 'gathered-0']);
   expect([...cache.keys()].sort()).toEqual(['gathered-0', 'task-key-0', 'task-key-1b']);
   expect(cache.get('task-key-1b')).toEqual({ key: 'task-key-1b', runId: 1, index: 1, attempt: 1, out: '/out/pushed/t1' });
 
   // The pull run whose gather failed on a worker and is queued again.
-  expect(await store.gatherAttempts(2)).toMatchObject([{ runId: 2, attempt: 1, state: 'done', reason: 'exit', exitCode: 3, worker: 'w1', host: 'worker-host', dir: '/work/gathered-2/gather.1', cacheKey: null }]);
+  expect(await store.gatherAttempts(2)).toMatchObject([
+    { runId: 2, attempt: 1, state: 'done', reason: 'exit', exitCode: 3, worker: 'w1', host: 'worker-host', dir: '/work/gathered-2/gather.1', cacheKey: null },
+  ]);
   expect(await store.runningAttempts(2)).toEqual([]);
 
   // The pull run with a task held by worker w1 under a lease that still runs.
-  expect((await store.listTasks(3)).map((t) => [t.name, t.state, t.attempts])).toEqual([['t0', 'running', 1], ['t1', 'pending', 0]]);
+  expect((await store.listTasks(3)).map((t) => [t.name, t.state, t.attempts])).toEqual([
+    ['t0', 'running', 1],
+    ['t1', 'pending', 0],
+  ]);
   expect(await store.runningAttempts(3)).toMatchObject([{ runId: 3, index: 0, attempt: 1, state: 'running', worker: 'w1', memory: GiB, dir: '/work/pulled-3/0.1' }]);
   expect((await store.listWorkers()).map((w) => [w.id, w.holding, w.launchedBy])).toEqual([['w1', 1, 'slurm job 1234']]);
   expect(await store.expiredAttempts(10)).toEqual({ tasks: [], gathers: [] });
@@ -108,7 +131,10 @@ async function checkReleaseStore(store: Store, another: () => Promise<Store>): P
   expect(await store.settleRun(2, { hasGather: true })).toBe('succeeded');
   expect(await store.gatherDone('gather:again')).toBe(true);
   // A gather started by hand is numbered after the ones the release recorded.
-  expect(await store.startGather(1, { dir: (attempt) => `/work/pushed/gather.${attempt}`, launchedAt: 7_000 })).toMatchObject({ attempt: 2, dir: '/work/pushed/gather.2' });
+  expect(await store.startGather(1, { dir: (attempt) => `/work/pushed/gather.${attempt}`, launchedAt: 7_000 })).toMatchObject({
+    attempt: 2,
+    dir: '/work/pushed/gather.2',
+  });
   expect(await store.startGather(1, { dir: () => '/never', launchedAt: 7_001 })).toBeNull();
 
   // Opened again, nothing is migrated twice.

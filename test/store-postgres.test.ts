@@ -79,7 +79,9 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
     try {
       const message = await refusal(url);
       const password = new URL(url).password;
-      expect(message).toMatch(/^the store postgres:\/\/fanout@[^ ]+\/fanout_store_test was written by a newer fanout \(schema \d+, this fanout knows \d+\); upgrade fanout, or use another store$/);
+      expect(message).toMatch(
+        /^the store postgres:\/\/fanout@[^ ]+\/fanout_store_test was written by a newer fanout \(schema \d+, this fanout knows \d+\); upgrade fanout, or use another store$/,
+      );
       expect(message).not.toContain(password);
     } finally {
       await admin.query('UPDATE fanout_schema SET version = version - 1');
@@ -104,11 +106,20 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
     const store = await PostgresStore.open(url);
     try {
       const tasks: NewTask[] = Array.from({ length: 100_000 }, (_, index) => ({
-        index, name: `sample-${index}`, vars: { sample: `s${index}`, lane: String(index % 8) }, cacheKey: `k${index}`,
-        state: 'pending', cpus: 1, memory: 2 ** 31, timeMs: null,
+        index,
+        name: `sample-${index}`,
+        vars: { sample: `s${index}`, lane: String(index % 8) },
+        cacheKey: `k${index}`,
+        state: 'pending',
+        cpus: 1,
+        memory: 2 ** 31,
+        timeMs: null,
       }));
       const started = Date.now();
-      const created = await store.createRun({ job: 'big', jobFile: '/j', spec: { name: 'big' } as never, backend: 'workers', dispatch: 'pull', planKey: 'p', tasks, coordinator: null }, () => true);
+      const created = await store.createRun(
+        { job: 'big', jobFile: '/j', spec: { name: 'big' } as never, backend: 'workers', dispatch: 'pull', planKey: 'p', tasks, coordinator: null },
+        () => true,
+      );
       const elapsed = Date.now() - started;
       expect('run' in created).toBe(true);
       expect(elapsed).toBeLessThan(15_000);

@@ -52,7 +52,9 @@ describe('SQLite store in a fanout home', () => {
     const old = new Database(file);
     old.exec(MIGRATIONS[0]!);
     old.pragma('user_version = 1');
-    old.prepare(`INSERT INTO runs (job, job_file, spec, backend, state, created_at, plan_key, coordinator) VALUES ('j', '/j', '{}', 'local', 'succeeded', 1, 'p', NULL)`).run();
+    old
+      .prepare(`INSERT INTO runs (job, job_file, spec, backend, state, created_at, plan_key, coordinator) VALUES ('j', '/j', '{}', 'local', 'succeeded', 1, 'p', NULL)`)
+      .run();
     old.prepare(`INSERT INTO attempts (run_id, idx, attempt, state, dir, launched_at) VALUES (1, 0, 1, 'done', '/w', 2)`).run();
     old.close();
     const store = new SqliteStore(file);

@@ -29,13 +29,10 @@ describe('fanout ui: the HTTP API', () => {
 
   /** A finished local run: three tasks succeed (printing their name), `bad` fails. */
   async function finishedRun(): Promise<void> {
-    box.write('job.yaml', [
-      'name: mixed',
-      'command: echo "out {{item}}"; echo "err {{item}}" >&2; test {{item}} != bad',
-      'tasks:',
-      '  each: [a, b, c, bad]',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      ['name: mixed', 'command: echo "out {{item}}"; echo "err {{item}}" >&2; test {{item}} != bad', 'tasks:', '  each: [a, b, c, bad]', ''].join('\n'),
+    );
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(1);
   }
@@ -105,14 +102,17 @@ describe('fanout ui: the HTTP API', () => {
   });
 
   it('pushes status events when counts change, and retries failed tasks and cancels runs by POST', async () => {
-    box.write('job.yaml', [
-      'name: steer',
-      // `flaky` fails until the file `fixed` exists; `slow` waits for `go`.
-      'command: if [ {{item}} = flaky ]; then test -e "$FIXED"; elif [ {{item}} = slow ]; then while [ ! -e "$GO" ]; do sleep 0.1; done; fi',
-      'tasks:',
-      '  each: [flaky, slow]',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'name: steer',
+        // `flaky` fails until the file `fixed` exists; `slow` waits for `go`.
+        'command: if [ {{item}} = flaky ]; then test -e "$FIXED"; elif [ {{item}} = slow ]; then while [ ! -e "$GO" ]; do sleep 0.1; done; fi',
+        'tasks:',
+        '  each: [flaky, slow]',
+        '',
+      ].join('\n'),
+    );
     const env = { FIXED: box.path('fixed'), GO: box.path('go') };
     const run = box.start(['run', 'job.yaml'], { env });
     process.env.FIXED = env.FIXED;
@@ -172,10 +172,14 @@ describe('fanout ui: the HTTP API', () => {
     box.write('job.yaml', ['name: long', 'command: sleep 60', 'tasks:', '  each: [a, b]', ''].join('\n'));
     const run = box.start(['run', 'job.yaml']);
     const base = await serve();
-    const status = await waitForAsync(async () => {
-      const runs = (await json(await fetch(`${base}/api/runs`))).body;
-      return runs[0]?.counts.running === 2 && runs[0];
-    }, 20_000, 'two running tasks');
+    const status = await waitForAsync(
+      async () => {
+        const runs = (await json(await fetch(`${base}/api/runs`))).body;
+        return runs[0]?.counts.running === 2 && runs[0];
+      },
+      20_000,
+      'two running tasks',
+    );
     const cancelled = await json(await fetch(`${base}/api/runs/${status.run}/cancel`, { method: 'POST' }));
     expect(cancelled).toEqual({ status: 202, body: { run: status.run, action: 'cancel', outcome: 'signalled' } });
     await finished(run);
@@ -187,7 +191,10 @@ describe('fanout ui: the HTTP API', () => {
       await finishedRun();
       engine = await Engine.open({ home: box.path('.fanout') });
       // This machine's own address, off loopback, so no other test's server on 127.0.0.1 answers instead.
-      const address = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address ?? '0.0.0.0';
+      const address =
+        Object.values(networkInterfaces())
+          .flat()
+          .find((a) => a && a.family === 'IPv4' && !a.internal)?.address ?? '0.0.0.0';
       server = await startUiServer({ engine, host: address, port: 0, eventPollMs: 100 });
       const token = server.token!;
       expect(token).toMatch(/^[\w-]{32}$/);
@@ -243,12 +250,16 @@ describe('fanout ui: the HTTP API', () => {
       expect(server!.token).toBeNull();
       expect((await fetch(`${base}/api/runs`)).status).toBe(200);
       const rebound = await new Promise<number>((resolve, reject) => {
-        import('node:http').then(({ request }) =>
-          request(`${base}/api/runs`, { headers: { host: 'evil.example:80' } }, (response) => {
-            response.resume();
-            resolve(response.statusCode!);
-          }).on('error', reject).end(),
-        ).catch(reject);
+        import('node:http')
+          .then(({ request }) =>
+            request(`${base}/api/runs`, { headers: { host: 'evil.example:80' } }, (response) => {
+              response.resume();
+              resolve(response.statusCode!);
+            })
+              .on('error', reject)
+              .end(),
+          )
+          .catch(reject);
       });
       expect(rebound).toBe(403);
     });
@@ -268,7 +279,10 @@ describe('fanout ui: the HTTP API', () => {
   });
 
   it('follows the run through the store as workers in other processes run it, and requeues failed tasks for them', async () => {
-    box.write('job.yaml', ['name: pulled', 'backend: workers', 'command: echo from {{item}}; sleep 1; test {{item}} != b || test -e "$FIXED"', 'tasks:', '  each: [a, b, c]', ''].join('\n'));
+    box.write(
+      'job.yaml',
+      ['name: pulled', 'backend: workers', 'command: echo from {{item}}; sleep 1; test {{item}} != b || test -e "$FIXED"', 'tasks:', '  each: [a, b, c]', ''].join('\n'),
+    );
     const queued = await box.run(['run', 'job.yaml', '--detach']);
     expect(queued.code, queued.stderr).toBe(0);
     const base = await serve();
@@ -312,10 +326,14 @@ describe('fanout run --ui', () => {
     run.stderr!.on('data', (chunk) => (printed += chunk));
     const url = await waitFor(() => /fanout ui: (http:\S+)/.exec(printed)?.[1], 20_000, 'the URL');
     const base = url.replace(/\/$/, '');
-    const status = await waitForAsync(async () => {
-      const body = await (await fetch(`${base}/api/runs/1`)).json();
-      return body.counts.running === 2 && body;
-    }, 20_000, 'two running tasks');
+    const status = await waitForAsync(
+      async () => {
+        const body = await (await fetch(`${base}/api/runs/1`)).json();
+        return body.counts.running === 2 && body;
+      },
+      20_000,
+      'two running tasks',
+    );
     expect(status).toMatchObject({ job: 'watched', state: 'running' });
     const cancelled = await fetch(`${base}/api/runs/1/cancel`, { method: 'POST' });
     expect(await cancelled.json()).toEqual({ run: 1, action: 'cancel', outcome: 'stopping' });
@@ -376,7 +394,19 @@ describeWithS3('fanout ui over a run whose workdir is in S3', () => {
   it("reads a worker's logs from object storage, from an offset", async () => {
     const bucket = await createBucket(s3Endpoint());
     const env = s3Env(s3Endpoint());
-    box.write('job.yaml', ['name: stored', 'backend: workers', `workdir: s3://${bucket}/work`, `outdir: s3://${bucket}/out`, 'command: echo from {{item}}; echo oops >&2', 'tasks:', '  each: [a]', ''].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'name: stored',
+        'backend: workers',
+        `workdir: s3://${bucket}/work`,
+        `outdir: s3://${bucket}/out`,
+        'command: echo from {{item}}; echo oops >&2',
+        'tasks:',
+        '  each: [a]',
+        '',
+      ].join('\n'),
+    );
     const queued = await box.run(['run', 'job.yaml', '--detach'], { env });
     expect(queued.code, queued.stderr).toBe(0);
     const worked = await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')], { env }));

@@ -53,17 +53,20 @@ describe.skipIf(!present && !required)('fanout ui in a browser', () => {
 
   it('shows a run live, opens a log, retries a failed task, and cancels a run; nothing in it is markup', async () => {
     const hostile = '<img src=x onerror="window.pwned=1">';
-    box.write('job.yaml', [
-      'name: live',
-      // `flaky` fails until `fixed` exists; the `wait-*` tasks run until `go` exists.
-      `command: 'echo hello from {{item}}; echo "<script>window.pwned=2</script>"; case {{item}} in flaky) test -e "$FIXED" ;; wait-*) while [ ! -e "$GO" ]; do sleep 0.1; done; echo released ;; esac'`,
-      'tasks:',
-      `  each: [flaky, wait-1, wait-2, ${JSON.stringify(hostile)}]`,
-      'concurrency: 4',
-      // Far more than `echo` needs: the memory plot says so.
-      'resources: {memory: 1GB}',
-      '',
-    ].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'name: live',
+        // `flaky` fails until `fixed` exists; the `wait-*` tasks run until `go` exists.
+        `command: 'echo hello from {{item}}; echo "<script>window.pwned=2</script>"; case {{item}} in flaky) test -e "$FIXED" ;; wait-*) while [ ! -e "$GO" ]; do sleep 0.1; done; echo released ;; esac'`,
+        'tasks:',
+        `  each: [flaky, wait-1, wait-2, ${JSON.stringify(hostile)}]`,
+        'concurrency: 4',
+        // Far more than `echo` needs: the memory plot says so.
+        'resources: {memory: 1GB}',
+        '',
+      ].join('\n'),
+    );
     const env = { FIXED: box.path('fixed'), GO: box.path('go') };
     // The UI drives the retry, so its tasks see the same environment.
     const run = box.start(['run', 'job.yaml'], { env });

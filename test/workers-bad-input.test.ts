@@ -49,7 +49,9 @@ describe('bad input: stores and object storage', () => {
 
   it('an S3 endpoint nobody answers', async () => {
     job(['backend: workers', 'workdir: s3://bucket/work', 'outdir: s3://bucket/out']);
-    const result = await box.run(['run', 'job.yaml'], { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1' } });
+    const result = await box.run(['run', 'job.yaml'], {
+      env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1' },
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/job\.yaml:\d+: workdir: cannot reach S3 at http:\/\/127\.0\.0\.1:1/);
     await noRuns();

@@ -22,10 +22,14 @@ for (const backend of ['slurm', 'sge'] as const) {
       expect(started.stderr).toMatch(new RegExp(`submitted 2 worker\\(s\\) as ${backend} job \\d+`));
 
       await waitForAsync(async () => (await json<{ state: string }>(['status'])).state === 'succeeded', 120_000, 'the run to succeed');
-      const workers = await waitForAsync(async () => {
-        const all = await json<Array<{ state: string; launchedBy: string }>>(['workers', '--all']);
-        return all.length > 0 && all.every((w) => w.state === 'stopped') && all;
-      }, 60_000, 'the workers to stop');
+      const workers = await waitForAsync(
+        async () => {
+          const all = await json<Array<{ state: string; launchedBy: string }>>(['workers', '--all']);
+          return all.length > 0 && all.every((w) => w.state === 'stopped') && all;
+        },
+        60_000,
+        'the workers to stop',
+      );
       expect(workers[0]!.launchedBy).toMatch(new RegExp(`^${backend} job \\d+\\.\\d+$`));
     }, 240_000);
   });

@@ -68,18 +68,29 @@ describeWithPostgres('pull workers with no shared filesystem', (adminUrl) => {
       const survivor = second.start(['worker', '--cpus', '2', '--lease', '2s', '--scratch', second.path('scratch')], { env });
 
       // Kill the first worker while it holds a running attempt.
-      await waitForAsync(async () => (await rows(`SELECT 1 FROM attempts WHERE state = 'running' AND worker LIKE $1`, [`%-${victim.pid}-%`])).length > 0, 30_000, 'the first worker to run a chunk');
+      await waitForAsync(
+        async () => (await rows(`SELECT 1 FROM attempts WHERE state = 'running' AND worker LIKE $1`, [`%-${victim.pid}-%`])).length > 0,
+        30_000,
+        'the first worker to run a chunk',
+      );
       victim.kill('SIGKILL');
       await finished(victim);
 
-      await waitForAsync(async () => (await rows<{ state: string }>(`SELECT state FROM runs WHERE id = $1`, [run!.id]))[0]?.state !== 'running', 90_000, 'the run to end');
+      await waitForAsync(
+        async () => (await rows<{ state: string }>(`SELECT state FROM runs WHERE id = $1`, [run!.id]))[0]?.state !== 'running',
+        90_000,
+        'the run to end',
+      );
       survivor.kill('SIGTERM');
       const survived = await finished(survivor);
       expect(survived.code, survived.stderr).toBe(0);
 
       const status = await submitter.run(['status', String(run!.id), '--json'], { env });
       expect(JSON.parse(status.stdout)).toMatchObject({ state: 'succeeded', counts: { succeeded: 8 } });
-      const ok = await rows<{ idx: number; n: string }>(`SELECT idx, count(*) AS n FROM attempts WHERE run_id = $1 AND idx >= 0 AND reason = 'ok' GROUP BY idx ORDER BY idx`, [run!.id]);
+      const ok = await rows<{ idx: number; n: string }>(
+        `SELECT idx, count(*) AS n FROM attempts WHERE run_id = $1 AND idx >= 0 AND reason = 'ok' GROUP BY idx ORDER BY idx`,
+        [run!.id],
+      );
       expect(ok.map((row) => [row.idx, Number(row.n)])).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((idx) => [idx, 1]));
       const lost = await rows(`SELECT 1 FROM attempts WHERE run_id = $1 AND reason = 'lost' AND worker LIKE $2`, [run!.id, `%-${victim.pid}-%`]);
       expect(lost.length).toBeGreaterThan(0);

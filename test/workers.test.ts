@@ -16,7 +16,8 @@ describe('pull workers', () => {
   afterEach(() => box.cleanup());
 
   const worker = (...flags: string[]) => box.start(['worker', '--lease', '2s', '--scratch', box.path('scratch'), ...flags]);
-  const status = async (run = '') => JSON.parse((await box.run(['status', ...(run ? [run] : []), '--json'])).stdout) as { run: number; state: string; counts: Record<string, number> };
+  const status = async (run = '') =>
+    JSON.parse((await box.run(['status', ...(run ? [run] : []), '--json'])).stdout) as { run: number; state: string; counts: Record<string, number> };
 
   function job(lines: string[]): void {
     box.write('job.yaml', ['name: queued', 'backend: workers', ...lines, ''].join('\n'));
@@ -52,7 +53,18 @@ describe('pull workers', () => {
   });
 
   it('an attempt past its memory is oom, and the worker that reports it asks the retry for more', async () => {
-    job([`command: "${HOG.replace(/"/g, '\\"')}"`, 'tasks:', '  each: [hog]', 'resources:', '  memory: 128MiB', 'retry:', '  max: 1', '  on: [oom]', '  escalate:', '    memory: 3']);
+    job([
+      `command: "${HOG.replace(/"/g, '\\"')}"`,
+      'tasks:',
+      '  each: [hog]',
+      'resources:',
+      '  memory: 128MiB',
+      'retry:',
+      '  max: 1',
+      '  on: [oom]',
+      '  escalate:',
+      '    memory: 3',
+    ]);
     await box.run(['run', 'job.yaml', '--detach']);
     await finished(worker('--until-empty'));
     expect(box.query('SELECT attempt, reason, memory FROM attempts ORDER BY attempt')).toEqual([
@@ -158,10 +170,14 @@ describe('pull workers', () => {
     const started = await box.run(['workers', 'start', '--count', '2']);
     expect(started.code, started.stderr).toBe(0);
     expect(started.stderr).toMatch(/started 2 worker/);
-    const listed = await waitForAsync(async () => {
-      const workers = JSON.parse((await box.run(['workers', '--json'])).stdout) as Array<{ launchedBy: string; state: string }>;
-      return workers.length === 2 && workers;
-    }, 20_000, 'two workers');
+    const listed = await waitForAsync(
+      async () => {
+        const workers = JSON.parse((await box.run(['workers', '--json'])).stdout) as Array<{ launchedBy: string; state: string }>;
+        return workers.length === 2 && workers;
+      },
+      20_000,
+      'two workers',
+    );
     expect(listed[0]!.launchedBy).toMatch(/fanout workers start/);
     await waitForAsync(async () => (await status()).state === 'succeeded', 30_000, 'the run to succeed');
     await waitForAsync(async () => JSON.parse((await box.run(['workers', '--json'])).stdout).length === 0, 30_000, 'the workers to stop');
@@ -185,7 +201,14 @@ describe('pull workers', () => {
 
     it('skip_if_outputs_exist counts a task done only when its commit marker is there', async () => {
       const env = s3Env(s3Endpoint());
-      job(['command: echo {{ item }} > {{ out }}/v', 'tasks:', '  each: [a, b, c]', 'skip_if_outputs_exist: true', `workdir: s3://${bucket}/work`, `outdir: s3://${bucket}/out`]);
+      job([
+        'command: echo {{ item }} > {{ out }}/v',
+        'tasks:',
+        '  each: [a, b, c]',
+        'skip_if_outputs_exist: true',
+        `workdir: s3://${bucket}/work`,
+        `outdir: s3://${bucket}/out`,
+      ]);
       expect((await box.run(['run', 'job.yaml', '--detach'], { env })).code).toBe(0);
       expect((await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')], { env }))).code).toBe(0);
       expect(await statusIn(env)).toMatchObject({ state: 'succeeded', counts: { succeeded: 3 } });
@@ -201,7 +224,14 @@ describe('pull workers', () => {
 
     it('a failed attempt leaves no object where its output would be; its logs are read from S3', async () => {
       const env = s3Env(s3Endpoint());
-      job(['command: |', '  echo partial > {{ out }}/v; echo "went wrong: {{ item }}" >&2; exit 3', 'tasks:', '  each: [broken]', `workdir: s3://${bucket}/w2`, `outdir: s3://${bucket}/out2`]);
+      job([
+        'command: |',
+        '  echo partial > {{ out }}/v; echo "went wrong: {{ item }}" >&2; exit 3',
+        'tasks:',
+        '  each: [broken]',
+        `workdir: s3://${bucket}/w2`,
+        `outdir: s3://${bucket}/out2`,
+      ]);
       const queued = await box.run(['run', 'job.yaml', '--detach'], { env });
       expect(queued.code, queued.stderr).toBe(0);
       expect((await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')], { env }))).code).toBe(0);

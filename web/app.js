@@ -69,7 +69,10 @@ function bytes(value) {
   if (value === null || value === undefined) return '-';
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
   return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
@@ -78,7 +81,8 @@ function duration(ms) {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)}s`;
   const s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60);
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }
 
@@ -104,7 +108,9 @@ async function renderRuns() {
   const runs = await api('/runs');
   if (mine !== viewNumber) return;
   const rows = runs.map((run) =>
-    el('tr', { class: 'clickable', 'data-run': run.run, onclick: () => (location.hash = `#/runs/${run.run}`) },
+    el(
+      'tr',
+      { class: 'clickable', 'data-run': run.run, onclick: () => (location.hash = `#/runs/${run.run}`) },
       el('td', {}, el('a', { href: `#/runs/${run.run}` }, String(run.run))),
       el('td', { class: 'name' }, run.job),
       el('td', {}, run.backend),
@@ -113,14 +119,26 @@ async function renderRuns() {
       el('td', {}, String(run.counts.failed)),
       el('td', {}, when(run.createdAt)),
       el('td', {}, runDuration(run)),
-    ));
+    ),
+  );
   main.replaceChildren(
     el('h1', {}, 'Runs'),
     runs.length === 0
       ? el('p', { class: 'quiet' }, 'No runs in this store yet: start one with fanout run job.yaml.')
-      : el('table', { id: 'runs' },
-        el('thead', {}, el('tr', {}, ['Run', 'Job', 'Backend', 'State', 'Done', 'Failed', 'Started (UTC)', 'Duration'].map((h) => el('th', {}, h)))),
-        el('tbody', {}, rows)),
+      : el(
+          'table',
+          { id: 'runs' },
+          el(
+            'thead',
+            {},
+            el(
+              'tr',
+              {},
+              ['Run', 'Job', 'Backend', 'State', 'Done', 'Failed', 'Started (UTC)', 'Duration'].map((h) => el('th', {}, h)),
+            ),
+          ),
+          el('tbody', {}, rows),
+        ),
   );
 }
 
@@ -143,26 +161,79 @@ async function showRun(runId, openTask) {
     retry: el('button', { class: 'action', id: 'retry', onclick: () => act('retry') }, 'Retry failed'),
     gather: el('button', { class: 'action', id: 'gather', onclick: () => act('gather') }, 'Run gather'),
   };
-  const stateFilter = el('select', { id: 'state-filter', onchange: () => { view.state = stateFilter.value; view.page = 0; loadTasks(); } },
-    el('option', { value: '' }, 'all states'), STATES.map((s) => el('option', { value: s }, s)));
+  const stateFilter = el(
+    'select',
+    {
+      id: 'state-filter',
+      onchange: () => {
+        view.state = stateFilter.value;
+        view.page = 0;
+        loadTasks();
+      },
+    },
+    el('option', { value: '' }, 'all states'),
+    STATES.map((s) => el('option', { value: s }, s)),
+  );
   const search = el('input', { id: 'search', type: 'search', placeholder: 'search names' });
   let searchTimer;
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => { view.q = search.value; view.page = 0; loadTasks(); }, 250);
+    searchTimer = setTimeout(() => {
+      view.q = search.value;
+      view.page = 0;
+      loadTasks();
+    }, 250);
   });
-  const prev = el('button', { class: 'action', id: 'prev', onclick: () => { view.page--; loadTasks(); } }, '‹ Prev');
-  const next = el('button', { class: 'action', id: 'next', onclick: () => { view.page++; loadTasks(); } }, 'Next ›');
+  const prev = el(
+    'button',
+    {
+      class: 'action',
+      id: 'prev',
+      onclick: () => {
+        view.page--;
+        loadTasks();
+      },
+    },
+    '‹ Prev',
+  );
+  const next = el(
+    'button',
+    {
+      class: 'action',
+      id: 'next',
+      onclick: () => {
+        view.page++;
+        loadTasks();
+      },
+    },
+    'Next ›',
+  );
   const pageInfo = el('span', { id: 'page-info', class: 'quiet' });
   const tbody = el('tbody', {});
-  const columns = [['name', 'Name'], ['state', 'State'], ['attempts', 'Attempts'], [null, 'Reason'], [null, 'Exit'], ['memory', 'Requested'], ['peakMemory', 'Peak memory'], ['duration', 'Duration'], [null, 'Host']];
-  const head = el('tr', {}, columns.map(([key, label]) => el('th', {}, key ? el('button', { onclick: () => sortBy(key) }, label) : label)));
+  const columns = [
+    ['name', 'Name'],
+    ['state', 'State'],
+    ['attempts', 'Attempts'],
+    [null, 'Reason'],
+    [null, 'Exit'],
+    ['memory', 'Requested'],
+    ['peakMemory', 'Peak memory'],
+    ['duration', 'Duration'],
+    [null, 'Host'],
+  ];
+  const head = el(
+    'tr',
+    {},
+    columns.map(([key, label]) => el('th', {}, key ? el('button', { onclick: () => sortBy(key) }, label) : label)),
+  );
   const detail = el('section', { id: 'task-detail' });
   const plots = el('div', { class: 'plots', id: 'plots' });
 
   main.replaceChildren(
     el('h1', {}, el('span', { id: 'job' }, status.job), ' ', el('span', { class: 'quiet' }, `run ${runId} · ${status.backend}`)),
-    bar, counts, summary,
+    bar,
+    counts,
+    summary,
     el('div', { class: 'toolbar' }, buttons.cancel, buttons.retry, buttons.gather, message),
     el('h2', {}, 'Tasks'),
     el('div', { class: 'toolbar' }, stateFilter, search, prev, next, pageInfo),
@@ -176,12 +247,14 @@ async function showRun(runId, openTask) {
     // What an action answered ("retry: retrying") is stale once the run it set going has ended.
     if (view.status?.state === 'running' && s.state !== 'running' && message.className !== 'error') message.textContent = '';
     view.status = s;
-    bar.replaceChildren(...STATES.filter((state) => s.counts[state] > 0).map((state) => {
-      const part = el('div', { class: state, title: `${s.counts[state]} ${state}` });
-      // Through CSSOM: the page's Content-Security-Policy refuses style attributes.
-      part.style.width = `${(100 * s.counts[state]) / Math.max(1, s.total)}%`;
-      return part;
-    }));
+    bar.replaceChildren(
+      ...STATES.filter((state) => s.counts[state] > 0).map((state) => {
+        const part = el('div', { class: state, title: `${s.counts[state]} ${state}` });
+        // Through CSSOM: the page's Content-Security-Policy refuses style attributes.
+        part.style.width = `${(100 * s.counts[state]) / Math.max(1, s.total)}%`;
+        return part;
+      }),
+    );
     counts.replaceChildren(
       el('span', { 'data-state': 'total' }, `${s.total} tasks`),
       ...STATES.map((state) => el('span', { 'data-state': state, class: `state-${state}` }, `${s.counts[state]} ${state}`)),
@@ -223,18 +296,23 @@ async function showRun(runId, openTask) {
   }
 
   function showTasks(page) {
-    tbody.replaceChildren(...page.tasks.map((task) =>
-      el('tr', { class: 'clickable', 'data-task': task.name, onclick: () => (location.hash = `#/runs/${runId}/tasks/${encodeURIComponent(task.name)}`) },
-        el('td', { class: 'name', title: task.name }, task.name),
-        stateCell(task.state),
-        el('td', {}, String(task.attempts)),
-        el('td', {}, dash(task.reason)),
-        el('td', {}, dash(task.exitCode)),
-        el('td', {}, bytes(task.memory)),
-        el('td', {}, bytes(task.peakMemory)),
-        el('td', {}, duration(task.durationMs)),
-        el('td', {}, dash(task.host)),
-      )));
+    tbody.replaceChildren(
+      ...page.tasks.map((task) =>
+        el(
+          'tr',
+          { class: 'clickable', 'data-task': task.name, onclick: () => (location.hash = `#/runs/${runId}/tasks/${encodeURIComponent(task.name)}`) },
+          el('td', { class: 'name', title: task.name }, task.name),
+          stateCell(task.state),
+          el('td', {}, String(task.attempts)),
+          el('td', {}, dash(task.reason)),
+          el('td', {}, dash(task.exitCode)),
+          el('td', {}, bytes(task.memory)),
+          el('td', {}, bytes(task.peakMemory)),
+          el('td', {}, duration(task.durationMs)),
+          el('td', {}, dash(task.host)),
+        ),
+      ),
+    );
     const pages = Math.max(1, Math.ceil(page.total / page.size));
     pageInfo.textContent = `${page.total} tasks · page ${page.page + 1} of ${pages}`;
     prev.disabled = page.page === 0;
@@ -294,25 +372,43 @@ const attemptsSignature = (attempts) => attempts.map((a) => `${a.attempt}:${a.st
 // ---------- one task ----------
 
 async function showTask(detail, runId, name) {
-  const [task, attempts] = await Promise.all([
-    api(`/runs/${runId}/tasks/${encodeURIComponent(name)}`),
-    api(`/runs/${runId}/tasks/${encodeURIComponent(name)}/attempts`),
-  ]);
+  const [task, attempts] = await Promise.all([api(`/runs/${runId}/tasks/${encodeURIComponent(name)}`), api(`/runs/${runId}/tasks/${encodeURIComponent(name)}/attempts`)]);
   const record = el('dl', { class: 'record', id: 'result-record' });
   const log = el('pre', { class: 'log', id: 'log' });
   const logNote = el('div', { class: 'quiet', id: 'log-note' });
   let chosen = attempts.at(-1);
   let stream = 'stdout';
-  const attemptPicker = el('select', { id: 'attempt', onchange: () => { chosen = attempts.find((a) => String(a.attempt) === attemptPicker.value); showAttempt(); } },
-    attempts.map((a) => el('option', { value: a.attempt, selected: a === chosen }, `attempt ${a.attempt} (${a.reason ?? a.state})`)));
-  const streamPicker = el('select', { id: 'stream', onchange: () => { stream = streamPicker.value; showAttempt(); } },
-    el('option', { value: 'stdout' }, 'stdout'), el('option', { value: 'stderr' }, 'stderr'));
+  const attemptPicker = el(
+    'select',
+    {
+      id: 'attempt',
+      onchange: () => {
+        chosen = attempts.find((a) => String(a.attempt) === attemptPicker.value);
+        showAttempt();
+      },
+    },
+    attempts.map((a) => el('option', { value: a.attempt, selected: a === chosen }, `attempt ${a.attempt} (${a.reason ?? a.state})`)),
+  );
+  const streamPicker = el(
+    'select',
+    {
+      id: 'stream',
+      onchange: () => {
+        stream = streamPicker.value;
+        showAttempt();
+      },
+    },
+    el('option', { value: 'stdout' }, 'stdout'),
+    el('option', { value: 'stderr' }, 'stderr'),
+  );
   const close = el('a', { href: `#/runs/${runId}` }, 'close');
 
   detail.replaceChildren(
     el('h2', {}, 'Task ', el('span', { id: 'task-name' }, task.name), ' ', el('span', { class: `state state-${task.state}` }, dash(task.state)), ' ', close),
     attempts.length === 0 ? el('p', { class: 'quiet' }, 'No attempts yet.') : el('div', { class: 'toolbar' }, attemptPicker, streamPicker),
-    record, logNote, log,
+    record,
+    logNote,
+    log,
   );
   const view = { signature: attemptsSignature(attempts), stop: () => {} };
   if (attempts.length === 0) return view;
@@ -328,13 +424,25 @@ async function showTask(detail, runId, name) {
     clearTimeout(timer);
     const mine = ++generation;
     const a = chosen;
-    record.replaceChildren(...[
-      ['attempt', a.attempt], ['state', a.state], ['reason', a.reason], ['exit code', a.exitCode], ['signal', a.signal], ['error', a.error],
-      ['launched', when(a.launchedAt)], ['started', when(a.startedAt)], ['ended', when(a.endedAt)],
-      ['duration', a.startedAt && a.endedAt ? duration(Date.parse(a.endedAt) - Date.parse(a.startedAt)) : null],
-      ['memory requested', bytes(a.memory)], ['peak memory', bytes(a.peakMemory)], ['cpu time', a.cpuMs === null ? null : duration(a.cpuMs)],
-      ['host', a.host], ['worker', a.worker],
-    ].flatMap(([label, value]) => [el('dt', {}, label), el('dd', {}, dash(value))]));
+    record.replaceChildren(
+      ...[
+        ['attempt', a.attempt],
+        ['state', a.state],
+        ['reason', a.reason],
+        ['exit code', a.exitCode],
+        ['signal', a.signal],
+        ['error', a.error],
+        ['launched', when(a.launchedAt)],
+        ['started', when(a.startedAt)],
+        ['ended', when(a.endedAt)],
+        ['duration', a.startedAt && a.endedAt ? duration(Date.parse(a.endedAt) - Date.parse(a.startedAt)) : null],
+        ['memory requested', bytes(a.memory)],
+        ['peak memory', bytes(a.peakMemory)],
+        ['cpu time', a.cpuMs === null ? null : duration(a.cpuMs)],
+        ['host', a.host],
+        ['worker', a.worker],
+      ].flatMap(([label, value]) => [el('dt', {}, label), el('dd', {}, dash(value))]),
+    );
     log.textContent = '';
     let offset = null;
     let startOffset = null;
@@ -374,7 +482,9 @@ function plotBox(title, id, chart, sentence) {
   return el('div', { class: 'plot', id }, el('h3', {}, title), sentence ? el('p', { class: 'sentence', id: 'over-asked' }, sentence) : null, chart);
 }
 
-const W = 360, H = 180, PAD = 34;
+const W = 360,
+  H = 180,
+  PAD = 34;
 
 function frame() {
   const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}` });
@@ -390,11 +500,19 @@ function empty(root, text) {
 function timelinePlot(points) {
   const root = frame();
   if (points.length < 2) return empty(root, 'nothing has run yet');
-  const t0 = points[0].at, t1 = points.at(-1).at;
+  const t0 = points[0].at,
+    t1 = points.at(-1).at;
   const top = Math.max(1, ...points.map((p) => Math.max(p.done, p.running)));
   const x = (t) => PAD + ((t - t0) / Math.max(1, t1 - t0)) * (W - PAD - 8);
   const y = (v) => H - PAD - (v / top) * (H - PAD - 8);
-  const line = (key, color) => svg('polyline', { fill: 'none', stroke: color, 'stroke-width': 2, points: points.map((p) => `${x(p.at).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' '), class: `series-${key}` });
+  const line = (key, color) =>
+    svg('polyline', {
+      fill: 'none',
+      stroke: color,
+      'stroke-width': 2,
+      points: points.map((p) => `${x(p.at).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' '),
+      class: `series-${key}`,
+    });
   root.append(line('done', '#2e7d32'), line('running', '#1565c0'));
   root.append(svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, top), svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, duration(t1 - t0)));
   root.append(svg('text', { x: PAD + 6, y: 16, fill: '#2e7d32' }, 'done'), svg('text', { x: PAD + 46, y: 16, fill: '#1565c0' }, 'running'));
@@ -412,9 +530,11 @@ function histogramPlot(bins) {
     bar.append(svg('title', {}, `${duration(bin.fromMs)}–${duration(bin.toMs)}: ${bin.count}`));
     root.append(bar);
   });
-  root.append(svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, top),
+  root.append(
+    svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, top),
     svg('text', { x: PAD, y: H - PAD + 14 }, duration(bins[0].fromMs)),
-    svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, duration(bins.at(-1).toMs)));
+    svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, duration(bins.at(-1).toMs)),
+  );
   return root;
 }
 
@@ -427,7 +547,8 @@ function memoryPlot(memory) {
   const y = (v) => H - PAD - (v / top) * (H - PAD - 8);
   // The diagonal: a task on it used all it asked for; far below it, it asked for more than it needed.
   root.append(svg('line', { x1: x(0), y1: y(0), x2: x(top), y2: y(top), stroke: '#ccc', 'stroke-dasharray': '4 3' }));
-  for (const p of memory.points) root.append(svg('circle', { cx: x(p.requested).toFixed(1), cy: y(p.peak).toFixed(1), r: 2.5, fill: '#ef6c00', 'fill-opacity': 0.6, class: 'point' }));
+  for (const p of memory.points)
+    root.append(svg('circle', { cx: x(p.requested).toFixed(1), cy: y(p.peak).toFixed(1), r: 2.5, fill: '#ef6c00', 'fill-opacity': 0.6, class: 'point' }));
   root.append(svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, `requested, up to ${bytes(top)}`), svg('text', { x: PAD + 4, y: 14 }, 'peak'));
   return root;
 }
@@ -442,6 +563,9 @@ function peaksPlot(memory) {
     const height = (peak / top) * (H - PAD - 8);
     root.append(svg('rect', { x: PAD + i * width, y: H - PAD - height, width: Math.max(0.5, width - 0.5), height, fill: '#ef6c00', class: 'peak' }));
   });
-  root.append(svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, bytes(top)), svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, 'attempts (no memory requested)'));
+  root.append(
+    svg('text', { x: PAD - 4, y: 14, 'text-anchor': 'end' }, bytes(top)),
+    svg('text', { x: W - 8, y: H - PAD + 14, 'text-anchor': 'end' }, 'attempts (no memory requested)'),
+  );
   return root;
 }

@@ -4,7 +4,9 @@ import { readdirSync } from 'node:fs';
 import { Fanout } from 'fanout';
 
 const data = new URL('../per-file/data/', import.meta.url);
-const files = readdirSync(data).sort().map((name) => new URL(name, data).pathname);
+const files = readdirSync(data)
+  .sort()
+  .map((name) => new URL(name, data).pathname);
 
 const fo = await Fanout.open();
 const run = await fo.map(new URL('./work.mjs', import.meta.url), 'countWords', files, {

@@ -68,8 +68,16 @@ export async function startThrowawayPostgres(options = {}) {
   };
   try {
     await pgRun(join(bin, 'initdb'), [
-      '-D', data, '-U', 'fanout', '--auth=scram-sha-256', `--pwfile=${join(folder, 'pwfile')}`,
-      '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions',
+      '-D',
+      data,
+      '-U',
+      'fanout',
+      '--auth=scram-sha-256',
+      `--pwfile=${join(folder, 'pwfile')}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+      '--no-instructions',
     ]);
     const port = await freePort();
     const settings = {

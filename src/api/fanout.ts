@@ -94,7 +94,11 @@ export class Fanout {
     const items = functionMap ? third : second;
     const options = ((functionMap ? fourth : third) ?? {}) as MapOptions;
     if (!Array.isArray(items)) {
-      throw new FanoutApiError('bad-option', `map: the items must be an array, not ${items === null ? 'null' : typeof items}`, functionMap ? 'call map(module, exportName, items, options)' : 'call map(commandTemplate, items, options)');
+      throw new FanoutApiError(
+        'bad-option',
+        `map: the items must be an array, not ${items === null ? 'null' : typeof items}`,
+        functionMap ? 'call map(module, exportName, items, options)' : 'call map(commandTemplate, items, options)',
+      );
     }
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new FanoutApiError('bad-option', 'map: the options must be an object', 'e.g. { resources: { time: "10m" } }');
@@ -124,7 +128,8 @@ export class Fanout {
     const known = this.runs.get(id);
     if (known) return known;
     const record = Number.isSafeInteger(id) ? await this.engine.store.getRun(id) : null;
-    if (!record) throw new FanoutApiError('no-such-run', `there is no run ${id} in this store`, 'pass the id of a run started with this home or store (`fanout runs` lists them)');
+    if (!record)
+      throw new FanoutApiError('no-such-run', `there is no run ${id} in this store`, 'pass the id of a run started with this home or store (`fanout runs` lists them)');
     const run = FanoutRun.of(this.engine, record, null);
     this.runs.set(id, run);
     return run;
@@ -147,7 +152,11 @@ export class Fanout {
     const going = [...this.runs.values()].find((run) => run.isDrivenHere && run.job === job.name);
     if (going) {
       // The engine would refuse it too, but as if another fanout held the job.
-      throw new FanoutApiError('bad-option', `job ${job.name} already has a run going in this process (run ${going.id})`, 'give this one another `name`, or await the first run');
+      throw new FanoutApiError(
+        'bad-option',
+        `job ${job.name} already has a run going in this process (run ${going.id})`,
+        'give this one another `name`, or await the first run',
+      );
     }
     const source = { job: withDefaults(job, this.defaults), label, baseDir: resolve(options.baseDir ?? process.cwd()) };
     const handle = await this.engine.start(source, { fresh: options.fresh });

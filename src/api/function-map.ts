@@ -43,13 +43,22 @@ export async function functionMapJob(
   const url = moduleUrl(module, baseDir);
   const file = fileURLToPath(url);
   if (!existsSync(file)) {
-    throw new FanoutApiError('module-not-importable', `the module ${file} does not exist`, 'pass an absolute path or a file: URL, e.g. new URL("./work.js", import.meta.url)');
+    throw new FanoutApiError(
+      'module-not-importable',
+      `the module ${file} does not exist`,
+      'pass an absolute path or a file: URL, e.g. new URL("./work.js", import.meta.url)',
+    );
   }
   let exports: Record<string, unknown>;
   try {
     exports = (await import(url.href)) as Record<string, unknown>;
   } catch (error) {
-    throw new FanoutApiError('module-not-importable', `the module ${file} cannot be imported: ${(error as Error).message ?? error}`, 'fix the module so that `node` can import it', { cause: error });
+    throw new FanoutApiError(
+      'module-not-importable',
+      `the module ${file} cannot be imported: ${(error as Error).message ?? error}`,
+      'fix the module so that `node` can import it',
+      { cause: error },
+    );
   }
   if (typeof exports[exportName] !== 'function') {
     const functions = Object.keys(exports).filter((key) => typeof exports[key] === 'function');
@@ -62,12 +71,22 @@ export async function functionMapJob(
   const each = items.map((item, index) => {
     const problem = jsonProblem(item);
     if (problem) {
-      throw new FanoutApiError('item-not-json', describeJsonProblem(`item ${index}`, problem), 'pass items made of objects, arrays, strings, finite numbers, booleans and null', { index });
+      throw new FanoutApiError(
+        'item-not-json',
+        describeJsonProblem(`item ${index}`, problem),
+        'pass items made of objects, arrays, strings, finite numbers, booleans and null',
+        { index },
+      );
     }
     const json = JSON.stringify(item);
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_ITEM_JSON_BYTES) {
-      throw new FanoutApiError('item-too-big', `item ${index} is ${bytes} bytes as JSON, more than the ${MAX_ITEM_JSON_BYTES} a task's environment can carry`, 'pass a path to a file holding the data instead', { index });
+      throw new FanoutApiError(
+        'item-too-big',
+        `item ${index} is ${bytes} bytes as JSON, more than the ${MAX_ITEM_JSON_BYTES} a task's environment can carry`,
+        'pass a path to a file holding the data instead',
+        { index },
+      );
     }
     return { name: String(index), item: json };
   });
@@ -86,9 +105,14 @@ export async function functionMapJob(
 }
 
 function moduleUrl(module: string | URL, baseDir: string): URL {
-  const url = module instanceof URL ? module : /^[A-Za-z][A-Za-z0-9+.-]+:/.test(module) && !isAbsolute(module) ? new URL(module) : pathToFileURL(resolve(baseDir, module));
+  const url =
+    module instanceof URL ? module : /^[A-Za-z][A-Za-z0-9+.-]+:/.test(module) && !isAbsolute(module) ? new URL(module) : pathToFileURL(resolve(baseDir, module));
   if (url.protocol !== 'file:') {
-    throw new FanoutApiError('module-not-importable', `the module ${url.href} is not a file`, 'the task runs in another process, maybe on another machine: pass a path or a file: URL it can reach');
+    throw new FanoutApiError(
+      'module-not-importable',
+      `the module ${url.href} is not a file`,
+      'the task runs in another process, maybe on another machine: pass a path or a file: URL it can reach',
+    );
   }
   return url;
 }

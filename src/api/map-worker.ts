@@ -25,7 +25,10 @@ async function main(): Promise<void> {
   const value: unknown = await (fn as (item: unknown) => unknown)(JSON.parse(itemJson));
   if (value === undefined) return;
   const problem = jsonProblem(value);
-  if (problem) throw new TypeError(`${describeJsonProblem(`the value ${exportName} returned`, problem)}; return plain data (objects, arrays, strings, finite numbers, booleans, null)`);
+  if (problem)
+    throw new TypeError(
+      `${describeJsonProblem(`the value ${exportName} returned`, problem)}; return plain data (objects, arrays, strings, finite numbers, booleans, null)`,
+    );
   const target = join(out, RETURN_FILE);
   writeFileSync(`${target}.tmp`, JSON.stringify(value));
   renameSync(`${target}.tmp`, target);

@@ -57,7 +57,9 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
   const defaults: Record<string, unknown> = {};
   for (const key of JOB_DEFAULT_KEYS) if (options[key] !== undefined) defaults[key] = options[key];
   const locate: Locate = (field) => ({ file: LABEL, field });
-  const parsed = jobFileSchema.pick({ backend: true, concurrency: true, profile: true, workdir: true, cluster: true, slurm: true, sge: true }).safeParse(defaults, { reportInput: true });
+  const parsed = jobFileSchema
+    .pick({ backend: true, concurrency: true, profile: true, workdir: true, cluster: true, slurm: true, sge: true })
+    .safeParse(defaults, { reportInput: true });
   if (!parsed.success) {
     const error = issueToError(parsed.error.issues[0]!, locate);
     throw new FanoutApiError('bad-option', error.message, error.fix ?? `see the job-file field in schema/job.schema.json`, { cause: error });
@@ -65,7 +67,11 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
   if (options.backend !== undefined) {
     for (const [settings, readers] of Object.entries(SETTINGS_OF)) {
       if (options[settings as keyof typeof SETTINGS_OF] !== undefined && !readers.includes(options.backend)) {
-        throw new FanoutApiError('bad-option', `the ${options.backend} backend does not use \`${settings}\` settings`, `drop \`${settings}\`, or open with backend: ${readers.map((r) => `'${r}'`).join(' or ')}`);
+        throw new FanoutApiError(
+          'bad-option',
+          `the ${options.backend} backend does not use \`${settings}\` settings`,
+          `drop \`${settings}\`, or open with backend: ${readers.map((r) => `'${r}'`).join(' or ')}`,
+        );
       }
     }
   }
@@ -114,7 +120,11 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
 
 function optionalString(value: unknown, option: string): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
-  throw new FanoutApiError('bad-option', `Fanout.open: ${option} must be a string, not ${typeof value}`, option === 'store' ? 'pass a postgres:// URL, or leave it out for SQLite in the home' : 'pass a folder path');
+  throw new FanoutApiError(
+    'bad-option',
+    `Fanout.open: ${option} must be a string, not ${typeof value}`,
+    option === 'store' ? 'pass a postgres:// URL, or leave it out for SQLite in the home' : 'pass a folder path',
+  );
 }
 
 function positiveInteger(value: unknown, option: string): number {

@@ -4,7 +4,10 @@ import { decideAttempt, type EndedAttempt, type RunRules } from './attempt-decis
 
 const GB = 1e9;
 
-function ended(reason: AttemptReason, overrides: Partial<EndedAttempt> & { attempts?: number; retryBase?: number; memory?: number | null; timeMs?: number | null } = {}): EndedAttempt {
+function ended(
+  reason: AttemptReason,
+  overrides: Partial<EndedAttempt> & { attempts?: number; retryBase?: number; memory?: number | null; timeMs?: number | null } = {},
+): EndedAttempt {
   const { attempts = 1, retryBase = 0, memory = 1 * GB, timeMs = 60_000, ...rest } = overrides;
   return {
     task: { index: 3, name: 'sample-3', cacheKey: 'key-3', attempts, retryBase, memory, timeMs },
@@ -33,7 +36,13 @@ describe('decideAttempt: what an ended attempt means', () => {
     for (const listed of ['listed', 'not listed'] as const) {
       for (const budget of ['budget left', 'budget spent'] as const) {
         const expected =
-          reason === 'ok' ? 'succeeded' : reason === 'cancelled' ? 'cancelled' : reason === 'infra' || listed === 'not listed' || budget === 'budget spent' ? 'failed' : 'pending';
+          reason === 'ok'
+            ? 'succeeded'
+            : reason === 'cancelled'
+              ? 'cancelled'
+              : reason === 'infra' || listed === 'not listed' || budget === 'budget spent'
+                ? 'failed'
+                : 'pending';
         table.push([reason, listed, budget, expected]);
       }
     }
@@ -77,7 +86,10 @@ describe('decideAttempt: what an ended attempt means', () => {
   });
 
   it('retries a lost attempt whose coordinator died, or that never started, without charging the task', () => {
-    expect(decideAttempt(ended('lost', { interruption: 'supervisor-lost', attempts: 4 }), rules({ max: 0, on: [] })).task).toMatchObject({ state: 'pending', retryBase: 1 });
+    expect(decideAttempt(ended('lost', { interruption: 'supervisor-lost', attempts: 4 }), rules({ max: 0, on: [] })).task).toMatchObject({
+      state: 'pending',
+      retryBase: 1,
+    });
     const neverStarted = ended('lost', { attempts: 4 });
     neverStarted.result = { ...neverStarted.result, notStarted: true };
     expect(decideAttempt(neverStarted, rules({ max: 0, on: [] })).task).toMatchObject({ state: 'pending', retryBase: 1 });

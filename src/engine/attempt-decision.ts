@@ -42,8 +42,7 @@ export interface RunRules {
 export function decideAttempt(ended: EndedAttempt, run: RunRules): ResultChange {
   const { task, result, attempt } = ended;
   const same = { memory: task.memory, timeMs: task.timeMs };
-  const uncharged =
-    ended.interruption === 'handed-back' || (result.reason === 'lost' && (ended.interruption === 'supervisor-lost' || result.notStarted === true));
+  const uncharged = ended.interruption === 'handed-back' || (result.reason === 'lost' && (ended.interruption === 'supervisor-lost' || result.notStarted === true));
   let next: { state: 'pending' | 'succeeded' | 'failed' | 'cancelled'; memory: number | null; timeMs: number | null };
   if (uncharged) next = { state: 'pending', ...same };
   else if (result.reason === 'ok') next = { state: 'succeeded', ...same };

@@ -77,7 +77,14 @@ describe('Coordinator: scheduling and retry rules', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  async function setUp(options: { tasks: number; capacity?: Partial<Capacity>; concurrency?: number | null; retry?: Partial<RetryPolicy>; memory?: number | null; cpus?: number }) {
+  async function setUp(options: {
+    tasks: number;
+    capacity?: Partial<Capacity>;
+    concurrency?: number | null;
+    retry?: Partial<RetryPolicy>;
+    memory?: number | null;
+    cpus?: number;
+  }) {
     const spec = {
       name: 'unit',
       file: join(home, 'job.yaml'),
@@ -100,7 +107,10 @@ describe('Coordinator: scheduling and retry rules', () => {
       memory: options.memory ?? null,
       timeMs: null,
     }));
-    const created = await store.createRun({ job: 'unit', jobFile: spec.file, spec, backend: 'scripted', dispatch: 'push', planKey: 'p', tasks, coordinator: null }, () => false);
+    const created = await store.createRun(
+      { job: 'unit', jobFile: spec.file, spec, backend: 'scripted', dispatch: 'push', planKey: 'p', tasks, coordinator: null },
+      () => false,
+    );
     if (!('run' in created)) throw new Error('not created');
     const backend = new ScriptedBackend({ cpus: 4, memory: 8 * GB, shared: true, ...options.capacity });
     const layout = new HomeLayout(home, store.id);

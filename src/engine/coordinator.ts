@@ -239,11 +239,16 @@ export class Coordinator {
     this.setState(task, 'running');
     return {
       change: { runId: run.id, index: task.index, attempt, dir, cpus: task.cpus, memory: task.memory, timeMs: task.timeMs, launchedAt: Date.now() },
-      launch: taskLaunch(this.spec, this.options.command, { id, runId: run.id, task, attempt }, {
-        attemptDir: dir,
-        stagingOut: staging,
-        finalOut: finalOut(this.spec.outdir, task.name),
-      }),
+      launch: taskLaunch(
+        this.spec,
+        this.options.command,
+        { id, runId: run.id, task, attempt },
+        {
+          attemptDir: dir,
+          stagingOut: staging,
+          finalOut: finalOut(this.spec.outdir, task.name),
+        },
+      ),
     };
   }
 

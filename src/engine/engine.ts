@@ -138,12 +138,17 @@ export class Engine {
       const driver = this.drivers[latest.dispatch];
       const samePlan = !options.fresh && latest.planKey === planned.planKey;
       if (latest.dispatch === 'pull' && !samePlan) {
-        throw new UserError(`job ${job} has a run (${latest.id}) on the ${latest.backend} backend that is still going, with another plan`, `wait for it, or stop it with \`fanout cancel ${latest.id}\``);
+        throw new UserError(
+          `job ${job} has a run (${latest.id}) on the ${latest.backend} backend that is still going, with another plan`,
+          `wait for it, or stop it with \`fanout cancel ${latest.id}\``,
+        );
       }
       await driver.hold(latest);
       if (samePlan) return driver.follow(latest, { concurrency: options.concurrency });
       // The job changed since that run was cut off: settle it (adopting what finished) and start anew.
-      await (await driver.follow(latest, { stopAtOnce: true })).done;
+      await (
+        await driver.follow(latest, { stopAtOnce: true })
+      ).done;
     }
     const skipped = options.fresh ? new Set<number>() : await this.doneTasks(planned);
     const tasks = await stageChunkFiles(this.storage, newTasks(planned, skipped), this.layout.chunkDir, planned.spec.workdir);
@@ -233,7 +238,10 @@ export class Engine {
   async resolveRun(ref?: string): Promise<RunRecord> {
     const run = ref === undefined ? (await this.store.listRuns({ limit: 1 }))[0] : await this.findRun(ref);
     if (!run) {
-      throw new UserError(ref === undefined ? 'there are no runs here yet' : `no run "${ref}"`, ref === undefined ? 'start one with `fanout run job.yaml`' : 'see `fanout runs`');
+      throw new UserError(
+        ref === undefined ? 'there are no runs here yet' : `no run "${ref}"`,
+        ref === undefined ? 'start one with `fanout run job.yaml`' : 'see `fanout runs`',
+      );
     }
     return run;
   }
@@ -260,7 +268,11 @@ export class Engine {
     const { spec, tasks } = planned;
     const hits = await this.store.lookupCache(tasks.map((task) => task.cacheKey));
     const candidates = spec.skipIfOutputsExist ? tasks : tasks.filter((task) => hits.get(task.cacheKey)?.out === task.out);
-    const committed = await committedTasks(this.storage, spec.outdir, candidates.map((task) => task.name));
+    const committed = await committedTasks(
+      this.storage,
+      spec.outdir,
+      candidates.map((task) => task.name),
+    );
     return new Set(candidates.filter((task) => committed.has(task.name)).map((task) => task.index));
   }
 

@@ -146,7 +146,13 @@ export async function runGather(context: GatherContext, options: { force: boolea
   backend.submit([prepared.launch]);
   const result = await prepared.finish(await context.awaitResult(GATHER_ATTEMPT_ID));
   const succeeded = result.reason === 'ok';
-  await store.endGather({ runId: run.id, attempt: started.attempt, result, gatherState: succeeded ? 'succeeded' : 'failed', cacheKey: succeeded ? step.cacheKey : undefined });
+  await store.endGather({
+    runId: run.id,
+    attempt: started.attempt,
+    result,
+    gatherState: succeeded ? 'succeeded' : 'failed',
+    cacheKey: succeeded ? step.cacheKey : undefined,
+  });
   return succeeded ? 'succeeded' : 'failed';
 }
 

@@ -41,7 +41,10 @@ export const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';
 
-export async function planJob(spec: JobSpec, options: { locate: Locate; chunkDir: string; backend: Pick<Backend, 'name' | 'capacity' | 'dispatch'> }): Promise<PlannedJob> {
+export async function planJob(
+  spec: JobSpec,
+  options: { locate: Locate; chunkDir: string; backend: Pick<Backend, 'name' | 'capacity' | 'dispatch'> },
+): Promise<PlannedJob> {
   const { locate } = options;
   checkResources(spec, options.backend.capacity(), locate);
   const command = parseOrThrow(spec.command, locate, spec.commandField);

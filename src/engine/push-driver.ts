@@ -98,7 +98,9 @@ export class PushDriver implements RunDriver {
       return 'signalled';
     }
     await this.hold(run);
-    await (await this.follow(run, { stopAtOnce: true })).done;
+    await (
+      await this.follow(run, { stopAtOnce: true })
+    ).done;
     return 'settled';
   }
 

@@ -25,12 +25,7 @@ describe('expandChunks', () => {
       highWaterMark: 509,
     });
 
-    expect(seeds.map((seed) => seed.name)).toEqual([
-      'chunk-00000',
-      'chunk-00001',
-      'chunk-00002',
-      'chunk-00003',
-    ]);
+    expect(seeds.map((seed) => seed.name)).toEqual(['chunk-00000', 'chunk-00001', 'chunk-00002', 'chunk-00003']);
     const chunks = seeds.map((seed) => seed.vars.chunk ?? '');
     seeds.forEach((seed, index) => {
       expect(seed.index).toBe(index);
@@ -49,10 +44,7 @@ describe('expandChunks', () => {
 
     const lines = await setup('list', 'x\ny\nz\n');
     const seeds = await expandChunks({ file: lines.file, format: 'lines', count: 2 }, lines.ctx);
-    expect(seeds.map((seed) => seed.vars.chunk?.slice(-15))).toEqual([
-      'chunk-00000.txt',
-      'chunk-00001.txt',
-    ]);
+    expect(seeds.map((seed) => seed.vars.chunk?.slice(-15))).toEqual(['chunk-00000.txt', 'chunk-00001.txt']);
     expect(await contents(seeds.map((seed) => seed.vars.chunk ?? ''))).toEqual(['x\ny\n', 'z\n']);
   });
 
@@ -80,9 +72,7 @@ describe('expandChunks', () => {
     await utimes(file, new Date(), new Date(Date.now() + 5000));
     const [changed] = await expandChunks({ file, format: 'lines', count: 2 }, ctx);
 
-    const folders = new Set(
-      [before, otherCount, changed].map((seed) => join(seed?.vars.chunk ?? '', '..')),
-    );
+    const folders = new Set([before, otherCount, changed].map((seed) => join(seed?.vars.chunk ?? '', '..')));
     expect(folders.size).toBe(3);
     expect(await readFile(changed?.vars.chunk ?? '', 'utf8')).toBe('c\n');
   });
@@ -126,20 +116,14 @@ describe('expandChunks', () => {
   it('reports a missing file', async () => {
     const { ctx } = await setup('x', '');
     const missing = join(ctx.chunkDir, 'nope.fa');
-    const error = await jobFileError(
-      () => expandChunks({ file: missing, format: 'fasta', count: 2 }, ctx),
-      'tasks.chunks.file',
-    );
+    const error = await jobFileError(() => expandChunks({ file: missing, format: 'fasta', count: 2 }, ctx), 'tasks.chunks.file');
     expect(error.message).toContain(`the file ${missing} does not exist`);
   });
 
   it('reports a FASTA without records, naming the file, and leaves nothing behind', async () => {
     for (const text of ['', 'ACGT\n']) {
       const { file, ctx } = await setup('g.fa', text);
-      const error = await jobFileError(
-        () => expandChunks({ file, format: 'fasta', count: 2 }, ctx),
-        'tasks.chunks.file',
-      );
+      const error = await jobFileError(() => expandChunks({ file, format: 'fasta', count: 2 }, ctx), 'tasks.chunks.file');
       expect(error.message).toContain(file);
       expect(await readdir(ctx.chunkDir)).toEqual([]);
     }
@@ -147,10 +131,7 @@ describe('expandChunks', () => {
 
   it('reports a malformed FASTQ with the file and line', async () => {
     const { file, ctx } = await setup('r.fq', '@a\nAC\n+\nII\n@b\nAC\nII\n+\n');
-    const error = await jobFileError(
-      () => expandChunks({ file, format: 'fastq', sizeBytes: 100 }, ctx),
-      'tasks.chunks.file',
-    );
+    const error = await jobFileError(() => expandChunks({ file, format: 'fastq', sizeBytes: 100 }, ctx), 'tasks.chunks.file');
     expect(error.message).toContain(`${file}:7: the FASTQ file has a record (from line 5)`);
   });
 });

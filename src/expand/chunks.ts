@@ -6,12 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { JobFileError } from '../errors.js';
 import type { TaskSeed, TaskSource } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
-import {
-  planChunks,
-  type ByteRange,
-  type ChunkOptions,
-  type ChunkRule,
-} from './plan-chunks.js';
+import { planChunks, type ByteRange, type ChunkOptions, type ChunkRule } from './plan-chunks.js';
 import { RecordFormatError, type RecordFormat } from './split-records.js';
 
 export type ChunksSource = Omit<Extract<TaskSource, { kind: 'chunks' }>, 'kind'>;
@@ -26,11 +21,7 @@ const MARKER = 'chunks.json';
  * a folder named by the source file's identity and the split settings, so a later run on the same
  * file reuses them and the tasks' inputs (and so their cache keys) stay the same.
  */
-export async function expandChunks(
-  source: ChunksSource,
-  ctx: ExpandContext,
-  options: ChunkOptions = {},
-): Promise<TaskSeed[]> {
+export async function expandChunks(source: ChunksSource, ctx: ExpandContext, options: ChunkOptions = {}): Promise<TaskSeed[]> {
   const before = await statSource(source.file, ctx);
   const dir = join(ctx.chunkDir, chunkKey(source, before));
   const names = (await readMarker(dir)) ?? (await split(source, before, dir, ctx, options));
@@ -59,14 +50,7 @@ async function statSource(file: string, ctx: ExpandContext): Promise<Stats> {
 
 /** Changes whenever the file or the way it is split changes. */
 function chunkKey(source: ChunksSource, stats: Stats): string {
-  const identity = [
-    source.file,
-    stats.size,
-    stats.mtimeMs,
-    source.format,
-    source.count ?? null,
-    source.sizeBytes ?? null,
-  ];
+  const identity = [source.file, stats.size, stats.mtimeMs, source.format, source.count ?? null, source.sizeBytes ?? null];
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16);
 }
 
@@ -87,13 +71,7 @@ async function readMarker(dir: string): Promise<string[] | null> {
  * Splits into a private temporary folder beside `dir` and renames it into place only when complete,
  * so an interrupted split never shows up as `dir` and is never reused.
  */
-async function split(
-  source: ChunksSource,
-  before: Stats,
-  dir: string,
-  ctx: ExpandContext,
-  options: ChunkOptions,
-): Promise<string[]> {
+async function split(source: ChunksSource, before: Stats, dir: string, ctx: ExpandContext, options: ChunkOptions): Promise<string[]> {
   await mkdir(ctx.chunkDir, { recursive: true });
   const temp = await mkdtemp(`${dir}.partial-`);
   try {
@@ -105,10 +83,7 @@ async function split(
     }));
     for (const { start, end, name } of chunks) {
       // flush: the data must be on disk before the rename below can publish it.
-      await pipeline(
-        createReadStream(source.file, { start, end: end - 1 }),
-        createWriteStream(join(temp, name), { flush: true }),
-      );
+      await pipeline(createReadStream(source.file, { start, end: end - 1 }), createWriteStream(join(temp, name), { flush: true }));
     }
     const names = chunks.map(({ name }) => name);
     await checkUnchanged(source.file, before, ctx);
@@ -120,24 +95,14 @@ async function split(
   }
 }
 
-async function planRanges(
-  source: ChunksSource,
-  fileSize: number,
-  ctx: ExpandContext,
-  options: ChunkOptions,
-): Promise<ByteRange[]> {
+async function planRanges(source: ChunksSource, fileSize: number, ctx: ExpandContext, options: ChunkOptions): Promise<ByteRange[]> {
   try {
     return await planChunks(source.file, source.format, chunkRule(source), fileSize, options);
   } catch (error) {
     if (!(error instanceof RecordFormatError)) throw error;
     const where = error.line === undefined ? source.file : `${source.file}:${error.line}`;
     const { kind, fix } = FORMAT_HELP[source.format];
-    throw new JobFileError(
-      ctx.locate('tasks.chunks.file'),
-      `${where}: the ${kind} ${error.message}`,
-      fix,
-      { cause: error },
-    );
+    throw new JobFileError(ctx.locate('tasks.chunks.file'), `${where}: the ${kind} ${error.message}`, fix, { cause: error });
   }
 }
 
@@ -160,11 +125,7 @@ function chunkRule(source: ChunksSource): ChunkRule {
 async function checkUnchanged(file: string, before: Stats, ctx: ExpandContext): Promise<void> {
   const after = await stat(file);
   if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-    throw new JobFileError(
-      ctx.locate('tasks.chunks.file'),
-      `the file ${file} changed while it was being split`,
-      'run again once nothing is writing to it',
-    );
+    throw new JobFileError(ctx.locate('tasks.chunks.file'), `the file ${file} changed while it was being split`, 'run again once nothing is writing to it');
   }
 }
 

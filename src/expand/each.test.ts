@@ -56,15 +56,18 @@ describe('expandEach with maps', () => {
   });
 
   it('accepts the same keys in any order', () => {
-    const seeds = expandEach([{ a: 1, b: 2 }, { b: 3, a: 4 }], ctx);
+    const seeds = expandEach(
+      [
+        { a: 1, b: 2 },
+        { b: 3, a: 4 },
+      ],
+      ctx,
+    );
     expect(seeds[1]?.vars).toEqual({ a: '4', b: '3' });
   });
 
   it('names the item and the key that is missing', async () => {
-    const error = await jobFileError(
-      () => expandEach([{ a: 1, b: 2 }, { a: 1, b: 2 }, { a: 3 }], ctx),
-      'tasks.each',
-    );
+    const error = await jobFileError(() => expandEach([{ a: 1, b: 2 }, { a: 1, b: 2 }, { a: 3 }], ctx), 'tasks.each');
     expect(error.message).toMatch(/item 2 has no key "b", which item 0 has/);
     expect(error.fix).toBe('give every item the same keys');
   });
@@ -80,10 +83,7 @@ describe('expandEach with maps', () => {
   });
 
   it('rejects duplicate and invalid `name` values, naming the items', async () => {
-    const duplicate = await jobFileError(
-      () => expandEach([{ name: 'x' }, { name: 'y' }, { name: 'x' }], ctx),
-      'tasks.each',
-    );
+    const duplicate = await jobFileError(() => expandEach([{ name: 'x' }, { name: 'y' }, { name: 'x' }], ctx), 'tasks.each');
     expect(duplicate.message).toMatch(/"x" comes from both item 0 and item 2/);
     const invalid = await jobFileError(() => expandEach([{ name: '..' }], ctx), 'tasks.each');
     expect(invalid.message).toMatch(/"\.\." \(from item 0\)/);

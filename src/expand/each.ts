@@ -42,11 +42,7 @@ function expandScalars(items: readonly EachItem[], ctx: ExpandContext): TaskSeed
   }));
 }
 
-function expandMaps(
-  items: readonly EachItem[],
-  first: Record<string, Scalar>,
-  ctx: ExpandContext,
-): TaskSeed[] {
+function expandMaps(items: readonly EachItem[], first: Record<string, Scalar>, ctx: ExpandContext): TaskSeed[] {
   const where = ctx.locate('tasks.each');
   const keys = Object.keys(first);
   for (const key of keys) {
@@ -58,11 +54,7 @@ function expandMaps(
 
   const seeds = items.map((item, index): TaskSeed => {
     if (!isMap(item)) {
-      throw new JobFileError(
-        where,
-        `item ${index} is a plain value but item 0 is a map`,
-        'make every item a map with the same keys, or every item a plain value',
-      );
+      throw new JobFileError(where, `item ${index} is a plain value but item 0 is a map`, 'make every item a map with the same keys, or every item a plain value');
     }
     checkSameKeys(item, index, keys, ctx);
     const vars: Record<string, string> = {};
@@ -79,12 +71,7 @@ function expandMaps(
   return seeds;
 }
 
-function checkSameKeys(
-  item: Record<string, Scalar>,
-  index: number,
-  keys: readonly string[],
-  ctx: ExpandContext,
-): void {
+function checkSameKeys(item: Record<string, Scalar>, index: number, keys: readonly string[], ctx: ExpandContext): void {
   const missing = keys.find((key) => !Object.hasOwn(item, key));
   const extra = Object.keys(item).find((key) => !keys.includes(key));
   if (missing === undefined && extra === undefined) return;

@@ -13,16 +13,13 @@ describe('expandTasks', () => {
     await writeFile(join(dir, 't.csv'), 'name,x\nrow,1\n');
     await writeFile(join(dir, 'l.txt'), 'one\n');
 
-    const names = async (source: Parameters<typeof expandTasks>[0]) =>
-      (await expandTasks(source, ctx)).map((seed) => seed.name);
+    const names = async (source: Parameters<typeof expandTasks>[0]) => (await expandTasks(source, ctx)).map((seed) => seed.name);
 
     expect(await names({ kind: 'each', items: ['a', 'b'] })).toEqual(['a', 'b']);
     expect(await names({ kind: 'matrix', axes: { k: [1, 2] } })).toEqual(['0', '1']);
     expect(await names({ kind: 'files', glob: 'samples/*/*.fq.gz', cwd: dir })).toEqual(['r']);
     expect(await names({ kind: 'folders', parent: join(dir, 'samples') })).toEqual(['s1']);
     expect(await names({ kind: 'table', file: join(dir, 't.csv') })).toEqual(['row']);
-    expect(
-      await names({ kind: 'chunks', file: join(dir, 'l.txt'), format: 'lines', count: 1 }),
-    ).toEqual(['chunk-00000']);
+    expect(await names({ kind: 'chunks', file: join(dir, 'l.txt'), format: 'lines', count: 1 })).toEqual(['chunk-00000']);
   });
 });

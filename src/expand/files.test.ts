@@ -57,11 +57,7 @@ describe('expandFiles', () => {
 
     const seeds = await expandFiles('**/*.txt', dir, ctx);
 
-    expect(seeds.map((seed) => seed.vars.file)).toEqual([
-      join(dir, 'a/B.txt'),
-      join(dir, 'a/z.txt'),
-      join(dir, 'b/2.txt'),
-    ]);
+    expect(seeds.map((seed) => seed.vars.file)).toEqual([join(dir, 'a/B.txt'), join(dir, 'a/z.txt'), join(dir, 'b/2.txt')]);
     expect(seeds.map((seed) => seed.index)).toEqual([0, 1, 2]);
   });
 
@@ -101,10 +97,7 @@ describe('expandFiles', () => {
     expect(error.message).toContain(`the glob "data/*.fq" matches no files in ${dir}`);
     expect(error.fix).toBe('check the path and pattern');
 
-    const absolute = await jobFileError(
-      () => expandFiles(`${dir}/data/*/*.fq`, '/', ctx),
-      'tasks.files',
-    );
+    const absolute = await jobFileError(() => expandFiles(`${dir}/data/*/*.fq`, '/', ctx), 'tasks.files');
     expect(absolute.message).toContain(`matches no files in ${dir}/data `);
   });
 
@@ -112,9 +105,7 @@ describe('expandFiles', () => {
     const dir = await tempDir();
     await touch(dir, 'a/s1.fq', 'b/s1.fq.gz');
     const error = await jobFileError(() => expandFiles('*/s1.*', dir, ctx), 'tasks.files');
-    expect(error.message).toContain(
-      `"s1" comes from both ${join(dir, 'a/s1.fq')} and ${join(dir, 'b/s1.fq.gz')}`,
-    );
+    expect(error.message).toContain(`"s1" comes from both ${join(dir, 'a/s1.fq')} and ${join(dir, 'b/s1.fq.gz')}`);
   });
 
   it('rejects a stem too long to be a task name', async () => {

@@ -9,11 +9,7 @@ import { checkTaskNames } from './task-names.js';
 const COMPRESSION_EXTENSIONS: ReadonlySet<string> = new Set(['.gz', '.bz2', '.xz', '.zst', '.bgz']);
 
 /** `files: glob`: one task per matching file (hidden ones skipped), in path order. */
-export async function expandFiles(
-  pattern: string,
-  cwd: string,
-  ctx: ExpandContext,
-): Promise<TaskSeed[]> {
+export async function expandFiles(pattern: string, cwd: string, ctx: ExpandContext): Promise<TaskSeed[]> {
   const where = ctx.locate('tasks.files');
   // expandDirectories off: `data` must match a file named `data`, not everything below a folder.
   const files = await glob(pattern, {
@@ -25,11 +21,7 @@ export async function expandFiles(
   });
   if (files.length === 0) {
     const from = isAbsolute(pattern) ? literalBase(pattern) : cwd;
-    throw new JobFileError(
-      where,
-      `the glob ${JSON.stringify(pattern)} matches no files in ${from} (hidden files are skipped)`,
-      'check the path and pattern',
-    );
+    throw new JobFileError(where, `the glob ${JSON.stringify(pattern)} matches no files in ${from} (hidden files are skipped)`, 'check the path and pattern');
   }
   // Plain code-unit order: the same on every machine, unlike a locale-aware compare.
   files.sort();

@@ -20,12 +20,7 @@ export async function expandFolders(parent: string, ctx: ExpandContext): Promise
       });
     }
     if (code === 'ENOTDIR') {
-      throw new JobFileError(
-        where,
-        `${parent} is a file, not a folder`,
-        'name the folder that holds one folder per task',
-        { cause: error },
-      );
+      throw new JobFileError(where, `${parent} is a file, not a folder`, 'name the folder that holds one folder per task', { cause: error });
     }
     throw error;
   }

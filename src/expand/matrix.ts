@@ -17,19 +17,13 @@ export function expandMatrix(axes: Record<string, Scalar[]>, ctx: ExpandContext)
       throw new JobFileError(where, `the axis ${JSON.stringify(axis)} ${problem}`, 'rename the axis');
     }
     if (values.length === 0) {
-      throw new JobFileError(
-        where,
-        `the axis ${JSON.stringify(axis)} has no values`,
-        'give every axis at least one value',
-      );
+      throw new JobFileError(where, `the axis ${JSON.stringify(axis)} has no values`, 'give every axis at least one value');
     }
   }
 
   let combinations: Array<Record<string, string>> = [{}];
   for (const [axis, values] of entries) {
-    combinations = combinations.flatMap((vars) =>
-      values.map((value) => ({ ...vars, [axis]: String(value) })),
-    );
+    combinations = combinations.flatMap((vars) => values.map((value) => ({ ...vars, [axis]: String(value) })));
   }
   return combinations.map((vars, index) => ({ index, name: String(index), vars, inputs: [] }));
 }

@@ -20,9 +20,7 @@ describe('parseDelimited as CSV', () => {
   });
 
   it('reads quoted commas, doubled quotes and newlines, and keeps spaces', () => {
-    expect(fieldsOf('"a,b","say ""hi""","two\nlines", x \n')).toEqual([
-      ['a,b', 'say "hi"', 'two\nlines', ' x '],
-    ]);
+    expect(fieldsOf('"a,b","say ""hi""","two\nlines", x \n')).toEqual([['a,b', 'say "hi"', 'two\nlines', ' x ']]);
     expect(fieldsOf('"",""""')).toEqual([['', '"']]);
   });
 
@@ -43,9 +41,7 @@ describe('parseDelimited as CSV', () => {
   });
 
   it('reports a quoted field that never closes, at the line it opens', () => {
-    expect(() => csv('a\nb\n"open\n\n')).toThrow(
-      new DelimitedSyntaxError(3, 'a quoted field is never closed'),
-    );
+    expect(() => csv('a\nb\n"open\n\n')).toThrow(new DelimitedSyntaxError(3, 'a quoted field is never closed'));
   });
 
   it('reports text after a closing quote', () => {

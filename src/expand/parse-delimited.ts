@@ -41,8 +41,7 @@ function parseCsv(text: string): DelimitedRow[] {
   let line = 1;
 
   /** Length of the line break at `at` (LF or CRLF), or 0 when there is none. */
-  const lineBreak = (at: number): number =>
-    text[at] === '\n' ? 1 : text[at] === '\r' && text[at + 1] === '\n' ? 2 : 0;
+  const lineBreak = (at: number): number => (text[at] === '\n' ? 1 : text[at] === '\r' && text[at + 1] === '\n' ? 2 : 0);
 
   const quotedField = (): string => {
     const startLine = line;

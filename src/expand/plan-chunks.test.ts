@@ -6,19 +6,13 @@ import { tempDir } from './fixtures/test-context.js';
 import { planChunks, type ByteRange, type ChunkRule } from './plan-chunks.js';
 import type { RecordFormat } from './split-records.js';
 
-async function plan(
-  format: RecordFormat,
-  text: string,
-  rule: ChunkRule,
-  highWaterMark?: number,
-): Promise<ByteRange[]> {
+async function plan(format: RecordFormat, text: string, rule: ChunkRule, highWaterMark?: number): Promise<ByteRange[]> {
   const file = join(await tempDir(), 'input');
   await writeFile(file, text);
   return planChunks(file, format, rule, Buffer.byteLength(text), { highWaterMark });
 }
 
-const ranges = (...bounds: number[]): ByteRange[] =>
-  bounds.slice(0, -1).map((start, i) => ({ start, end: bounds[i + 1] ?? 0 }));
+const ranges = (...bounds: number[]): ByteRange[] => bounds.slice(0, -1).map((start, i) => ({ start, end: bounds[i + 1] ?? 0 }));
 
 describe('planChunks by count', () => {
   it('cuts at the first record start at or past each size / count target', async () => {
@@ -43,9 +37,7 @@ describe('planChunks by count', () => {
 
 describe('planChunks by size', () => {
   it('fills each chunk up to the limit', async () => {
-    expect(await plan('lines', 'abcd\n'.repeat(5), { sizeBytes: 12 })).toEqual(
-      ranges(0, 10, 20, 25),
-    );
+    expect(await plan('lines', 'abcd\n'.repeat(5), { sizeBytes: 12 })).toEqual(ranges(0, 10, 20, 25));
     expect(await plan('lines', 'abcde\n'.repeat(4), { sizeBytes: 12 })).toEqual(ranges(0, 12, 24));
   });
 
@@ -96,8 +88,6 @@ describe('planChunks on a multi-megabyte file read in small buffers', () => {
 
   it('handles a single line far longer than the read buffer', async () => {
     const text = `>chr1\n${'A'.repeat(300_000)}\n>chr2\nAC\n`;
-    expect(await plan('fasta', text, { sizeBytes: 10 }, 64)).toEqual(
-      ranges(0, 300_007, text.length),
-    );
+    expect(await plan('fasta', text, { sizeBytes: 10 }, 64)).toEqual(ranges(0, 300_007, text.length));
   });
 });

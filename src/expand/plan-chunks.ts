@@ -22,13 +22,7 @@ export interface ByteRange {
  * Reads `file` once and returns the byte ranges of its chunks, each a run of whole records. Bytes
  * before the first record (blank lines) belong to no chunk.
  */
-export async function planChunks(
-  file: string,
-  format: RecordFormat,
-  rule: ChunkRule,
-  fileSize: number,
-  options: ChunkOptions = {},
-): Promise<ByteRange[]> {
+export async function planChunks(file: string, format: RecordFormat, rule: ChunkRule, fileSize: number, options: ChunkOptions = {}): Promise<ByteRange[]> {
   const starts: number[] = [];
   const cutter = 'count' in rule ? cutByCount(rule.count, fileSize) : cutBySize(rule.sizeBytes);
   const keep = (start: number | null): void => {
@@ -80,8 +74,7 @@ function cutBySize(sizeBytes: number): Cutter {
     const start = open;
     open = end;
     if (start === undefined) return null;
-    const startsChunk =
-      chunkStart === undefined || (start > chunkStart && end - chunkStart > sizeBytes);
+    const startsChunk = chunkStart === undefined || (start > chunkStart && end - chunkStart > sizeBytes);
     if (!startsChunk) return null;
     chunkStart = start;
     return start;

@@ -143,19 +143,13 @@ const READERS: Record<RecordFormat, (onRecordStart: (offset: number) => void) =>
           headerLine = number;
           onRecordStart(start);
         } else if (next === 2 && first !== PLUS) {
-          throw new RecordFormatError(
-            `has a record (from line ${headerLine}) whose third line does not start with "+"`,
-            number,
-          );
+          throw new RecordFormatError(`has a record (from line ${headerLine}) whose third line does not start with "+"`, number);
         }
         next = (next + 1) % 4;
       },
       end() {
         if (next !== 0) {
-          throw new RecordFormatError(
-            `ends inside a record: it has ${next} of its 4 lines`,
-            headerLine,
-          );
+          throw new RecordFormatError(`ends inside a record: it has ${next} of its 4 lines`, headerLine);
         }
         if (!any) throw new RecordFormatError('has no FASTQ records');
       },

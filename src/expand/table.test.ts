@@ -32,9 +32,7 @@ describe('expandTable', () => {
 
   it('passes values with quotes, newlines, $() and backticks through verbatim', async () => {
     const file = await table('t.csv', 'name,cmd\n"a ""b""","$(x)\n`y`"\n');
-    expect(await expandTable(file, ctx)).toEqual([
-      { index: 0, name: 'a "b"', vars: { cmd: '$(x)\n`y`' }, inputs: [] },
-    ]);
+    expect(await expandTable(file, ctx)).toEqual([{ index: 0, name: 'a "b"', vars: { cmd: '$(x)\n`y`' }, inputs: [] }]);
   });
 
   it.each(['t.tsv', 't.TAB'])('reads %s as tab-separated, without quoting', async (name) => {
@@ -61,9 +59,7 @@ describe('expandTable', () => {
   it('rejects two columns that give the same variable, naming both', async () => {
     const file = await table('t.csv', 'x,sample id,sample-id\n1,2,3\n');
     const error = await jobFileError(() => expandTable(file, ctx), 'tasks.table');
-    expect(error.message).toContain(
-      `column 3 ("sample-id") of ${file} and column 2 ("sample id") both give the variable "sample_id"`,
-    );
+    expect(error.message).toContain(`column 3 ("sample-id") of ${file} and column 2 ("sample id") both give the variable "sample_id"`);
   });
 
   it('rejects a column named like a built-in variable', async () => {
@@ -75,9 +71,7 @@ describe('expandTable', () => {
   it('reports a ragged row at the table line where it starts, with both counts', async () => {
     const file = await table('t.csv', 'a,b,c\r\n1,"two\r\nlines",3\r\n\r\n4,5\r\n');
     const error = await jobFileError(() => expandTable(file, ctx), 'tasks.table');
-    expect(error.message).toBe(
-      `/jobs/job.yaml:7: tasks.table: the row at ${file}:5 has 2 fields but the header has 3`,
-    );
+    expect(error.message).toBe(`/jobs/job.yaml:7: tasks.table: the row at ${file}:5 has 2 fields but the header has 3`);
     expect(error.fix).toBe('make every row have 3 fields; quote fields that contain commas');
   });
 
@@ -106,9 +100,7 @@ describe('expandTable', () => {
     expect(missing.message).toContain(`the table ${join(dir, 'no.csv')} does not exist`);
 
     const empty = await table('e.csv', '\n\n');
-    expect((await jobFileError(() => expandTable(empty, ctx), 'tasks.table')).message).toContain(
-      'is empty',
-    );
+    expect((await jobFileError(() => expandTable(empty, ctx), 'tasks.table')).message).toContain('is empty');
 
     const headerOnly = await table('h.csv', 'a,b\n');
     const error = await jobFileError(() => expandTable(headerOnly, ctx), 'tasks.table');

@@ -15,18 +15,10 @@ export async function expandTable(file: string, ctx: ExpandContext): Promise<Tas
   const tsv = TSV_EXTENSIONS.has(extname(file).toLowerCase());
   const [header, ...rows] = parseRows(await readTable(file, ctx), tsv ? '\t' : ',', file, ctx);
   if (header === undefined) {
-    throw new JobFileError(
-      where,
-      `the table ${file} is empty`,
-      'add a header row and one row per task',
-    );
+    throw new JobFileError(where, `the table ${file} is empty`, 'add a header row and one row per task');
   }
   if (rows.length === 0) {
-    throw new JobFileError(
-      where,
-      `the table ${file} has a header but no rows`,
-      'add one row per task',
-    );
+    throw new JobFileError(where, `the table ${file} has a header but no rows`, 'add one row per task');
   }
 
   const variables = headerVariables(header.fields, file, ctx);
@@ -37,9 +29,7 @@ export async function expandTable(file: string, ctx: ExpandContext): Promise<Tas
       throw new JobFileError(
         where,
         `the row at ${file}:${row.line} has ${count} fields but the header has ${fieldCount}`,
-        tsv
-          ? `make every row have ${fieldCount} tab-separated fields`
-          : `make every row have ${fieldCount} fields; quote fields that contain commas`,
+        tsv ? `make every row have ${fieldCount} tab-separated fields` : `make every row have ${fieldCount} fields; quote fields that contain commas`,
       );
     }
   }
@@ -66,21 +56,13 @@ async function readTable(file: string, ctx: ExpandContext): Promise<string> {
     return await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const problem =
-      code === 'ENOENT' ? `the table ${file} does not exist`
-      : code === 'EISDIR' ? `${file} is a folder, not a table`
-      : undefined;
+    const problem = code === 'ENOENT' ? `the table ${file} does not exist` : code === 'EISDIR' ? `${file} is a folder, not a table` : undefined;
     if (problem === undefined) throw error;
     throw new JobFileError(ctx.locate('tasks.table'), problem, 'check the path', { cause: error });
   }
 }
 
-function parseRows(
-  text: string,
-  delimiter: ',' | '\t',
-  file: string,
-  ctx: ExpandContext,
-): DelimitedRow[] {
+function parseRows(text: string, delimiter: ',' | '\t', file: string, ctx: ExpandContext): DelimitedRow[] {
   try {
     return parseDelimited(text, delimiter);
   } catch (error) {
@@ -101,19 +83,17 @@ function headerVariables(columns: readonly string[], file: string, ctx: ExpandCo
     const variable = columnToVariable(column);
     const label = `column ${i + 1} (${JSON.stringify(column)}) of ${file}`;
     const problem =
-      variable === '' ? 'has no letters or digits to make a variable name from'
-      : variableProblem(variable) !== null ? `becomes the reserved variable ${JSON.stringify(variable)}`
-      : undefined;
+      variable === ''
+        ? 'has no letters or digits to make a variable name from'
+        : variableProblem(variable) !== null
+          ? `becomes the reserved variable ${JSON.stringify(variable)}`
+          : undefined;
     if (problem !== undefined) {
       throw new JobFileError(ctx.locate('tasks.table'), `${label} ${problem}`, 'rename the column');
     }
     const earlier = columnOf.get(variable);
     if (earlier !== undefined) {
-      throw new JobFileError(
-        ctx.locate('tasks.table'),
-        `${label} and ${earlier} both give the variable ${JSON.stringify(variable)}`,
-        'rename one of the columns',
-      );
+      throw new JobFileError(ctx.locate('tasks.table'), `${label} and ${earlier} both give the variable ${JSON.stringify(variable)}`, 'rename one of the columns');
     }
     columnOf.set(variable, `column ${i + 1} (${JSON.stringify(column)})`);
     return variable;

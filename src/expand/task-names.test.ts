@@ -46,11 +46,7 @@ describe('checkTaskNames', () => {
       { name: 's1', origin: '/d/b/s1.fq.gz' },
     ];
     expect(() => checkTaskNames(tasks, where, 'rename one')).toThrow(
-      new JobFileError(
-        where,
-        'the task name "s1" comes from both /d/a/s1.fq and /d/b/s1.fq.gz',
-        'rename one',
-      ),
+      new JobFileError(where, 'the task name "s1" comes from both /d/a/s1.fq and /d/b/s1.fq.gz', 'rename one'),
     );
   });
 
@@ -62,8 +58,7 @@ describe('checkTaskNames', () => {
     } catch (error) {
       const { message, fix } = error as JobFileError;
       expect(message).toBe(
-        '/jobs/job.yaml:3: tasks.files: the task name "a/1" (from item 0) contains "/"; ' +
-          '"a/2" (from item 1) contains "/"; "" (from item 2) is empty; and 1 more',
+        '/jobs/job.yaml:3: tasks.files: the task name "a/1" (from item 0) contains "/"; ' + '"a/2" (from item 1) contains "/"; "" (from item 2) is empty; and 1 more',
       );
       expect(fix).toBe('fix them');
     }

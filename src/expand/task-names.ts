@@ -29,11 +29,7 @@ export interface NameWithOrigin {
 const LISTED = 3;
 
 /** Throws a JobFileError at `location` when a name is invalid or two tasks share one. */
-export function checkTaskNames(
-  tasks: readonly NameWithOrigin[],
-  location: SourceLocation,
-  fix: string,
-): void {
+export function checkTaskNames(tasks: readonly NameWithOrigin[], location: SourceLocation, fix: string): void {
   const invalid = tasks.flatMap(({ name, origin }) => {
     const problem = nameProblem(name);
     return problem === null ? [] : [`${JSON.stringify(name)} (from ${origin}) ${problem}`];

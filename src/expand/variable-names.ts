@@ -1,11 +1,5 @@
 /** Names the task template provides itself; a source variable with one of these would be shadowed. */
-const RESERVED_VARIABLES: ReadonlySet<string> = new Set([
-  'index',
-  'out',
-  'outdir',
-  'outputs',
-  'manifest',
-]);
+const RESERVED_VARIABLES: ReadonlySet<string> = new Set(['index', 'out', 'outdir', 'outputs', 'manifest']);
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -7,18 +7,13 @@ import { z } from 'zod';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
-const memory = z
-  .string()
-  .describe('Memory with a unit: 512MB, 4GB (powers of 1000), 4GiB or 4G (powers of 1024).');
+const memory = z.string().describe('Memory with a unit: 512MB, 4GB (powers of 1000), 4GiB or 4G (powers of 1024).');
 const duration = z.string().describe('A duration with a unit: 90s, 30m, 2h, 1d, 1h30m, or HH:MM:SS.');
 
 const chunksSource = z
   .strictObject({
     file: z.string().describe('The file to split, relative to the job file.'),
-    format: z
-      .enum(['fasta', 'fastq', 'lines'])
-      .optional()
-      .describe('Record format; default from the extension (.fa/.fasta/.fna/.faa, .fq/.fastq), else lines.'),
+    format: z.enum(['fasta', 'fastq', 'lines']).optional().describe('Record format; default from the extension (.fa/.fasta/.fna/.faa, .fq/.fastq), else lines.'),
     count: z.int().min(1).optional().describe('Split into at most this many chunks of about equal size.'),
     size: memory.optional().describe('Split into chunks of at most this size (a record is never split).'),
   })
@@ -33,10 +28,7 @@ const tasks = z
       .min(1)
       .optional()
       .describe('One task per value ({{ item }}) or per map (each key a variable).'),
-    matrix: z
-      .record(z.string(), z.array(scalar).min(1))
-      .optional()
-      .describe('A map of lists: one task per combination.'),
+    matrix: z.record(z.string(), z.array(scalar).min(1)).optional().describe('A map of lists: one task per combination.'),
     files: z.string().optional().describe('A glob: one task per matching file ({{ file }}, {{ name }} = stem).'),
     folders: z.string().optional().describe('A parent folder: one task per child folder ({{ folder }}, {{ name }}).'),
     table: z.string().optional().describe('A CSV or TSV file with a header: one task per row, columns become variables.'),
@@ -95,7 +87,9 @@ const notifySettings = z
       .array(z.enum(notifyEvents))
       .min(1)
       .optional()
-      .describe('When to alert: finished (every task and the gather succeeded), failed (the run ended failed), task_failed (each task that fails with no retry left). Default [finished, failed].'),
+      .describe(
+        'When to alert: finished (every task and the gather succeeded), failed (the run ended failed), task_failed (each task that fails with no retry left). Default [finished, failed].',
+      ),
   })
   .describe('Alerts when a run ends: a webhook and/or a command. At least one of webhook and command.');
 
@@ -146,7 +140,7 @@ export const jobFileSchema = z
     skip_if_outputs_exist: z
       .boolean()
       .optional()
-      .describe("Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false)."),
+      .describe('Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false).'),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
     notify: notifySettings.optional(),
   })

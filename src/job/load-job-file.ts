@@ -95,11 +95,7 @@ export function parseYaml(text: string, displayName: string): { data: unknown; l
   const firstError = document.errors[0];
   if (firstError) {
     const line = lines.linePos(firstError.pos[0]).line;
-    throw new JobFileError(
-      { file: displayName, line },
-      `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`,
-      'fix the syntax at that line',
-    );
+    throw new JobFileError({ file: displayName, line }, `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`, 'fix the syntax at that line');
   }
   const locate: Locate = (field) => ({ file: displayName, field, line: lineOf(document, lines, field) });
   return { data: document.toJS(), locate };

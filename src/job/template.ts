@@ -46,12 +46,7 @@ export function parseTemplate(source: string): Template {
     if (!match) {
       const close = source.indexOf('}}', open);
       const text = close < 0 ? source.slice(open, open + 20) : source.slice(open, close + 2);
-      throw new TemplateSyntaxError(
-        close < 0
-          ? `unclosed placeholder "${text}"`
-          : `"${text}" is not a placeholder: write {{ name }} or {{ name | raw }}`,
-        open,
-      );
+      throw new TemplateSyntaxError(close < 0 ? `unclosed placeholder "${text}"` : `"${text}" is not a placeholder: write {{ name }} or {{ name | raw }}`, open);
     }
     const [whole, variable, filter] = match as unknown as [string, string, string | undefined];
     if (filter !== undefined && filter !== 'raw') {

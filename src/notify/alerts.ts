@@ -75,10 +75,7 @@ export class Alerts {
     const deadline = Date.now() + timeoutMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) {
       const waiting = new AbortController();
-      await Promise.race([
-        Promise.allSettled([...this.inFlight]),
-        sleep(deadline - Date.now(), undefined, { signal: waiting.signal }).catch(() => undefined),
-      ]);
+      await Promise.race([Promise.allSettled([...this.inFlight]), sleep(deadline - Date.now(), undefined, { signal: waiting.signal }).catch(() => undefined)]);
       waiting.abort();
     }
     const left = this.inFlight.size;
@@ -121,7 +118,12 @@ export class Alerts {
         : postWebhook(notify.webhook, body, { signal }).then((outcome) => {
             const where = `the webhook at ${webhookOrigin(notify.webhook!)}`;
             if (outcome.delivered) this.note(run, `${what} of run ${run.id} was delivered to ${where} (try ${outcome.tries}, ${outcome.status})`, false);
-            else this.note(run, `${what} of run ${run.id} could not be delivered to ${where} after ${outcome.tries} tr${outcome.tries === 1 ? 'y' : 'ies'}: ${outcome.error}`, true);
+            else
+              this.note(
+                run,
+                `${what} of run ${run.id} could not be delivered to ${where} after ${outcome.tries} tr${outcome.tries === 1 ? 'y' : 'ies'}: ${outcome.error}`,
+                true,
+              );
           }),
       notify.command === null
         ? undefined

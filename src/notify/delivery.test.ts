@@ -22,7 +22,11 @@ describe('webhook delivery', () => {
   it('does not try again after a 4xx that will not change, and gives up after its tries', async () => {
     hook = await WebhookReceiver.start({ answers: [404, 500, 500, 500] });
     expect(await postWebhook(hook.url(), '{}', { signal, firstPauseMs: 10 })).toEqual({ delivered: false, tries: 1, error: 'it answered 404 Not Found' });
-    expect(await postWebhook(hook.url(), '{}', { signal, firstPauseMs: 10, tries: 3 })).toEqual({ delivered: false, tries: 3, error: 'it answered 500 Internal Server Error' });
+    expect(await postWebhook(hook.url(), '{}', { signal, firstPauseMs: 10, tries: 3 })).toEqual({
+      delivered: false,
+      tries: 3,
+      error: 'it answered 500 Internal Server Error',
+    });
   });
 
   it('is stopped by its signal', async () => {

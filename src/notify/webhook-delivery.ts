@@ -15,9 +15,7 @@ export interface WebhookOptions {
   firstPauseMs?: number;
 }
 
-export type WebhookOutcome =
-  | { delivered: true; tries: number; status: number }
-  | { delivered: false; tries: number; error: string };
+export type WebhookOutcome = { delivered: true; tries: number; status: number } | { delivered: false; tries: number; error: string };
 
 const WEBHOOK_TRIES = 4;
 const WEBHOOK_TRY_TIMEOUT_MS = 10_000;

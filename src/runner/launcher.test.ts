@@ -35,10 +35,7 @@ class Harness {
   }
 
   /** Launches and returns the id and the attempt folder at once, the result later. */
-  start(
-    command: string,
-    options: Partial<LaunchRequest> = {},
-  ): { id: number; dir: string; result: Promise<AttemptResult> } {
+  start(command: string, options: Partial<LaunchRequest> = {}): { id: number; dir: string; result: Promise<AttemptResult> } {
     const id = nextId++;
     const dir = options.attemptDir ?? join(root, `attempt-${id}`);
     const result = new Promise<AttemptResult>((resolve) => this.#waiting.set(id, resolve));
@@ -165,9 +162,7 @@ describe('launcher', () => {
 
   it('measures the peak memory of a process tree', async () => {
     // `; true` keeps sh alive as the parent instead of exec'ing node.
-    const r = await h.run(
-      `${node} -e 'const b = Buffer.alloc(200 * 1024 * 1024, 1); setTimeout(() => b.length, 1000)'; true`,
-    );
+    const r = await h.run(`${node} -e 'const b = Buffer.alloc(200 * 1024 * 1024, 1); setTimeout(() => b.length, 1000)'; true`);
     expect(r.reason).toBe('ok');
     expect(r.peakMemory).toBeGreaterThanOrEqual(180 * MB);
   });

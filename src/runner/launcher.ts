@@ -68,7 +68,6 @@ export interface LauncherExit {
 export type DoneListener = (id: number, result: AttemptResult) => void;
 export type ExitListener = (exit: LauncherExit) => void;
 
-
 function checkField(what: string, value: string): string {
   if (value.includes('\0')) throw new TypeError(`fanout: ${what} contains a NUL character`);
   return value;

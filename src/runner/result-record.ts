@@ -21,7 +21,6 @@ export interface ResultRecord extends AttemptResult {
   pid: number | null;
 }
 
-
 /**
  * The attempt's result, or null while it has none. The launcher writes a temp file and renames
  * it, so a file that does not parse was not written by it and counts as absent. (On a folder

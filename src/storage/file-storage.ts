@@ -121,7 +121,13 @@ async function copyWhole(from: string, to: string): Promise<void> {
   try {
     await writeWhole(to, (temp) => copyFile(from, temp));
   } catch (error) {
-    if (isMissing(error) && !(await stat(from).then(() => true, () => false))) {
+    if (
+      isMissing(error) &&
+      !(await stat(from).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new UserError(`${from} does not exist`, 'check the path', { cause: error });
     }
     throw error;

@@ -26,14 +26,7 @@ const UNREACHABLE: Record<string, string> = {
   EPROTO: 'protocol error; is it http or https?',
 };
 
-const REFUSED_CREDENTIALS = new Set([
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'AccessDenied',
-  'ExpiredToken',
-  'InvalidToken',
-  'TokenRefreshRequired',
-]);
+const REFUSED_CREDENTIALS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
 
 interface SdkError {
   name?: string;

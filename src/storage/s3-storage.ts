@@ -95,9 +95,7 @@ export class S3Storage implements Storage {
       const length = Math.min(range.length, size - start);
       if (length <= 0) return { start, bytes: Buffer.alloc(0) };
       try {
-        const object = await this.client.send(
-          new GetObjectCommand({ Bucket: source.bucket, Key: source.key, Range: `bytes=${start}-${start + length - 1}` }),
-        );
+        const object = await this.client.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key, Range: `bytes=${start}-${start + length - 1}` }));
         const bytes = await readAll(object.Body as Readable);
         // A server that ignores Range sends the whole object.
         return { start, bytes: object.ContentRange === undefined ? bytes.subarray(start, start + length) : bytes };
@@ -122,9 +120,7 @@ export class S3Storage implements Storage {
       const found: StoredObject[] = [];
       let token: string | undefined;
       do {
-        const page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: folder.bucket, Prefix: keyPrefix, ContinuationToken: token }),
-        );
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: folder.bucket, Prefix: keyPrefix, ContinuationToken: token }));
         for (const object of page.Contents ?? []) {
           // Keys ending in `/` are the empty "folder" markers some consoles create, not files.
           if (object.Key === undefined || object.Key.endsWith('/')) continue;
@@ -151,9 +147,7 @@ export class S3Storage implements Storage {
     await this.run(folder, async () => {
       for (let first = 0; first < keys.length; first += DELETE_BATCH) {
         const batch = keys.slice(first, first + DELETE_BATCH).map((Key) => ({ Key }));
-        const result = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: folder.bucket, Delete: { Objects: batch, Quiet: true } }),
-        );
+        const result = await this.client.send(new DeleteObjectsCommand({ Bucket: folder.bucket, Delete: { Objects: batch, Quiet: true } }));
         const failure = result.Errors?.[0];
         if (failure) throw new Error(`S3 could not delete s3://${folder.bucket}/${failure.Key} (${failure.Code}: ${failure.Message})`);
       }
@@ -169,9 +163,7 @@ export class S3Storage implements Storage {
 
   async getTree(prefix: string, localDir: string): Promise<number> {
     const objects = await this.list(prefix);
-    await forEachLimited(objects, TREE_TRANSFERS, (object) =>
-      this.getFile(object.uri, pathInside(localDir, object.relative, object.uri)),
-    );
+    await forEachLimited(objects, TREE_TRANSFERS, (object) => this.getFile(object.uri, pathInside(localDir, object.relative, object.uri)));
     return objects.length;
   }
 
@@ -198,9 +190,7 @@ export class S3Storage implements Storage {
   /** The object's bytes from `start` on; null when it does not exist. */
   private async read(source: ObjectAddress, start = 0): Promise<Readable | null> {
     try {
-      const object = await this.client.send(
-        new GetObjectCommand({ Bucket: source.bucket, Key: source.key, ...(start > 0 ? { Range: `bytes=${start}-` } : {}) }),
-      );
+      const object = await this.client.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key, ...(start > 0 ? { Range: `bytes=${start}-` } : {}) }));
       return object.Body as Readable;
     } catch (error) {
       if (isRangeNotSatisfiable(error)) return Readable.from([]);

@@ -64,5 +64,4 @@ export interface ClaimRequest {
 
 /** An attempt a worker now holds. The task is as it is after the claim (its attempts include this one). */
 export type ClaimedAttempt =
-  | { kind: 'task'; runId: number; task: TaskRecord; attempt: number; dir: string }
-  | { kind: 'gather'; runId: number; attempt: number; dir: string };
+  { kind: 'task'; runId: number; task: TaskRecord; attempt: number; dir: string } | { kind: 'gather'; runId: number; attempt: number; dir: string };

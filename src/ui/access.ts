@@ -40,7 +40,8 @@ export function refusal(access: Access, request: IncomingMessage): { status: 401
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     // Browsers send Origin with every cross-site POST: a page elsewhere cannot press the buttons.
     const origin = request.headers.origin;
-    if (origin !== undefined && originHost(origin) !== request.headers.host) return { status: 403, message: `actions are taken only from the dashboard's own page, not from ${origin}` };
+    if (origin !== undefined && originHost(origin) !== request.headers.host)
+      return { status: 403, message: `actions are taken only from the dashboard's own page, not from ${origin}` };
   }
   if (access.token === null) return null;
   const presented = bearer(request) ?? cookie(request, TOKEN_COOKIE);

@@ -126,7 +126,8 @@ function taskQuery(params: URLSearchParams) {
   let sort = params.get('sort') || 'index';
   const descending = sort.startsWith('-');
   if (descending) sort = sort.slice(1);
-  if (!TASK_SORTS.includes(sort as TaskSort)) throw new ApiError(400, `sort=${sort} is not a column to sort by`, `use one of ${TASK_SORTS.join(', ')}, with - in front for descending`);
+  if (!TASK_SORTS.includes(sort as TaskSort))
+    throw new ApiError(400, `sort=${sort} is not a column to sort by`, `use one of ${TASK_SORTS.join(', ')}, with - in front for descending`);
   const page = params.has('page') ? wholeNumber(params.get('page')!, 'page') : 0;
   const limit = params.has('size') ? wholeNumber(params.get('size')!, 'size') : DEFAULT_PAGE_SIZE;
   if (limit < 1 || limit > MAX_PAGE_SIZE) throw new ApiError(400, `size=${limit} is out of range`, `use 1 to ${MAX_PAGE_SIZE}`);

@@ -65,7 +65,7 @@ export class RunActions {
   private track(work: Promise<unknown>, awaitOnClose = true): void {
     const settled = work.then(
       () => undefined,
-      (error: unknown) => process.stderr.write(`fanout ui: ${error instanceof UserError ? error.describe() : (error as Error)?.stack ?? String(error)}\n`),
+      (error: unknown) => process.stderr.write(`fanout ui: ${error instanceof UserError ? error.describe() : ((error as Error)?.stack ?? String(error))}\n`),
     );
     if (!awaitOnClose) return;
     this.background.add(settled);

@@ -5,7 +5,16 @@ import { runPlots } from './run-plots.js';
 const GB = 1e9;
 
 function span(startedAt: number, endedAt: number | null, extra: Partial<AttemptSpan> = {}): AttemptSpan {
-  return { index: 0, launchedAt: startedAt, startedAt, endedAt, reason: endedAt === null ? null : 'ok', memory: 4 * GB, peakMemory: endedAt === null ? null : 0.6 * GB, ...extra };
+  return {
+    index: 0,
+    launchedAt: startedAt,
+    startedAt,
+    endedAt,
+    reason: endedAt === null ? null : 'ok',
+    memory: 4 * GB,
+    peakMemory: endedAt === null ? null : 0.6 * GB,
+    ...extra,
+  };
 }
 
 describe('run plots', () => {

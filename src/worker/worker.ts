@@ -224,7 +224,9 @@ export class Worker {
     const run = await this.duties.run(claimed.runId);
     const task = claimed.kind === 'task' ? claimed.task : null;
     const held: Held = {
-      key: task ? { kind: 'task', runId: claimed.runId, index: task.index, attempt: claimed.attempt } : { kind: 'gather', runId: claimed.runId, attempt: claimed.attempt },
+      key: task
+        ? { kind: 'task', runId: claimed.runId, index: task.index, attempt: claimed.attempt }
+        : { kind: 'gather', runId: claimed.runId, attempt: claimed.attempt },
       run,
       site: attemptSite(this.options.storage, claimed.dir, this.scratch),
       cpus: task?.cpus ?? 1,
@@ -313,11 +315,16 @@ export class Worker {
     if (remoteOut) held.localOut = `${site.local}.out`;
     else mkdirSync(spec.outdir, { recursive: true });
     const vars = await stageIn(this.options.storage, task.vars, site);
-    return taskLaunch(spec, this.template(run), { id: launchId, runId: run.id, task, attempt: key.attempt, vars }, {
-      attemptDir: site.local,
-      stagingOut: remoteOut ? `${site.local}.staging` : stagingOut(spec.outdir, run.id, task.index, key.attempt),
-      finalOut: held.localOut ?? finalOut(spec.outdir, task.name),
-    });
+    return taskLaunch(
+      spec,
+      this.template(run),
+      { id: launchId, runId: run.id, task, attempt: key.attempt, vars },
+      {
+        attemptDir: site.local,
+        stagingOut: remoteOut ? `${site.local}.staging` : stagingOut(spec.outdir, run.id, task.index, key.attempt),
+        finalOut: held.localOut ?? finalOut(spec.outdir, task.name),
+      },
+    );
   }
 
   private async prepareGatherLaunch(launchId: number, held: Held): Promise<AttemptLaunch> {
@@ -358,7 +365,13 @@ export class Worker {
     for (const { held, result } of gathers) {
       // Handed back, it waits for another worker; its inputs are all still there.
       const gatherState = held.returning ? 'pending' : result.reason === 'ok' ? 'succeeded' : 'failed';
-      await this.options.store.endGather({ runId: held.key.runId, attempt: held.key.attempt, result, gatherState, cacheKey: gatherState === 'succeeded' ? held.gather?.cacheKey : undefined });
+      await this.options.store.endGather({
+        runId: held.key.runId,
+        attempt: held.key.attempt,
+        result,
+        gatherState,
+        cacheKey: gatherState === 'succeeded' ? held.gather?.cacheKey : undefined,
+      });
     }
     for (const { launchId, result } of arrived) {
       const held = this.held.get(launchId);
@@ -388,7 +401,11 @@ export class Worker {
     let outcome = result;
     try {
       if (result.reason === 'ok' && held.localOut !== null) {
-        await commitToObjectStorage(this.options.storage, held.localOut, held.run.spec.outdir, task.name, { runId: held.key.runId, index: task.index, attempt: held.key.attempt });
+        await commitToObjectStorage(this.options.storage, held.localOut, held.run.spec.outdir, task.name, {
+          runId: held.key.runId,
+          index: task.index,
+          attempt: held.key.attempt,
+        });
       }
     } catch (error) {
       outcome = { ...result, reason: 'infra', error: `staging out failed: ${(error as Error).message}` };

@@ -32,16 +32,14 @@ function stringToSign(req, date, region, service, signedHeaders) {
   const [path, query = ''] = req.url.split(/\?(.*)/s);
   const headers = signedHeaders
     .split(';')
-    .map((name) => `${name}:${String(req.headers[name] ?? '').trim().replace(/\s+/g, ' ')}\n`)
+    .map(
+      (name) =>
+        `${name}:${String(req.headers[name] ?? '')
+          .trim()
+          .replace(/\s+/g, ' ')}\n`,
+    )
     .join('');
-  const canonicalRequest = [
-    req.method,
-    path,
-    canonicalQuery(query),
-    headers,
-    signedHeaders,
-    req.headers['x-amz-content-sha256'] ?? 'UNSIGNED-PAYLOAD',
-  ].join('\n');
+  const canonicalRequest = [req.method, path, canonicalQuery(query), headers, signedHeaders, req.headers['x-amz-content-sha256'] ?? 'UNSIGNED-PAYLOAD'].join('\n');
   const amzDate = req.headers['x-amz-date'] ?? '';
   return ['AWS4-HMAC-SHA256', amzDate, `${date}/${region}/${service}/aws4_request`, sha256(canonicalRequest)].join('\n');
 }

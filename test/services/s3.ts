@@ -81,7 +81,13 @@ function readEndpoint(child: ChildProcess): Promise<string> {
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      const said = stderr.trim().split('\n').find((line) => /Error/.test(line)) ?? stderr.trim().split('\n')[0] ?? '';
+      const said =
+        stderr
+          .trim()
+          .split('\n')
+          .find((line) => /Error/.test(line)) ??
+        stderr.trim().split('\n')[0] ??
+        '';
       reject(new Error(`s3rver exited with ${code}${said ? `: ${said}` : ''}`));
     });
   });

@@ -20,13 +20,19 @@ describe('planArrays', () => {
   });
 
   it('packs K launches into each element and gives the element their summed time', () => {
-    const arrays = planArrays([1, 2, 3, 4, 5, 6, 7].map((id) => launch(id)), { pack: 3, maxArraySize: 100 });
+    const arrays = planArrays(
+      [1, 2, 3, 4, 5, 6, 7].map((id) => launch(id)),
+      { pack: 3, maxArraySize: 100 },
+    );
     expect(arrays[0]!.elements.map((element) => element.map((l) => l.id))).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
     expect(arrays[0]!.resources.timeMs).toBe(3 * 60_000 + ELEMENT_TIME_MARGIN_MS);
   });
 
   it('cuts arrays at the array size limit', () => {
-    const arrays = planArrays([1, 2, 3, 4, 5].map((id) => launch(id)), { pack: 1, maxArraySize: 2 });
+    const arrays = planArrays(
+      [1, 2, 3, 4, 5].map((id) => launch(id)),
+      { pack: 1, maxArraySize: 2 },
+    );
     expect(arrays.map((array) => array.elements.length)).toEqual([2, 2, 1]);
   });
 

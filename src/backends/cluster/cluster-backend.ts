@@ -203,7 +203,11 @@ export class ClusterBackend implements PushBackend {
     const asked = sample.spec.cluster?.maxArraySize;
     const allowed = this.options.facts.maxArraySize;
     if (asked !== undefined && asked > allowed) {
-      throw new JobFileError(locate('cluster.maxArraySize'), `asks for arrays of ${asked} elements but the cluster allows at most ${allowed}`, `set it to at most ${allowed}, or remove it`);
+      throw new JobFileError(
+        locate('cluster.maxArraySize'),
+        `asks for arrays of ${asked} elements but the cluster allows at most ${allowed}`,
+        `set it to at most ${allowed}, or remove it`,
+      );
     }
     const complaint = await this.check(sample.launches(this.sampleSize()), sample.scratchDir);
     if (complaint !== null) {

@@ -54,11 +54,7 @@ export function configPlaces(env: NodeJS.ProcessEnv = process.env): ConfigPlace[
 /** Template folders besides the one a job names: user, then site. */
 export function templatePlaces(env: NodeJS.ProcessEnv = process.env): string[] {
   const [site, user] = configPlaces(env);
-  return [
-    ...(env.FANOUT_TEMPLATES ? [env.FANOUT_TEMPLATES] : []),
-    join(user!.path, '..', 'templates'),
-    join(site!.path, '..', 'templates'),
-  ];
+  return [...(env.FANOUT_TEMPLATES ? [env.FANOUT_TEMPLATES] : []), join(user!.path, '..', 'templates'), join(site!.path, '..', 'templates')];
 }
 
 function readConfig(place: ConfigPlace): ConfigFile | null {

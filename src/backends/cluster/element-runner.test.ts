@@ -81,8 +81,11 @@ describe('element runner', () => {
   });
 
   it('measures the cpu time its command used', () => {
-    const busy = attempt(0, `python3 -c 'import time; end = time.process_time() + 0.5
-while time.process_time() < end: pass'`);
+    const busy = attempt(
+      0,
+      `python3 -c 'import time; end = time.process_time() + 0.5
+while time.process_time() < end: pass'`,
+    );
     runElement(['0.1']);
     const record = readResultRecord(busy.attemptDir)!;
     expect(record.reason).toBe('ok');

@@ -33,7 +33,10 @@ export class SgeScheduler implements Scheduler {
     const config = await this.call('qconf', ['-sconf']);
     if (config.code !== 0) throw new Error(`qconf -sconf failed: ${said(config)}`);
     const limit = Number(/^max_aj_tasks\s+(\d+)/m.exec(config.stdout)?.[1] ?? 75000);
-    const queues = (await this.call('qconf', ['-sql'])).stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+    const queues = (await this.call('qconf', ['-sql'])).stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean);
     const { queue } = this.context.sge;
     if (queue !== undefined && !queues.includes(queue.split('@')[0]!)) {
       throw new UserError(`Grid Engine has no queue "${queue}" (qconf -sql lists: ${queues.join(', ') || 'none'})`, 'set sge.queue to one of those, or remove it');
@@ -53,14 +56,7 @@ export class SgeScheduler implements Scheduler {
   directives(script: ArrayScript): string[] {
     const { sge } = this.context;
     const { resources } = script;
-    const lines = [
-      `-N ${script.jobName}`,
-      `-t 1-${script.elements}`,
-      `-o ${script.elementLogPattern.replace('%ELEMENT%', '$TASK_ID')}`,
-      '-j y',
-      '-S /bin/sh',
-      '-cwd',
-    ];
+    const lines = [`-N ${script.jobName}`, `-t 1-${script.elements}`, `-o ${script.elementLogPattern.replace('%ELEMENT%', '$TASK_ID')}`, '-j y', '-S /bin/sh', '-cwd'];
     if (resources.cpus > 1) lines.push(`-pe ${sge.pe ?? DEFAULT_PE} ${resources.cpus}`);
     const limits: string[] = [];
     if (resources.memory !== null) {

@@ -84,7 +84,13 @@ async function launchOnCluster(fleet: WorkerFleet, backend: 'slurm' | 'sge', arg
   const script = join(fleet.folder, 'workers.sh');
   writeFileSync(
     script,
-    ['#!/bin/sh', ...directives, `cd ${shellQuote(process.cwd())} || exit 1`, `exec ${worker} --launched-by "${backend} job $${scheduler.jobIdVariable}.$${scheduler.elementVariable}"`, ''].join('\n'),
+    [
+      '#!/bin/sh',
+      ...directives,
+      `cd ${shellQuote(process.cwd())} || exit 1`,
+      `exec ${worker} --launched-by "${backend} job $${scheduler.jobIdVariable}.$${scheduler.elementVariable}"`,
+      '',
+    ].join('\n'),
   );
   const complaint = await scheduler.check(script);
   if (complaint !== null) throw new UserError(`${backend} refuses the workers' job: ${complaint}`, 'change --cpus/--memory/--time, or the cluster settings');

@@ -61,7 +61,10 @@ function workersReport(store: string | undefined): BackendReport {
       store === undefined
         ? `tasks wait in this machine's SQLite store, for workers on this machine; for workers elsewhere pass --store postgres://... (or FANOUT_STORE); ${start}`
         : `tasks wait in the store ${describeStoreLocation(store)}, for workers on any machine that reaches it; ${start}`,
-    settings: ['the store: --store or FANOUT_STORE', 's3:// workdir and outdir: the AWS environment and profile chain (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_PROFILE, ...)'],
+    settings: [
+      'the store: --store or FANOUT_STORE',
+      's3:// workdir and outdir: the AWS environment and profile chain (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_PROFILE, ...)',
+    ],
   };
 }
 

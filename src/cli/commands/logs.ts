@@ -24,7 +24,8 @@ export function registerLogs(program: Command): void {
         const stream = options.stderr ? 'stderr' : 'stdout';
         const log = await files.openLog(attempt.dir, stream);
         if (!log) {
-          const why = files.arriveWhenEnded(attempt.dir) && attempt.state === 'running' ? 'a worker uploads it when the attempt ends' : 'the attempt may not have started';
+          const why =
+            files.arriveWhenEnded(attempt.dir) && attempt.state === 'running' ? 'a worker uploads it when the attempt ends' : 'the attempt may not have started';
           throw new UserError(`no log at ${files.logLocation(attempt.dir, stream)}`, why);
         }
         await new Promise<void>((resolve, reject) => {
@@ -33,4 +34,3 @@ export function registerLogs(program: Command): void {
       }),
     );
 }
-

@@ -44,12 +44,14 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
         });
         if (options.detach && handle.interrupt === 'detaches') handle.stop();
         if (!options.ui) return follow(handle, options.json === true);
-        const server = await startUiServer({ engine, host: options.uiHost, port: uiPort, token: process.env.FANOUT_UI_TOKEN || undefined, driving: handle }).catch(async (error: unknown) => {
-          // No dashboard (its port is taken): stop the run just started rather than leave it unwatched.
-          handle.stop();
-          await handle.done;
-          throw error;
-        });
+        const server = await startUiServer({ engine, host: options.uiHost, port: uiPort, token: process.env.FANOUT_UI_TOKEN || undefined, driving: handle }).catch(
+          async (error: unknown) => {
+            // No dashboard (its port is taken): stop the run just started rather than leave it unwatched.
+            handle.stop();
+            await handle.done;
+            throw error;
+          },
+        );
         process.stderr.write(`${announcement(server.url, options.uiHost)}\n`);
         try {
           return await follow(handle, options.json === true);
@@ -69,7 +71,8 @@ export async function follow(handle: RunHandle, json: boolean): Promise<number> 
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
-    if (!json && handle.interrupt === 'detaches') view.note(`${signal}: no longer watching; the run goes on (\`fanout status ${handle.run.id}\`, \`fanout cancel ${handle.run.id}\`)`);
+    if (!json && handle.interrupt === 'detaches')
+      view.note(`${signal}: no longer watching; the run goes on (\`fanout status ${handle.run.id}\`, \`fanout cancel ${handle.run.id}\`)`);
     else if (!json) view.note(interrupts === 1 ? `${signal}: stopping; running tasks are terminated (Ctrl-C again to kill them)` : `${signal}: killing running tasks`);
     handle.stop();
   };

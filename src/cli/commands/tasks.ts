@@ -8,7 +8,7 @@ import { bytesOrDash, durationOrDash, orDash, table } from '../output.js';
 export function registerTasks(program: Command): void {
   program
     .command('tasks')
-    .description("one row per task: state, attempts, last reason, exit code, memory, duration")
+    .description('one row per task: state, attempts, last reason, exit code, memory, duration')
     .argument('[run]', 'run id or job name (default: the latest run)')
     .option('--state <state>', `only tasks in this state (${TASK_STATES.join(', ')})`)
     .option('--json', 'print as JSON')

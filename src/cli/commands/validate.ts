@@ -9,13 +9,11 @@ export function registerValidate(program: Command): void {
       .description('check a job file and list its tasks, without running anything (a cluster backend asks its scheduler to check too)')
       .argument('<file>', 'the job file'),
   ).action((file: string, options: GlobalOptions & PlanFlags) =>
-      withEngine(options, async (engine) => {
-        const planned = await engine.plan(file, planOptions(options));
-        const names = planned.tasks.slice(0, 10).map((t) => printable(t.name));
-        const more = planned.tasks.length > 10 ? `, … (${planned.tasks.length - 10} more)` : '';
-        process.stdout.write(
-          `${file}: ok, job ${planned.spec.name}, ${planned.tasks.length} task(s) from ${planned.spec.tasks.kind}: ${names.join(', ')}${more}\n`,
-        );
-      }),
-    );
+    withEngine(options, async (engine) => {
+      const planned = await engine.plan(file, planOptions(options));
+      const names = planned.tasks.slice(0, 10).map((t) => printable(t.name));
+      const more = planned.tasks.length > 10 ? `, … (${planned.tasks.length - 10} more)` : '';
+      process.stdout.write(`${file}: ok, job ${planned.spec.name}, ${planned.tasks.length} task(s) from ${planned.spec.tasks.kind}: ${names.join(', ')}${more}\n`);
+    }),
+  );
 }

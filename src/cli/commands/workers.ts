@@ -50,7 +50,7 @@ export function registerWorkers(program: Command): void {
     .option('--cpus <n>', 'cpus per worker (default 1)')
     .option('--memory <size>', 'memory per worker (default: the cluster default; here, the whole machine)')
     .option('--time <duration>', "each worker job's walltime on a cluster; workers hand their tasks back before it ends")
-    .option('--lease <duration>', 'the workers\' visibility timeout (default 60s)')
+    .option('--lease <duration>', "the workers' visibility timeout (default 60s)")
     .option('--profile <name>', 'cluster settings (partition, account, queue) from a profile of the fanout config file')
     .option('--home <dir>', 'where fanout keeps its state')
     .option('--store <url>', 'a postgres:// store instead of SQLite (or FANOUT_STORE)')

@@ -152,15 +152,18 @@ function connectionProblem(error: unknown, url: string): Error {
   if (code === '3D000') {
     return new UserError(`database "${database}" does not exist at ${where}`, `create it (createdb ${database}) or fix the store URL`, { cause: error });
   }
-  const reason = {
-    ECONNREFUSED: 'connection refused',
-    ENOTFOUND: 'no such host',
-    EAI_AGAIN: 'no such host',
-    EHOSTUNREACH: 'host unreachable',
-    ENETUNREACH: 'network unreachable',
-    ETIMEDOUT: `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`,
-  }[code ?? ''] ?? (/timeout/i.test(message) ? `no answer within ${CONNECT_TIMEOUT_MS / 1000} s` : message);
-  return new UserError(`cannot reach the store at ${describePostgresUrl(url)} (${reason})`, 'check --store / FANOUT_STORE and that PostgreSQL is running', { cause: error });
+  const reason =
+    {
+      ECONNREFUSED: 'connection refused',
+      ENOTFOUND: 'no such host',
+      EAI_AGAIN: 'no such host',
+      EHOSTUNREACH: 'host unreachable',
+      ENETUNREACH: 'network unreachable',
+      ETIMEDOUT: `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`,
+    }[code ?? ''] ?? (/timeout/i.test(message) ? `no answer within ${CONNECT_TIMEOUT_MS / 1000} s` : message);
+  return new UserError(`cannot reach the store at ${describePostgresUrl(url)} (${reason})`, 'check --store / FANOUT_STORE and that PostgreSQL is running', {
+    cause: error,
+  });
 }
 
 /** PostgreSQL breaks a deadlock by failing one side; that side's whole transaction can simply run again. */

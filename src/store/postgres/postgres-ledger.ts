@@ -19,7 +19,13 @@ export class PostgresLedger implements RunLedger {
         if (holder && !sameProcess(holder, run.coordinator) && isAlive(holder)) return { heldBy: holder };
       }
       const [inserted] = await query(SQL.insertRun, [
-        run.job, run.jobFile, JSON.stringify(run.spec), run.backend, run.dispatch, run.planKey, identityColumn(run.coordinator),
+        run.job,
+        run.jobFile,
+        JSON.stringify(run.spec),
+        run.backend,
+        run.dispatch,
+        run.planKey,
+        identityColumn(run.coordinator),
       ]);
       const runId = Number(inserted!.id);
       for (let start = 0; start < run.tasks.length; start += TASKS_PER_INSERT) {
@@ -70,57 +76,59 @@ export class PostgresLedger implements RunLedger {
     const statements: Array<[Statement<unknown>, unknown[]]> = [];
     const launches = changes.launches ?? [];
     if (launches.length > 0) {
-      statements.push([SQL.launch, [
-        launches.map((l) => l.runId),
-        launches.map((l) => l.index),
-        launches.map((l) => l.attempt),
-        launches.map((l) => l.dir),
-        launches.map((l) => l.memory),
-        launches.map((l) => l.timeMs),
-        launches.map((l) => l.launchedAt),
-      ]]);
+      statements.push([
+        SQL.launch,
+        [
+          launches.map((l) => l.runId),
+          launches.map((l) => l.index),
+          launches.map((l) => l.attempt),
+          launches.map((l) => l.dir),
+          launches.map((l) => l.memory),
+          launches.map((l) => l.timeMs),
+          launches.map((l) => l.launchedAt),
+        ],
+      ]);
     }
     const results = changes.results ?? [];
     if (results.length > 0) {
-      statements.push([SQL.finish, [
-        results.map((r) => r.runId),
-        results.map((r) => r.index),
-        results.map((r) => r.attempt),
-        results.map((r) => r.result.reason),
-        results.map((r) => r.result.exitCode),
-        results.map((r) => r.result.signal),
-        results.map((r) => r.result.startedAt),
-        results.map((r) => r.result.endedAt),
-        results.map((r) => r.result.peakMemory),
-        results.map((r) => r.result.cpuMs),
-        results.map((r) => r.result.host),
-        results.map((r) => r.result.error ?? null),
-        results.map((r) => r.task.state),
-        results.map((r) => r.task.memory),
-        results.map((r) => r.task.timeMs),
-        results.map((r) => r.task.retryBase),
-        results.map((r) => durationOf(r.result)),
-        results.map((r) => r.cache?.key ?? null),
-        results.map((r) => r.cache?.runId ?? null),
-        results.map((r) => r.cache?.index ?? null),
-        results.map((r) => r.cache?.attempt ?? null),
-        results.map((r) => r.cache?.out ?? null),
-      ]]);
+      statements.push([
+        SQL.finish,
+        [
+          results.map((r) => r.runId),
+          results.map((r) => r.index),
+          results.map((r) => r.attempt),
+          results.map((r) => r.result.reason),
+          results.map((r) => r.result.exitCode),
+          results.map((r) => r.result.signal),
+          results.map((r) => r.result.startedAt),
+          results.map((r) => r.result.endedAt),
+          results.map((r) => r.result.peakMemory),
+          results.map((r) => r.result.cpuMs),
+          results.map((r) => r.result.host),
+          results.map((r) => r.result.error ?? null),
+          results.map((r) => r.task.state),
+          results.map((r) => r.task.memory),
+          results.map((r) => r.task.timeMs),
+          results.map((r) => r.task.retryBase),
+          results.map((r) => durationOf(r.result)),
+          results.map((r) => r.cache?.key ?? null),
+          results.map((r) => r.cache?.runId ?? null),
+          results.map((r) => r.cache?.index ?? null),
+          results.map((r) => r.cache?.attempt ?? null),
+          results.map((r) => r.cache?.out ?? null),
+        ],
+      ]);
     }
     const taskStates = changes.taskStates ?? [];
     if (taskStates.length > 0) {
-      statements.push([SQL.setTaskStates, [
-        taskStates.map((t) => t.runId),
-        taskStates.map((t) => t.index),
-        taskStates.map((t) => t.state),
-        taskStates.map((t) => t.resetRetries === true),
-      ]]);
+      statements.push([
+        SQL.setTaskStates,
+        [taskStates.map((t) => t.runId), taskStates.map((t) => t.index), taskStates.map((t) => t.state), taskStates.map((t) => t.resetRetries === true)],
+      ]);
     }
     const run = changes.run;
     if (run && (run.state !== undefined || run.gatherState !== undefined)) {
-      statements.push([SQL.updateRun, [
-        run.id, run.state !== undefined, run.state ?? null, run.endedAt ?? null, run.gatherState !== undefined, run.gatherState ?? null,
-      ]]);
+      statements.push([SQL.updateRun, [run.id, run.state !== undefined, run.state ?? null, run.endedAt ?? null, run.gatherState !== undefined, run.gatherState ?? null]]);
     }
     // One statement is a transaction of its own: a worker's usual commit is one round trip.
     let ended: EndedRow[] = [];
@@ -153,8 +161,19 @@ export class PostgresLedger implements RunLedger {
   async endGather(end: GatherEnd): Promise<boolean> {
     const r = end.result;
     const [ended] = await this.db.query(SQL.endGather, [
-      end.runId, end.attempt, r.reason, r.exitCode, r.signal, r.startedAt, r.endedAt, r.peakMemory, r.cpuMs, r.host, r.error ?? null,
-      r.reason === 'ok' ? (end.cacheKey ?? null) : null, end.gatherState,
+      end.runId,
+      end.attempt,
+      r.reason,
+      r.exitCode,
+      r.signal,
+      r.startedAt,
+      r.endedAt,
+      r.peakMemory,
+      r.cpuMs,
+      r.host,
+      r.error ?? null,
+      r.reason === 'ok' ? (end.cacheKey ?? null) : null,
+      end.gatherState,
     ]);
     return Number(ended?.n ?? 0) > 0;
   }
@@ -171,19 +190,27 @@ const JOB_LOCK_SPACE = 0x66616e70;
 const SQL = {
   lockJob: statement('lock_job', 'SELECT pg_advisory_xact_lock($1, hashtext($2))'),
   runningRunsOfJob: statement<Pick<RunRow, 'coordinator'>>('running_runs_of_job', `SELECT coordinator FROM runs WHERE job = $1 AND state = 'running'`),
-  insertRun: statement<RunRow>('insert_run', `
+  insertRun: statement<RunRow>(
+    'insert_run',
+    `
     INSERT INTO runs (job, job_file, spec, backend, dispatch, state, created_at, plan_key, coordinator)
-    VALUES ($1, $2, $3, $4, $5, 'running', ${NOW_MS}, $6, $7) RETURNING *`),
-  insertTasks: statement('insert_tasks', `
+    VALUES ($1, $2, $3, $4, $5, 'running', ${NOW_MS}, $6, $7) RETURNING *`,
+  ),
+  insertTasks: statement(
+    'insert_tasks',
+    `
     INSERT INTO tasks (run_id, idx, name, vars, cache_key, state, cpus, memory, time_ms)
-    SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[])`),
+    SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[])`,
+  ),
   analyzeTasks: statement('analyze_tasks', 'ANALYZE tasks'),
   lockRun: statement<Pick<RunRow, 'coordinator'>>('lock_run', 'SELECT coordinator FROM runs WHERE id = $1 FOR UPDATE'),
   setCoordinator: statement('set_coordinator', 'UPDATE runs SET coordinator = $2 WHERE id = $1'),
   setLauncher: statement('set_launcher', 'UPDATE runs SET launcher = $2 WHERE id = $1'),
 
   // Batches may name one task twice; as in a sequence of single changes, the last one stands.
-  launch: statement('launch', `
+  launch: statement(
+    'launch',
+    `
     WITH l AS (
       SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
         WITH ORDINALITY AS l(run_id, idx, attempt, dir, memory, time_ms, launched_at, n)
@@ -193,9 +220,12 @@ const SQL = {
     )
     UPDATE tasks t SET state = 'running', attempts = l.attempt
     FROM (SELECT DISTINCT ON (run_id, idx) * FROM l ORDER BY run_id, idx, n DESC) l
-    WHERE t.run_id = l.run_id AND t.idx = l.idx`),
+    WHERE t.run_id = l.run_id AND t.idx = l.idx`,
+  ),
   // A result applies only while its attempt is running: one already ended keeps its first outcome.
-  finish: statement('finish', `
+  finish: statement(
+    'finish',
+    `
     WITH r AS (
       SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[], $7::bigint[], $8::bigint[],
                            $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
@@ -222,34 +252,49 @@ const SQL = {
       ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx, attempt = excluded.attempt, out = excluded.out
     )
     -- Data-modifying parts of a WITH run to completion whether or not this reads them.
-    SELECT run_id, idx, attempt FROM ended`),
-  setTaskStates: statement('set_task_states', `
+    SELECT run_id, idx, attempt FROM ended`,
+  ),
+  setTaskStates: statement(
+    'set_task_states',
+    `
     UPDATE tasks t SET state = u.state, retry_base = CASE WHEN u.reset THEN t.attempts ELSE t.retry_base END
     FROM (
       SELECT DISTINCT ON (run_id, idx) * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::boolean[])
         WITH ORDINALITY AS u(run_id, idx, state, reset, n)
       ORDER BY run_id, idx, n DESC
     ) u
-    WHERE t.run_id = u.run_id AND t.idx = u.idx`),
-  updateRun: statement('update_run', `
+    WHERE t.run_id = u.run_id AND t.idx = u.idx`,
+  ),
+  updateRun: statement(
+    'update_run',
+    `
     UPDATE runs SET
       state = CASE WHEN $2 THEN $3::text ELSE state END,
       ended_at = CASE WHEN $2 THEN $4::bigint ELSE ended_at END,
       gather_state = CASE WHEN $5 THEN $6::text ELSE gather_state END
-    WHERE id = $1`),
+    WHERE id = $1`,
+  ),
 
   lockRunForGather: statement<Pick<RunRow, 'id'>>('lock_run_for_gather', 'SELECT id FROM runs WHERE id = $1 FOR UPDATE'),
-  gathersOfRun: statement<{ last: number; running: boolean }>('gathers_of_run', `
-    SELECT coalesce(max(attempt), 0) AS last, coalesce(bool_or(state = 'running'), false) AS running FROM gathers WHERE run_id = $1`),
-  startGather: statement<GatherRow>('start_gather', `
+  gathersOfRun: statement<{ last: number; running: boolean }>(
+    'gathers_of_run',
+    `
+    SELECT coalesce(max(attempt), 0) AS last, coalesce(bool_or(state = 'running'), false) AS running FROM gathers WHERE run_id = $1`,
+  ),
+  startGather: statement<GatherRow>(
+    'start_gather',
+    `
     WITH started AS (
       INSERT INTO gathers (run_id, attempt, state, dir, launched_at) VALUES ($1, $2, 'running', $3, $4) RETURNING *
     ), gathering AS (
       UPDATE runs SET gather_state = 'running' WHERE id = $1
     )
-    SELECT * FROM started`),
+    SELECT * FROM started`,
+  ),
   // One statement: the attempt ends only while it runs, and the run's gather state with it.
-  endGather: statement<{ n: DbNumber }>('end_gather', `
+  endGather: statement<{ n: DbNumber }>(
+    'end_gather',
+    `
     WITH ended AS (
       UPDATE gathers SET state = 'done', reason = $3, exit_code = $4, signal = $5, started_at = $6, ended_at = $7,
         peak_memory = $8, cpu_ms = $9, host = $10, error = $11, lease_expires = NULL, cache_key = $12
@@ -258,5 +303,6 @@ const SQL = {
     ), gathered AS (
       UPDATE runs r SET gather_state = $13 FROM ended WHERE r.id = ended.run_id
     )
-    SELECT count(*) AS n FROM ended`),
+    SELECT count(*) AS n FROM ended`,
+  ),
 };

@@ -1,7 +1,20 @@
 import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import type { AttemptRecord, GatherAttemptRecord, NewWorker, WorkerRecord } from '../records.js';
-import { nullableNumber, parseStoredSpec, toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type DbNumber, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
+import {
+  nullableNumber,
+  parseStoredSpec,
+  toAttempt,
+  toGatherAttempt,
+  toTask,
+  toWorker,
+  type AttemptRow,
+  type DbNumber,
+  type GatherRow,
+  type RunRow,
+  type TaskRow,
+  type WorkerHoldingRow,
+} from '../rows.js';
 import type { AttemptKey, ClaimedAttempt, ClaimRequest, WorkQueue } from '../work-queue.js';
 import { NOW_MS, statement, type PostgresConnection } from './postgres-connection.js';
 
@@ -34,9 +47,17 @@ export class PostgresQueue implements WorkQueue {
     const perTask = perTaskLimit(request);
     return this.db.transaction(async (query) => {
       const candidates = (await query(SQL.claimCandidates, [perTask.cpus, perTask.memory, Math.floor(request.limit), candidateWindow(request)])).map(
-        (row): ClaimCandidate => row.kind === 'gather'
-          ? { kind: 'gather', runId: Number(row.run_id), attempt: Number(row.attempts) + 1, cpus: GATHER_CPUS, memory: null }
-          : { kind: 'task', runId: Number(row.run_id), index: Number(row.idx), attempt: Number(row.attempts) + 1, cpus: Number(row.cpus), memory: nullableNumber(row.memory) },
+        (row): ClaimCandidate =>
+          row.kind === 'gather'
+            ? { kind: 'gather', runId: Number(row.run_id), attempt: Number(row.attempts) + 1, cpus: GATHER_CPUS, memory: null }
+            : {
+                kind: 'task',
+                runId: Number(row.run_id),
+                index: Number(row.idx),
+                attempt: Number(row.attempts) + 1,
+                cpus: Number(row.cpus),
+                memory: nullableNumber(row.memory),
+              },
       );
       const chosen = pickFitting(candidates, request);
       if (chosen.length === 0) return [];
@@ -120,39 +141,56 @@ const SQL = {
   lockRunToSettle: statement('lock_run_to_settle', 'SELECT 1 FROM runs WHERE id = $1 FOR UPDATE'),
   queueGather: statement('queue_gather', `UPDATE runs SET gather_state = 'pending' WHERE id = $1`),
   endRun: statement('end_run', `UPDATE runs SET state = $2, ended_at = ${NOW_MS} WHERE id = $1`),
-  settleLook: statement<SettleRow>('settle_look', `
+  settleLook: statement<SettleRow>(
+    'settle_look',
+    `
     SELECT state, gather_state,
       EXISTS (SELECT 1 FROM tasks WHERE run_id = $1 AND state IN ('pending', 'running')) AS unfinished
-    FROM runs WHERE id = $1`),
+    FROM runs WHERE id = $1`,
+  ),
   // EXISTS, not counts: a run is settled after each result, and may have 100,000 tasks.
-  runOutcome: statement<SettleRow & { unsuccessful: boolean }>('run_outcome', `
+  runOutcome: statement<SettleRow & { unsuccessful: boolean }>(
+    'run_outcome',
+    `
     SELECT state, gather_state,
       EXISTS (SELECT 1 FROM tasks WHERE run_id = $1 AND state IN ('pending', 'running')) AS unfinished,
       EXISTS (SELECT 1 FROM tasks WHERE run_id = $1 AND state IN ('failed', 'cancelled')) AS unsuccessful
-    FROM runs WHERE id = $1`),
+    FROM runs WHERE id = $1`,
+  ),
 
-  registerWorker: statement('register_worker', `
+  registerWorker: statement(
+    'register_worker',
+    `
     INSERT INTO workers (id, host, pid, cpus, memory, launched_by, state, started_at, heartbeat_at)
     VALUES ($1, $2, $3, $4, $5, $6, 'running', ${NOW_MS}, ${NOW_MS})
     ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, cpus = excluded.cpus,
-      memory = excluded.memory, launched_by = excluded.launched_by, state = 'running', heartbeat_at = excluded.heartbeat_at`),
+      memory = excluded.memory, launched_by = excluded.launched_by, state = 'running', heartbeat_at = excluded.heartbeat_at`,
+  ),
   // What a worker holds: attempts of tasks and of gathers.
-  listWorkers: statement<WorkerHoldingRow>('list_workers', `
+  listWorkers: statement<WorkerHoldingRow>(
+    'list_workers',
+    `
     SELECT w.*,
       (SELECT count(*) FROM attempts a WHERE a.worker = w.id AND a.state = 'running')
       + (SELECT count(*) FROM gathers g WHERE g.worker = w.id AND g.state = 'running') AS holding
-    FROM workers w WHERE $1 OR w.state = 'running' ORDER BY w.started_at DESC, w.seq DESC`),
+    FROM workers w WHERE $1 OR w.state = 'running' ORDER BY w.started_at DESC, w.seq DESC`,
+  ),
   // Anything it still claimed is lost with it: reapable now rather than when the lease runs out.
-  retireWorker: statement('retire_worker', `
+  retireWorker: statement(
+    'retire_worker',
+    `
     WITH retired AS (
       UPDATE workers SET state = 'stopped', heartbeat_at = ${NOW_MS} WHERE id = $1
     ), gathers_lost AS (
       UPDATE gathers SET lease_expires = ${NOW_MS} WHERE worker = $1 AND state = 'running'
     )
-    UPDATE attempts SET lease_expires = ${NOW_MS} WHERE worker = $1 AND state = 'running'`),
+    UPDATE attempts SET lease_expires = ${NOW_MS} WHERE worker = $1 AND state = 'running'`,
+  ),
   // A queued gather's run row is locked like a pending task, so a run's gather is claimed once
   // and never while one started by hand holds the row; one that runs already is not offered.
-  claimCandidates: statement<CandidateRow>('claim_candidates', `
+  claimCandidates: statement<CandidateRow>(
+    'claim_candidates',
+    `
     WITH queued AS (
       SELECT r.id FROM runs r
       WHERE r.state = 'running' AND r.dispatch = 'pull' AND r.gather_state = 'pending'
@@ -174,8 +212,11 @@ const SQL = {
       WHERE r.state = 'running' AND r.dispatch = 'pull'
       ORDER BY r.id, t.idx LIMIT $4
     )
-    ORDER BY queue, run_id, idx`),
-  claim: statement<TaskRow>('claim', `
+    ORDER BY queue, run_id, idx`,
+  ),
+  claim: statement<TaskRow>(
+    'claim',
+    `
     WITH c AS (
       SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::text[]) AS c(kind, run_id, idx, attempt, dir)
     ), claimed AS (
@@ -194,9 +235,12 @@ const SQL = {
       SELECT c.run_id, c.attempt, 'running', c.dir, ${NOW_MS}, $6, ${NOW_MS} + $7::bigint
       FROM c WHERE c.kind = 'gather'
     )
-    SELECT * FROM claimed`),
+    SELECT * FROM claimed`,
+  ),
   // Gives the positions (from 1) of the held attempts the worker must stop.
-  heartbeat: statement<{ n: DbNumber }>('heartbeat', `
+  heartbeat: statement<{ n: DbNumber }>(
+    'heartbeat',
+    `
     WITH held AS (
       SELECT * FROM unnest($2::text[], $3::bigint[], $4::int[], $5::int[]) WITH ORDINALITY AS h(kind, run_id, idx, attempt, n)
     ), beat AS (
@@ -217,11 +261,18 @@ const SQL = {
       SELECT 1 FROM extended e JOIN runs r ON r.id = e.run_id
       WHERE e.kind = h.kind AND e.run_id = h.run_id AND e.idx IS NOT DISTINCT FROM h.idx AND e.attempt = h.attempt AND r.state = 'running'
     )
-    ORDER BY h.n`),
-  expiredAttempts: statement<AttemptRow>('expired_attempts', `
+    ORDER BY h.n`,
+  ),
+  expiredAttempts: statement<AttemptRow>(
+    'expired_attempts',
+    `
     SELECT * FROM attempts WHERE state = 'running' AND lease_expires <= ${NOW_MS}
-    ORDER BY lease_expires, run_id, idx LIMIT $1`),
-  expiredGathers: statement<GatherRow>('expired_gathers', `
+    ORDER BY lease_expires, run_id, idx LIMIT $1`,
+  ),
+  expiredGathers: statement<GatherRow>(
+    'expired_gathers',
+    `
     SELECT * FROM gathers WHERE state = 'running' AND lease_expires <= ${NOW_MS}
-    ORDER BY lease_expires, run_id, attempt LIMIT $1`),
+    ORDER BY lease_expires, run_id, attempt LIMIT $1`,
+  ),
 };

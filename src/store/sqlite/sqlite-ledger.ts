@@ -175,11 +175,30 @@ type OutcomeColumns = ReturnType<typeof outcomeColumns>;
 
 function prepareStatements(db: SqliteDatabase) {
   return {
-    insertRun: db.prepare<{ job: string; job_file: string; spec: string; backend: string; dispatch: string; created_at: number; plan_key: string; coordinator: string | null }>(
+    insertRun: db.prepare<{
+      job: string;
+      job_file: string;
+      spec: string;
+      backend: string;
+      dispatch: string;
+      created_at: number;
+      plan_key: string;
+      coordinator: string | null;
+    }>(
       `INSERT INTO runs (job, job_file, spec, backend, dispatch, state, created_at, plan_key, coordinator)
        VALUES (@job, @job_file, @spec, @backend, @dispatch, 'running', @created_at, @plan_key, @coordinator)`,
     ),
-    insertTask: db.prepare<{ run_id: number; idx: number; name: string; vars: string; cache_key: string; state: string; cpus: number; memory: number | null; time_ms: number | null }>(
+    insertTask: db.prepare<{
+      run_id: number;
+      idx: number;
+      name: string;
+      vars: string;
+      cache_key: string;
+      state: string;
+      cpus: number;
+      memory: number | null;
+      time_ms: number | null;
+    }>(
       `INSERT INTO tasks (run_id, idx, name, vars, cache_key, state, cpus, memory, time_ms)
        VALUES (@run_id, @idx, @name, @vars, @cache_key, @state, @cpus, @memory, @time_ms)`,
     ),
@@ -201,8 +220,16 @@ function prepareStatements(db: SqliteDatabase) {
        WHERE run_id = @run_id AND idx = @idx AND attempt = @attempt AND state = 'running'`,
     ),
     taskFinished: db.prepare<{
-      run_id: number; idx: number; state: string; memory: number | null; time_ms: number | null; retry_base: number;
-      reason: string; exit_code: number | null; peak_memory: number | null; duration_ms: number | null;
+      run_id: number;
+      idx: number;
+      state: string;
+      memory: number | null;
+      time_ms: number | null;
+      retry_base: number;
+      reason: string;
+      exit_code: number | null;
+      peak_memory: number | null;
+      duration_ms: number | null;
     }>(
       `UPDATE tasks SET state = @state, memory = @memory, time_ms = @time_ms, retry_base = @retry_base, reason = @reason,
          exit_code = @exit_code, peak_memory = @peak_memory, duration_ms = @duration_ms

@@ -91,8 +91,12 @@ export class SqliteQueries implements RunQueries {
 
   async attemptSpans(runId: number): Promise<AttemptSpan[]> {
     // Rows as arrays: at 100,000 attempts, building an object per row is most of the cost.
-    const rows = this.statements.attemptSpans.raw().all(runId) as unknown as Array<[SpanRow['idx'], SpanRow['launched_at'], SpanRow['started_at'], SpanRow['ended_at'], SpanRow['reason'], SpanRow['memory'], SpanRow['peak_memory']]>;
-    return rows.map(([idx, launched_at, started_at, ended_at, reason, memory, peak_memory]) => toSpan({ idx, launched_at, started_at, ended_at, reason, memory, peak_memory }));
+    const rows = this.statements.attemptSpans.raw().all(runId) as unknown as Array<
+      [SpanRow['idx'], SpanRow['launched_at'], SpanRow['started_at'], SpanRow['ended_at'], SpanRow['reason'], SpanRow['memory'], SpanRow['peak_memory']]
+    >;
+    return rows.map(([idx, launched_at, started_at, ended_at, reason, memory, peak_memory]) =>
+      toSpan({ idx, launched_at, started_at, ended_at, reason, memory, peak_memory }),
+    );
   }
 
   async lookupCache(keys: string[]): Promise<Map<string, CacheEntry>> {

@@ -1,7 +1,18 @@
 import type { JobSpec } from '../../job/job-spec.js';
 import { candidateWindow, canClaim, GATHER_CPUS, perTaskLimit, pickFitting, type ClaimCandidate } from '../claim-plan.js';
 import type { AttemptRecord, GatherAttemptRecord, NewWorker, WorkerRecord } from '../records.js';
-import { parseStoredSpec, toAttempt, toGatherAttempt, toTask, toWorker, type AttemptRow, type GatherRow, type RunRow, type TaskRow, type WorkerHoldingRow } from '../rows.js';
+import {
+  parseStoredSpec,
+  toAttempt,
+  toGatherAttempt,
+  toTask,
+  toWorker,
+  type AttemptRow,
+  type GatherRow,
+  type RunRow,
+  type TaskRow,
+  type WorkerHoldingRow,
+} from '../rows.js';
 import type { AttemptKey, ClaimedAttempt, ClaimRequest, WorkQueue } from '../work-queue.js';
 import { immediate, type SqliteDatabase } from './sqlite-connection.js';
 
@@ -49,12 +60,12 @@ export class SqliteQueue implements WorkQueue {
     if (!canClaim(request)) return [];
     const s = this.statements;
     return immediate(this.db, (): ClaimedAttempt[] => {
-      const gathers = s.queuedGathers.all(request.limit).map(
-        (row): ClaimCandidate => ({ kind: 'gather', runId: row.id, attempt: row.attempts + 1, cpus: GATHER_CPUS, memory: null }),
-      );
-      const tasks = s.pendingTasks.all({ ...perTaskLimit(request), window: candidateWindow(request) }).map(
-        (row): ClaimCandidate => ({ kind: 'task', runId: row.run_id, index: row.idx, attempt: row.attempts + 1, cpus: row.cpus, memory: row.memory }),
-      );
+      const gathers = s.queuedGathers
+        .all(request.limit)
+        .map((row): ClaimCandidate => ({ kind: 'gather', runId: row.id, attempt: row.attempts + 1, cpus: GATHER_CPUS, memory: null }));
+      const tasks = s.pendingTasks
+        .all({ ...perTaskLimit(request), window: candidateWindow(request) })
+        .map((row): ClaimCandidate => ({ kind: 'task', runId: row.run_id, index: row.idx, attempt: row.attempts + 1, cpus: row.cpus, memory: row.memory }));
       const now = Date.now();
       const leaseExpires = now + request.leaseMs;
       return pickFitting([...gathers, ...tasks], request).map((chosen): ClaimedAttempt => {
@@ -89,9 +100,10 @@ export class SqliteQueue implements WorkQueue {
       const now = Date.now();
       s.workerBeat.run(now, workerId);
       return holding.filter((held) => {
-        const extended = held.kind === 'task'
-          ? s.extendAttemptLease.get(now + leaseMs, held.runId, held.index, held.attempt, workerId)
-          : s.extendGatherLease.get(now + leaseMs, held.runId, held.attempt, workerId);
+        const extended =
+          held.kind === 'task'
+            ? s.extendAttemptLease.get(now + leaseMs, held.runId, held.index, held.attempt, workerId)
+            : s.extendGatherLease.get(now + leaseMs, held.runId, held.attempt, workerId);
         return extended?.run_state !== 'running';
       });
     });
@@ -153,8 +165,15 @@ function prepareStatements(db: SqliteDatabase) {
               EXISTS (SELECT 1 FROM tasks WHERE run_id = @run_id AND state IN ('failed', 'cancelled')) AS unsuccessful`,
     ),
     insertAttempt: db.prepare<{
-      run_id: number; idx: number; attempt: number; dir: string; memory: number | null; time_ms: number | null;
-      launched_at: number; worker: string; lease_expires: number;
+      run_id: number;
+      idx: number;
+      attempt: number;
+      dir: string;
+      memory: number | null;
+      time_ms: number | null;
+      launched_at: number;
+      worker: string;
+      lease_expires: number;
     }>(
       `INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at, worker, lease_expires)
        VALUES (@run_id, @idx, @attempt, 'running', @dir, @memory, @time_ms, @launched_at, @worker, @lease_expires)`,
