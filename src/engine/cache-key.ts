@@ -17,7 +17,7 @@ export function cacheKey(renderedCommand: string, vars: Readonly<Record<string, 
 }
 
 /** A file's path, size and mtime; a folder's is that of everything under it. */
-export function inputIdentity(path: string): string {
+function inputIdentity(path: string): string {
   let stat;
   try {
     stat = statSync(path);

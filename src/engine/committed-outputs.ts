@@ -10,7 +10,7 @@ import { finalOut } from './home-layout.js';
  * prefix without its marker (an upload cut off by a killed worker) is never taken for done.
  */
 
-export const COMMITTED_MARKER = '.fanout-committed.json';
+const COMMITTED_MARKER = '.fanout-committed.json';
 
 /** The names among `taskNames` whose outputs are committed in `outdir`. */
 export async function committedTasks(storage: Storage, outdir: string, taskNames: string[]): Promise<Set<string>> {

@@ -7,7 +7,7 @@ import type { JobSpec, RetryPolicy } from '../job/job-spec.js';
 import { parseTemplate } from '../job/template.js';
 import { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import type { NewTask, RunRecord } from '../store/records.js';
+import type { NewTask } from '../store/records.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
@@ -125,7 +125,7 @@ describe('Coordinator: scheduling and retry rules', () => {
       alerts: new Alerts({ layout }),
     });
     await backend.start((id, result) => coordinator.onResult(id, result));
-    return { run: created.run as RunRecord, backend, coordinator };
+    return { run: created.run, backend, coordinator };
   }
 
   it('launches only what fits in a shared capacity, and more as attempts end', async () => {

@@ -58,7 +58,7 @@ export class Coordinator {
   /** A tick is committing; another is due once it has. */
   private ticking = false;
   private tickAgain = false;
-  private failure: unknown;
+  private failure: Error | undefined;
   private rejectDone: ((error: unknown) => void) | undefined;
   private readonly startedAt = Date.now();
   private resolveDone: (() => void) | undefined;
@@ -147,7 +147,7 @@ export class Coordinator {
     this.step()
       .catch((error: unknown) => {
         // The store failed: nothing more can be recorded, so nothing more may be launched.
-        this.failure = error;
+        this.failure = error instanceof Error ? error : new Error(String(error));
         this.rejectDone?.(error);
       })
       .finally(() => {

@@ -43,7 +43,7 @@ export interface GatherPlaces {
 /** A gather attempt ready to launch; `finish` uploads what it wrote when the outdir is in object storage. */
 export interface PreparedGather {
   launch: AttemptLaunch;
-  finish(result: AttemptResult): Promise<AttemptResult>;
+  finish: (result: AttemptResult) => Promise<AttemptResult>;
 }
 
 export class GatherStep {
@@ -100,7 +100,7 @@ export class GatherStep {
     const taskNames = new Set(tasks.map((task) => task.name));
     return {
       launch,
-      async finish(result: AttemptResult): Promise<AttemptResult> {
+      finish: async (result: AttemptResult): Promise<AttemptResult> => {
         if (result.reason !== 'ok' || !mirrored) return result;
         try {
           for (const entry of readdirSync(outdir, { withFileTypes: true })) {

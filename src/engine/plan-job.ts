@@ -35,8 +35,8 @@ export interface PlannedTask {
 }
 
 /** Variables every task has besides its own, and that gather templates have. */
-export const TASK_BUILTINS = ['index', 'name', 'out', 'outdir'] as const;
-export const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
+const TASK_BUILTINS = ['index', 'name', 'out', 'outdir'] as const;
+const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
 
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';

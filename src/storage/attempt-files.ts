@@ -30,7 +30,7 @@ export interface LogPiece {
 /** Without an offset, a log piece is its last this-many bytes (at most). */
 export const TAIL_BYTES = 64 * 1024;
 /** The most one piece holds. */
-export const MAX_PIECE_BYTES = MIB;
+const MAX_PIECE_BYTES = MIB;
 
 export class AttemptFiles {
   constructor(private readonly storage: Storage) {}

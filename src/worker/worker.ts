@@ -106,7 +106,7 @@ export class Worker {
   private stopping: 'no' | 'drain' | 'return' = 'no';
   private exit: WorkerExit = 'stopped';
   private wake: (() => void) | undefined;
-  private failure: unknown;
+  private failure: Error | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.backend = new LocalBackend({ graceMs: options.graceMs });
@@ -466,7 +466,7 @@ export class Worker {
   /** Timers' work: a failure stops the worker (through the loop) instead of going unseen. */
   private background(work: Promise<unknown>): void {
     work.catch((error: unknown) => {
-      this.failure ??= error;
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
       this.wake?.();
     });
   }

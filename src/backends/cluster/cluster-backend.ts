@@ -9,8 +9,8 @@ import type { AttemptLaunch, Capacity, OrphanAttempt, PlanSample, PushBackend, R
 import { planArrays, type PlannedArray } from './array-plan.js';
 import type { ResolvedClusterSettings } from './cluster-settings.js';
 import { writeAttemptFiles, writeRunner } from './element-runner.js';
-import type { SchedulerCommands } from './scheduler-commands.js';
-import { elementKey, SubmitError, type ClusterFacts, type ElementRef, type ElementReport, type Scheduler } from './scheduler.js';
+import { SubmitError, type SchedulerCommands } from './scheduler-commands.js';
+import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type Scheduler } from './scheduler.js';
 import { findTemplate, renderSubmissionScript, type ScriptTemplate } from './submission-script.js';
 
 export interface ClusterBackendOptions {
@@ -317,7 +317,7 @@ export class ClusterBackend implements PushBackend {
     writeFileSync(join(arrayDir, 'job'), `${jobId}\n`);
     const cancelled: ElementRef[] = [];
     array.elements.forEach((launches, position) => {
-      const ref = { jobId: jobId!, element: this.options.scheduler.firstElement + position };
+      const ref = { jobId, element: this.options.scheduler.firstElement + position };
       const element: Element = { ref, arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
       for (const launch of launches) {
         const attempt = this.attempts.get(launch.id)!;

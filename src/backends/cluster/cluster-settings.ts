@@ -35,7 +35,7 @@ export interface ResolvedClusterSettings {
 }
 
 export const DEFAULT_QUEUE_SIZE = 500;
-export const DEFAULT_SUBMIT_RATE = 2;
+const DEFAULT_SUBMIT_RATE = 2;
 export const DEFAULT_POLL_MS = 5_000;
 
 export interface ConfigPlace {

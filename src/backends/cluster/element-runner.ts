@@ -17,11 +17,11 @@ import type { AttemptLaunch } from '../backend.js';
  * grace period), because a packed element's limit is the sum of its attempts'.
  */
 
-export const RUNNER_FILE = 'fanout-element.sh';
+const RUNNER_FILE = 'fanout-element.sh';
 /** Per attempt: `cd` into its folder, its environment, then its command. */
-export const TASK_FILE = '.fanout.task';
+const TASK_FILE = '.fanout.task';
 /** Per attempt: id, staging and final output paths, as shell assignments. */
-export const COMMIT_FILE = '.fanout.commit';
+const COMMIT_FILE = '.fanout.commit';
 
 const RUNNER = `#!/bin/sh
 # fanout element runner (written by fanout; see src/backends/cluster/element-runner.ts).
@@ -98,7 +98,7 @@ run_attempt() {
   reason=ok exit_code=$code signal=null error=''
   if [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
     reason=timeout
-    [ "$code" -gt 128 ] && exit_code=null signal="\"SIG$(kill -l $((code - 128)) 2>/dev/null)\""
+    [ "$code" -gt 128 ] && exit_code=null signal="\\"SIG$(kill -l $((code - 128)) 2>/dev/null)\\""
   elif [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then
     reason=exit exit_code=null signal="\\"SIG$(kill -l $((code - 128)) 2>/dev/null)\\""
   elif [ "$code" -ne 0 ]; then

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { SubmitError } from './scheduler.js';
 import { MIB } from '../../job/units.js';
 
 /**
@@ -80,4 +79,9 @@ export function complaint(output: CommandOutput): string | null {
 export function said(output: CommandOutput): string {
   const text = (output.stderr.trim() || output.stdout.trim() || `exit code ${output.code}`).replace(/\s*\n\s*/g, '; ');
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
+/** A scheduler refused a submission; the message is its own words. */
+export class SubmitError extends Error {
+  override name = 'SubmitError';
 }

@@ -98,10 +98,6 @@ export interface Scheduler {
   cancel(elements: readonly ElementRef[]): Promise<void>;
 }
 
-export class SubmitError extends Error {
-  override name = 'SubmitError';
-}
-
 export interface SchedulerContext {
   commands: SchedulerCommands;
   slurm: SlurmSettings;

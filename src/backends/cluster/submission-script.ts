@@ -17,7 +17,7 @@ const BUILT_IN: Record<Scheduler['name'], string> = {
   sge: '#!/bin/sh\n{{ directives | raw }}\n\n{{ run_element | raw }}\n',
 };
 
-export const TEMPLATE_VARIABLES = ['directives', 'run_element', 'job_name', 'elements', 'cpus', 'memory_mb', 'time_seconds', 'time_minutes', 'element_log'] as const;
+const TEMPLATE_VARIABLES = ['directives', 'run_element', 'job_name', 'elements', 'cpus', 'memory_mb', 'time_seconds', 'time_minutes', 'element_log'] as const;
 
 export interface ScriptTemplate {
   /** Where it came from: a file path, or "built-in". */

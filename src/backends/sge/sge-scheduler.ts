@@ -14,8 +14,8 @@ import {
 } from '../cluster/scheduler.js';
 import { ceilMebibytes } from '../../job/units.js';
 
-export const DEFAULT_PE = 'threaded';
-export const DEFAULT_MEMORY_RESOURCES = ['h_vmem'];
+const DEFAULT_PE = 'threaded';
+const DEFAULT_MEMORY_RESOURCES = ['h_vmem'];
 
 /** Grid Engine (SGE, Son of Grid Engine, Debian's gridengine) through qsub, qstat, qacct, qdel, qconf, qhost. */
 export class SgeScheduler implements Scheduler {

@@ -54,7 +54,10 @@ export class PostgresConnection {
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
-        const result = await work(async (statement, values) => (await client.query({ name: statement.name, text: statement.text, values })).rows);
+        const result = await work(
+          async <R>(statement: Statement<R>, values: unknown[]) =>
+            (await client.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows,
+        );
         await client.query('COMMIT');
         return result;
       } catch (error) {
