@@ -65,6 +65,12 @@ describe('element runner', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('records an attempt killed past its time with the signal that ended it', () => {
+    const stubborn = attempt(0, "trap '' TERM; sleep 30", { timeMs: 1000 });
+    runElement(['0.1']);
+    expect(readResultRecord(stubborn.attemptDir)).toMatchObject({ reason: 'timeout', exitCode: null, signal: expect.stringMatching(/^SIG/) });
+  });
+
   it('records a command killed by a signal with the signal', () => {
     const killed = attempt(0, 'kill -9 $$');
     runElement(['0.1']);
