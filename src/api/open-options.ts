@@ -6,6 +6,7 @@ import type { Locate } from '../job/field-location.js';
 import { resolveLocation } from '../storage/location.js';
 import { parseDuration, parseMemory } from '../job/units.js';
 import { closest, issueToError } from '../job/validate-job-file.js';
+import { SETTINGS_READERS } from '../backends/settings-readers.js';
 
 /** What `Fanout.open` takes. */
 export interface FanoutOptions {
@@ -43,9 +44,6 @@ export type JobDefaults = Pick<JobDefinition, (typeof JOB_DEFAULT_KEYS)[number]>
 const ENGINE_KEYS = ['home', 'store', 'cpus', 'memory', 'grace'] as const;
 const OPEN_OPTION_KEYS: readonly string[] = [...ENGINE_KEYS, ...JOB_DEFAULT_KEYS];
 
-/** Which backends read which settings, to refuse settings the chosen backend would ignore. */
-const SETTINGS_OF: Record<'cluster' | 'slurm' | 'sge', readonly BackendName[]> = { cluster: ['slurm', 'sge'], slurm: ['slurm'], sge: ['sge'] };
-
 const LABEL = '<Fanout.open>';
 
 /** @internal Check `Fanout.open`'s options once; what comes out is trusted. */
@@ -65,8 +63,8 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
     throw new FanoutApiError('bad-option', error.message, error.fix ?? `see the job-file field in schema/job.schema.json`, { cause: error });
   }
   if (options.backend !== undefined) {
-    for (const [settings, readers] of Object.entries(SETTINGS_OF)) {
-      if (options[settings as keyof typeof SETTINGS_OF] !== undefined && !readers.includes(options.backend)) {
+    for (const [settings, readers] of Object.entries(SETTINGS_READERS)) {
+      if (options[settings as keyof typeof SETTINGS_READERS] !== undefined && !readers.includes(options.backend)) {
         throw new FanoutApiError(
           'bad-option',
           `the ${options.backend} backend does not use \`${settings}\` settings`,

@@ -6,6 +6,7 @@ import type { AttemptLaunch, Capacity, OrphanAttempt, PushBackend, ResultListene
 import type { JobSpec, RetryPolicy } from '../job/job-spec.js';
 import { parseTemplate } from '../job/template.js';
 import { Alerts } from '../notify/alerts.js';
+import { openStorage } from '../storage/open-storage.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { NewTask } from '../store/records.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -122,7 +123,7 @@ describe('Coordinator: scheduling and retry rules', () => {
       command: parseTemplate(spec.command),
       capacity: backend.capacity(),
       concurrency: options.concurrency ?? null,
-      alerts: new Alerts({ layout }),
+      alerts: new Alerts({ layout, storage: openStorage() }),
     });
     await backend.start((id, result) => coordinator.onResult(id, result));
     return { run: created.run, backend, coordinator };
@@ -227,7 +228,7 @@ describe('Coordinator: scheduling and retry rules', () => {
       command: parseTemplate('run {{ name }}'),
       capacity: backend.capacity(),
       concurrency: null,
-      alerts: new Alerts({ layout }),
+      alerts: new Alerts({ layout, storage: openStorage() }),
     });
     await backend.start((id, result) => coordinator.onResult(id, result));
     await coordinator.recover(null);

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HomeLayout } from '../engine/home-layout.js';
 import type { NotifySpec } from '../job/job-spec.js';
-import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import type { RunRecord, RunState } from '../store/records.js';
@@ -34,8 +33,8 @@ const ALERT_LOG = 'alerts.log';
 export interface AlertsOptions {
   /** Places each run's folder, where deliveries are noted in `alerts.log` (when it is a local folder). */
   layout: HomeLayout;
-  /** Says whether a run's folder is a local folder (default: the process's, from openStorage()). */
-  storage?: Storage;
+  /** Says whether a run's folder is a local folder. */
+  storage: Storage;
   /** Where a failed delivery is reported (default: this process's stderr). */
   log?: (line: string) => void;
 }
@@ -49,7 +48,7 @@ export class Alerts {
 
   constructor(private readonly options: AlertsOptions) {
     this.log = options.log ?? ((line) => process.stderr.write(`fanout: ${line}\n`));
-    this.storage = options.storage ?? openStorage();
+    this.storage = options.storage;
   }
 
   /** A run ended in `state` (committed by this process): alert `finished` or `failed` if asked to. */

@@ -79,6 +79,8 @@ export interface Scheduler {
   readonly elementVariable: string;
   /** The environment variable an element's job id is in. */
   readonly jobIdVariable: string;
+  /** What the scheduler calls the queues jobs are submitted to. */
+  readonly queueNoun: 'partition' | 'queue';
   /** Commands it needs on the submitting machine. */
   readonly commands: readonly string[];
   readonly submitCommand: string;

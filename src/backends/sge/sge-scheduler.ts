@@ -23,6 +23,7 @@ export class SgeScheduler implements Scheduler {
   readonly firstElement = 1;
   readonly elementVariable = 'SGE_TASK_ID';
   readonly jobIdVariable = 'JOB_ID';
+  readonly queueNoun = 'queue';
   readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
   readonly submitCommand = 'qsub';
   readonly oomMessage = /exceeded (its )?h_vmem|memory limit exceeded/i;

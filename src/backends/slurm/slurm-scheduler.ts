@@ -20,6 +20,7 @@ export class SlurmScheduler implements Scheduler {
   readonly firstElement = 0;
   readonly elementVariable = 'SLURM_ARRAY_TASK_ID';
   readonly jobIdVariable = 'SLURM_ARRAY_JOB_ID';
+  readonly queueNoun = 'partition';
   readonly commands = ['sbatch', 'squeue', 'scancel', 'scontrol', 'sinfo'] as const;
   readonly submitCommand = 'sbatch';
   // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".

@@ -87,7 +87,7 @@ async function clusterReport(name: 'slurm' | 'sge'): Promise<BackendReport> {
     return {
       name,
       usable: true,
-      detail: `cluster reachable: ${facts.queues.length} ${name === 'slurm' ? 'partition' : 'queue'}(s) (${facts.queues.join(', ')}), largest node ${node.cpus} cpus ${formatBytes(node.memory)}, arrays up to ${facts.maxArraySize}`,
+      detail: `cluster reachable: ${facts.queues.length} ${scheduler.queueNoun}(s) (${facts.queues.join(', ')}), largest node ${node.cpus} cpus ${formatBytes(node.memory)}, arrays up to ${facts.maxArraySize}`,
       settings,
       template: templateLine,
     };
