@@ -1,9 +1,8 @@
 import type { Engine } from '../engine/engine.js';
 import type { RunHandle } from '../engine/run-handle.js';
-import type { GatherOutcome } from '../engine/gather.js';
 import { isAlive } from '../process-identity.js';
 import { FanoutApiError } from '../errors.js';
-import type { RunRecord, RunState, TaskCounts } from '../store/records.js';
+import type { GatherOutcome, RunRecord, RunState, TaskCounts } from '../store/records.js';
 import { taskResults, type TaskResult } from './task-results.js';
 
 /** How often a run that another process drives is looked up in the store. */

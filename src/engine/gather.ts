@@ -7,7 +7,7 @@ import { parseTemplate, renderTemplate, type Template } from '../job/template.js
 import type { AttemptResult } from '../runner/launcher.js';
 import { joinLocation } from '../storage/location.js';
 import type { Storage } from '../storage/storage.js';
-import type { RunRecord, TaskRecord } from '../store/records.js';
+import type { GatherOutcome, RunRecord, TaskRecord } from '../store/records.js';
 import type { RunQueries } from '../store/run-queries.js';
 import type { Store } from '../store/store.js';
 import { finalOut, type HomeLayout } from './home-layout.js';
@@ -21,8 +21,6 @@ import { taskEnvironment } from './plan-job.js';
  * (`runGather`), a pull worker through its own launcher after claiming it; the store lets only
  * one gather of a run run at a time.
  */
-
-export type GatherOutcome = 'succeeded' | 'failed' | 'skipped';
 
 /** The attempt id the gather runs under on a push backend; task attempts are numbered from 1. */
 export const GATHER_ATTEMPT_ID = 0;

@@ -1,7 +1,6 @@
 import type { Alerts } from '../notify/alerts.js';
-import type { RunRecord, TaskCounts } from '../store/records.js';
+import type { GatherOutcome, RunRecord, TaskCounts } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import type { GatherOutcome } from './gather.js';
 import { QueueDuties } from './queue-duties.js';
 import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js';
 

@@ -8,11 +8,11 @@ import type { Alerts } from '../notify/alerts.js';
 import { isAlive, type ProcessIdentity } from '../process-identity.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { lostResult } from '../runner/result-record.js';
-import type { RunRecord, RunState } from '../store/records.js';
+import type { GatherOutcome, RunRecord, RunState } from '../store/records.js';
 import type { Storage } from '../storage/storage.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
-import { GATHER_ATTEMPT_ID, runGather, type GatherOutcome } from './gather.js';
+import { GATHER_ATTEMPT_ID, runGather } from './gather.js';
 import { stagingOut, type HomeLayout, type RunPlace } from './home-layout.js';
 import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js';
 

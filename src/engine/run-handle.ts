@@ -1,5 +1,4 @@
-import type { RunRecord, TaskCounts } from '../store/records.js';
-import type { GatherOutcome } from './gather.js';
+import type { GatherOutcome, RunRecord, TaskCounts } from '../store/records.js';
 
 export interface Progress {
   counts: TaskCounts;

@@ -9,6 +9,8 @@ import type { ProcessIdentity } from '../process-identity.js';
 export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 export type GatherState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+/** How a run's gather ended: it ran and succeeded or failed, or it was skipped as done work. */
+export type GatherOutcome = Extract<GatherState, 'succeeded' | 'failed' | 'skipped'>;
 
 export const TASK_STATES: readonly TaskState[] = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'];
 
