@@ -8,7 +8,7 @@ import { parseTemplate } from '../job/template.js';
 import { Alerts } from '../notify/alerts.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import type { NewTask } from '../store/records.js';
+import type { NewTask, RunRecord } from '../store/records.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
@@ -113,20 +113,25 @@ describe('Coordinator: scheduling and retry rules', () => {
       () => false,
     );
     if (!('run' in created)) throw new Error('not created');
+    return { run: created.run, ...(await coordinate(created.run, options)) };
+  }
+
+  /** A coordinator of `run` over a scripted backend of this capacity, started. */
+  async function coordinate(run: RunRecord, options: { capacity?: Partial<Capacity>; concurrency?: number | null } = {}) {
     const backend = new ScriptedBackend({ cpus: 4, memory: 8 * GB, shared: true, ...options.capacity });
     const layout = new HomeLayout(home, store.id);
     const coordinator = await Coordinator.open({
       store,
       backend,
       layout,
-      run: created.run,
-      command: parseTemplate(spec.command),
+      run,
+      command: parseTemplate(run.spec.command),
       capacity: backend.capacity(),
       concurrency: options.concurrency ?? null,
       alerts: new Alerts({ layout, storage: openStorage() }),
     });
     await backend.start((id, result) => coordinator.onResult(id, result));
-    return { run: created.run, backend, coordinator };
+    return { backend, coordinator };
   }
 
   it('launches only what fits in a shared capacity, and more as attempts end', async () => {
@@ -218,19 +223,7 @@ describe('Coordinator: scheduling and retry rules', () => {
     await flush();
     expect(first.backend.launched).toHaveLength(2);
     // A second coordinator takes over the run (the first died with both attempts running).
-    const backend = new ScriptedBackend({ cpus: 4, memory: 8 * GB, shared: true });
-    const layout = new HomeLayout(home, store.id);
-    const coordinator = await Coordinator.open({
-      store,
-      backend,
-      layout,
-      run: first.run,
-      command: parseTemplate('run {{ name }}'),
-      capacity: backend.capacity(),
-      concurrency: null,
-      alerts: new Alerts({ layout, storage: openStorage() }),
-    });
-    await backend.start((id, result) => coordinator.onResult(id, result));
+    const { backend, coordinator } = await coordinate(first.run);
     await coordinator.recover(null);
     expect(backend.adopted.map((orphan) => orphan.attemptDir)).toEqual(first.backend.launched.map((l) => l.attemptDir));
     const done = coordinator.drive();
