@@ -8,8 +8,8 @@ import { decideAttempt, type EndedAttempt } from './attempt-decision.js';
 
 /**
  * The coordinator's duties for runs of pull dispatch, which no single process drives.
- * Whoever holds an attempt's lease reports it (`reportResult`, through the one decision of
- * attempt-decision.ts); any process may reap attempts whose lease ran out and settle runs whose
+ * Whoever holds an attempt's lease reports it, with what `decide` (the one decision of
+ * attempt-decision.ts) says; any process may reap attempts whose lease ran out and settle runs whose
  * tasks all ended (`reapExpired`, `settle`). The store applies a result only while its attempt
  * is running and settles a run in one transaction, so two processes doing the same duty at once
  * do it once.
