@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,10 +32,13 @@ describe('element runner', () => {
     return launch;
   }
 
-  function runElement(lines: string[], element = 1): void {
+  /** Run one element as a node would; what the runner itself wrote to stderr (its element log). */
+  function runElement(lines: string[], element = 1): string {
     const runner = writeRunner(join(dir, 'run'));
     writeFileSync(join(dir, 'run', 'elements'), `${lines.join('\n')}\n`);
-    execFileSync('/bin/sh', [runner, join(dir, 'run'), join(dir, 'run', 'elements'), String(element)], { stdio: 'pipe' });
+    const ran = spawnSync('/bin/sh', [runner, join(dir, 'run'), join(dir, 'run', 'elements'), String(element)], { encoding: 'utf8' });
+    if (ran.status !== 0) throw new Error(`the runner exited ${ran.status}: ${ran.stderr}`);
+    return ran.stderr;
   }
 
   it('runs packed attempts one after another, each with its log, record and committed output', () => {
@@ -55,6 +58,11 @@ describe('element runner', () => {
     runElement(['0.1', '1.1'], 2);
     expect(readResultRecord(first.attemptDir)).toBeNull();
     expect(readResultRecord(second.attemptDir)).toMatchObject({ reason: 'ok' });
+  });
+
+  it('leaves its own log clean: every function it calls is defined by then', () => {
+    attempt(0, 'true');
+    expect(runElement(['0.1'])).toBe('');
   });
 
   it('stops an attempt past its time as timeout', () => {

@@ -31,7 +31,6 @@ list=$2
 element=$3
 host=$(hostname 2>/dev/null || uname -n)
 has_timeout=$(command -v timeout 2>/dev/null)
-peak_file=$(memory_peak_file)
 
 now_ms() {
   t=$(date +%s%N 2>/dev/null)
@@ -60,6 +59,7 @@ memory_peak_file() {
     *job*) [ -r "/sys/fs/cgroup$cg/memory.peak" ] && echo "/sys/fs/cgroup$cg/memory.peak" ;;
   esac
 }
+peak_file=$(memory_peak_file)
 
 # Move the staged output into place; an earlier output is moved aside first, then removed.
 commit_output() {
