@@ -20,7 +20,9 @@ export interface AttemptSite {
 
 export function attemptSite(storage: Storage, recorded: string, scratch: string): AttemptSite {
   if (storage.isLocal(recorded)) return { recorded, local: recorded, remote: false };
-  const name = recorded.split('/').slice(-2).join('-');
+  // From the run's folder down (`<store>-<run>/<task>.<attempt>`, `<store>-<run>/gather/<attempt>`):
+  // two runs' attempts, gathers included, never share a scratch folder.
+  const name = recorded.split('/').slice(-3).join('-');
   return { recorded, local: join(scratch, name), remote: true };
 }
 
