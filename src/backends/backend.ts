@@ -1,5 +1,5 @@
 import type { JobSpec } from '../job/job-spec.js';
-import type { Locate } from '../job/load-job-file.js';
+import type { Locate } from '../job/field-location.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { Dispatch, ProcessIdentity } from '../store/records.js';
 

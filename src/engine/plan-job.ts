@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { JobFileError } from '../errors.js';
 import { expandTasks } from '../expand/expand-tasks.js';
 import type { JobSpec } from '../job/job-spec.js';
-import type { Locate } from '../job/load-job-file.js';
+import type { Locate } from '../job/field-location.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
 import { formatBytes } from '../job/units.js';
 import type { Backend, Capacity } from '../backends/backend.js';

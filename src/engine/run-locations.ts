@@ -1,7 +1,7 @@
 import { relative, sep } from 'node:path';
 import { JobFileError, UserError } from '../errors.js';
 import type { JobSpec } from '../job/job-spec.js';
-import type { Locate } from '../job/load-job-file.js';
+import type { Locate } from '../job/field-location.js';
 import { joinLocation } from '../storage/location.js';
 import type { Storage } from '../storage/storage.js';
 import type { Backend } from '../backends/backend.js';

@@ -7,9 +7,6 @@ import { fieldPath, type Locate } from './field-location.js';
 import { validateJobFile } from './validate-job-file.js';
 import type { JobSpec } from './job-spec.js';
 
-// src/engine still imports Locate from here; it lives in field-location.ts, out of the import cycle.
-export type { Locate } from './field-location.js';
-
 /** A loaded job and a way to point back into its file. */
 export interface LoadedJob {
   spec: JobSpec;

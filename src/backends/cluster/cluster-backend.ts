@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { JobFileError, UserError } from '../../errors.js';
-import type { Locate } from '../../job/load-job-file.js';
+import type { Locate } from '../../job/field-location.js';
 import type { AttemptResult } from '../../runner/launcher.js';
 import { lostResult, readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/records.js';
