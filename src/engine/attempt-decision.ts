@@ -1,5 +1,5 @@
 import type { RetryPolicy } from '../job/job-spec.js';
-import type { AttemptOutcome, TaskRecord } from '../store/records.js';
+import type { AttemptOutcome, RunRecord, TaskRecord } from '../store/records.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import { finalOut } from './home-layout.js';
 
@@ -32,6 +32,11 @@ export interface RunRules {
   stopping: boolean;
   /** The most memory one attempt can be given (the backend's capacity): an escalated oom asks for no more. */
   memoryCeiling: number;
+}
+
+/** The rules of `run` as its driver sees them now: whether it is stopping, and what its backend can give one attempt. */
+export function rulesOf(run: Pick<RunRecord, 'id' | 'spec'>, now: { stopping: boolean; memoryCeiling: number }): RunRules {
+  return { runId: run.id, retry: run.spec.retry, outdir: run.spec.outdir, ...now };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Template } from '../job/template.js';
 import type { ProcessIdentity, RunRecord, TaskCounts, TaskRecord, TaskState } from '../store/records.js';
 import type { LaunchChange, ResultChange, StateChanges } from '../store/run-ledger.js';
 import type { Store } from '../store/store.js';
-import { decideAttempt } from './attempt-decision.js';
+import { decideAttempt, rulesOf } from './attempt-decision.js';
 import type { Progress } from './run-handle.js';
 import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
 import { ResourceTally } from './resource-tally.js';
@@ -181,7 +181,7 @@ export class Coordinator {
       const task = this.tasks[running.index]!;
       const change = decideAttempt(
         { task, attempt: running.attempt, result, interruption: running.orphan ? 'supervisor-lost' : 'none' },
-        { runId: this.options.run.id, retry: this.spec.retry, outdir: this.spec.outdir, stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memory },
+        rulesOf(this.options.run, { stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memory }),
       );
       task.memory = change.task.memory;
       task.timeMs = change.task.timeMs;

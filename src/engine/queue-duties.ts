@@ -4,7 +4,7 @@ import { lostResult } from '../runner/result-record.js';
 import type { AttemptRecord, RunRecord } from '../store/records.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import type { Store } from '../store/store.js';
-import { decideAttempt, type EndedAttempt } from './attempt-decision.js';
+import { decideAttempt, rulesOf, type EndedAttempt } from './attempt-decision.js';
 
 /**
  * The coordinator's duties for runs of pull dispatch, which no single process drives.
@@ -38,14 +38,8 @@ export class QueueDuties {
    * the caller last saw it: a cancelled run retries nothing.
    */
   decide(run: RunRecord, ended: EndedAttempt): ResultChange {
-    return decideAttempt(ended, {
-      runId: run.id,
-      retry: run.spec.retry,
-      outdir: run.spec.outdir,
-      stopping: run.state !== 'running',
-      // Workers are not one machine: an escalated oom may ask for more than any worker seen so far.
-      memoryCeiling: ANY_WORKER.memory,
-    });
+    // Workers are not one machine: an escalated oom may ask for more than any worker seen so far.
+    return decideAttempt(ended, rulesOf(run, { stopping: run.state !== 'running', memoryCeiling: ANY_WORKER.memory }));
   }
 
   /** Attempts whose worker stopped heartbeating go back to the queue as `lost` (per the retry policy); a lost gather is queued again. */
