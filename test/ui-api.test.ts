@@ -200,11 +200,13 @@ describe('fanout ui: the HTTP API', () => {
       expect(token).toMatch(/^[\w-]{32}$/);
       expect(server.url).toBe(`http://${address}:${server.port}/?token=${token}`);
       const base = `http://${address === '0.0.0.0' ? '127.0.0.1' : address}:${server.port}`;
+      // One character off (a token that ends in `x` must not be 'corrupted' into itself).
+      const wrongToken = `${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`;
       for (const path of ['/', '/app.js', '/api/runs', '/api/runs/1', '/api/runs/1/tasks', '/api/runs/1/events', '/api/runs/1/tasks/bad/attempts/1/log']) {
         const none = await fetch(`${base}${path}`);
         expect(none.status, path).toBe(401);
         expect(await none.json()).toEqual({ error: 'a token is required: open the URL fanout ui printed, or send Authorization: Bearer <token>' });
-        const wrong = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token.slice(0, -1)}x` } });
+        const wrong = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${wrongToken}` } });
         expect(wrong.status, path).toBe(401);
         expect(await wrong.json()).toEqual({ error: 'wrong token' });
         const right = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
