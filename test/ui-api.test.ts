@@ -65,6 +65,17 @@ describe('fanout ui: the HTTP API', () => {
     expect((await json(await fetch(`${base}/api/runs/999`))).status).toBe(404);
   });
 
+  it('takes a job name wherever it takes a run id, as the CLI does (the latest run of that job)', async () => {
+    await finishedRun();
+    const base = await serve();
+    const cliStatus = JSON.parse((await box.run(['status', 'mixed', '--json'])).stdout);
+    expect((await json(await fetch(`${base}/api/runs/mixed`))).body).toEqual(cliStatus);
+    expect((await json(await fetch(`${base}/api/runs/mixed/tasks?state=failed`))).body.tasks.map((t: any) => t.name)).toEqual(['bad']);
+    const log = (await json(await fetch(`${base}/api/runs/mixed/tasks/bad/attempts/1/log`))).body;
+    expect(log).toMatchObject({ text: 'out bad\n', found: true });
+    expect(await json(await fetch(`${base}/api/runs/nosuchjob`))).toEqual({ status: 404, body: { error: 'no run "nosuchjob"', fix: 'GET /api/runs lists the runs' } });
+  });
+
   it("serves a task's attempts and logs, tail and offsets, and only its own files", async () => {
     await finishedRun();
     const base = await serve();

@@ -105,10 +105,14 @@ export function sendJson(response: ServerResponse, body: unknown, status = 200):
   response.end(text);
 }
 
-async function findRun(engine: Engine, id: string): Promise<RunRecord> {
-  const run = /^\d+$/.test(id) ? await engine.store.getRun(Number(id)) : null;
-  if (!run) throw new ApiError(404, `no run ${JSON.stringify(id)}`, 'GET /api/runs lists the runs');
-  return run;
+/** A run by id or job name (its latest run), as the CLI resolves it: one rule, in the engine. */
+async function findRun(engine: Engine, ref: string): Promise<RunRecord> {
+  try {
+    return await engine.resolveRun(ref);
+  } catch (error) {
+    if (error instanceof UserError) throw new ApiError(404, `no run ${JSON.stringify(ref)}`, 'GET /api/runs lists the runs');
+    throw error;
+  }
 }
 
 /** A task's attempts (for a task skipped as done, those whose work it reused); `gather` names the gather. */
