@@ -11,7 +11,7 @@ import type { GatherOutcome, RunRecord, TaskRecord } from '../store/records.js';
 import type { RunQueries } from '../store/run-queries.js';
 import type { Store } from '../store/store.js';
 import { finalOut, type HomeLayout } from './home-layout.js';
-import { taskEnvironment } from './plan-job.js';
+import { jobValues, taskEnvironment } from './plan-job.js';
 
 /**
  * The gather step: once every task of a run succeeded, one command over all their committed
@@ -58,7 +58,7 @@ export class GatherStep {
     // Keyed on where the outputs are kept, not on a worker's local copies of them.
     const spec = run.spec;
     const outputs = tasks.map((task) => finalOut(spec.outdir, task.name));
-    this.cacheKey = gatherKey(renderTemplate(template, { ...spec.vars, outputs, manifest: layout.manifestPath(run), outdir: spec.outdir }), tasks);
+    this.cacheKey = gatherKey(renderTemplate(template, { ...jobValues(spec), outputs, manifest: layout.manifestPath(run), outdir: spec.outdir }), tasks);
   }
 
   /** The gather of `run`, over its tasks as they are now; null when the job has none. */
@@ -83,7 +83,7 @@ export class GatherStep {
     }
     const outputs = tasks.map((task) => (mirrored ? join(outdir, task.name) : finalOut(spec.outdir, task.name)));
     writeManifest(places.manifest, tasks, outputs);
-    const command = renderTemplate(this.template, { ...spec.vars, outputs, manifest: places.manifest, outdir });
+    const command = renderTemplate(this.template, { ...jobValues(spec), outputs, manifest: places.manifest, outdir });
     mkdirSync(places.attemptDir, { recursive: true });
     const launch: AttemptLaunch = {
       id: places.launchId,
@@ -93,7 +93,10 @@ export class GatherStep {
       memory: null,
       timeMs: null,
       command: commandOrScript(command, places.attemptDir),
-      env: taskEnvironment({ ...spec.vars, manifest: places.manifest, outdir }, { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) }),
+      env: taskEnvironment(
+        { ...jobValues(spec), manifest: places.manifest, outdir },
+        { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) },
+      ),
     };
     const taskNames = new Set(tasks.map((task) => task.name));
     return {

@@ -35,8 +35,8 @@ export interface PlannedTask {
 }
 
 /** Variables every task has besides its own, and that gather templates have. */
-const TASK_BUILTINS = ['index', 'name', 'out', 'outdir'] as const;
-const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir'] as const;
+const TASK_BUILTINS = ['index', 'name', 'out', 'outdir', 'jobdir'] as const;
+const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir', 'jobdir'] as const;
 
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';
@@ -68,7 +68,15 @@ export async function planJob(
 
 /** Every value a task's template can name. */
 export function taskValues(spec: JobSpec, vars: Record<string, string>, index: number, name: string, out: string): Record<string, TemplateValue> {
-  return { ...vars, index: String(index), name, out, outdir: spec.outdir };
+  return { ...jobValues(spec, vars), index: String(index), name, out, outdir: spec.outdir };
+}
+
+/**
+ * The values every template of a job can name: its variables and `jobdir`, the job file's folder
+ * (tasks run in a folder of their own, so a path next to the job file is `{{ jobdir }}/...`).
+ */
+export function jobValues(spec: JobSpec, vars: Record<string, string> = spec.vars): Record<string, string> {
+  return { ...vars, jobdir: spec.baseDir };
 }
 
 /** Every variable a task sees in its environment: FANOUT_<NAME> for each template value. */

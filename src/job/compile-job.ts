@@ -4,6 +4,7 @@ import type { JobFile } from './job-schema.js';
 import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
 import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
+import { resolvePathValue } from './path-values.js';
 import { resolveLocation } from '../storage/location.js';
 
 export interface CompileContext {
@@ -23,8 +24,8 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   const { locate, baseDir } = context;
   const name = job.name ?? sanitizeName(context.defaultName);
   const vars: Record<string, string> = {};
-  for (const [key, value] of Object.entries(job.vars ?? {})) vars[key] = String(value);
-  Object.assign(vars, context.set);
+  for (const [key, value] of Object.entries(job.vars ?? {})) vars[key] = resolvePathValue(String(value), baseDir);
+  for (const [key, value] of Object.entries(context.set)) vars[key] = resolvePathValue(value, context.cwd);
 
   const memoryText = job.resources?.memory;
   const memory = memoryText === undefined ? null : parseMemory(memoryText);

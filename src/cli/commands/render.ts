@@ -3,6 +3,7 @@ import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
 import { renderTemplate } from '../../job/template.js';
+import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 
 export function registerRender(program: Command): void {
@@ -24,7 +25,16 @@ export function registerRender(program: Command): void {
       if (!task) throw new UserError(`job ${planned.spec.name} has no task "${options.task}"`, 'run `fanout validate` to list task names');
       const nextRun = ((await engine.store.listRuns({ limit: 1 }))[0]?.id ?? 0) + 1;
       const out = stagingOut(planned.spec.outdir, nextRun, task.index, 1);
-      process.stdout.write(`${renderTemplate(planned.command, taskValues(planned.spec, task.vars, task.index, task.name, out))}\n`);
+      const values = taskValues(planned.spec, task.vars, task.index, task.name, out);
+      // Comments first, so the output still runs as a script: where the task runs and what each
+      // value became (relative paths resolved), which is what a task that cannot find a file got wrong.
+      const folder = engine.layout.attemptDir({ id: nextRun, spec: planned.spec }, task.index, 1);
+      const lines = [
+        `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
+        ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
+        renderTemplate(planned.command, values),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
 }
