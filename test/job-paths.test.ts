@@ -8,7 +8,7 @@ import { finished, Sandbox } from './harness.js';
  * folder for `vars:`, the current folder for `--set` — whatever folder fanout is started from.
  * The diamond job that found this failed every task with "Error opening file db.dmnd".
  */
-describe('paths in a job file', () => {
+describe('paths in a job file', { timeout: 240_000 }, () => {
   let box: Sandbox;
   beforeEach(() => (box = new Sandbox()));
   afterEach(() => box.cleanup());

@@ -2,6 +2,7 @@ import type { AttemptLaunch } from '../backends/backend.js';
 import type { JobSpec } from '../job/job-spec.js';
 import { renderTemplate, type Template } from '../job/template.js';
 import type { TaskRecord } from '../store/records.js';
+import { withOutputCheck } from './output-check.js';
 import { taskEnvironment, taskValues } from './plan-job.js';
 
 /** Where one attempt of a task runs and writes. */
@@ -36,7 +37,7 @@ export function taskLaunch(
     cpus: task.cpus,
     memory: task.memory,
     timeMs: task.timeMs,
-    command: renderTemplate(command, values),
+    command: withOutputCheck(renderTemplate(command, values), places.stagingOut, spec.outputs ?? []),
     env: taskEnvironment(values, {
       FANOUT_RUN: String(identity.runId),
       FANOUT_TASK: task.name,

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { JobFile } from './job-schema.js';
-import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
+import type { DeclaredOutput, JobSpec, NotifySpec, TaskSource } from './job-spec.js';
 import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolvePathValue } from './path-values.js';
@@ -59,6 +59,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     concurrency: job.concurrency ?? null,
     outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolveLocation(baseDir, job.outdir),
     skipIfOutputsExist: job.skip_if_outputs_exist ?? false,
+    outputs: compileOutputs(job.outputs, locate),
     gather: job.gather ?? null,
     backend: job.backend ?? null,
     profile: job.profile ?? null,
@@ -68,6 +69,17 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     sge: job.sge ?? {},
     notify: compileNotify(job.notify, locate),
   };
+}
+
+/** Declared outputs live in the task's own output folder: a path leaving it could never be checked there. */
+function compileOutputs(outputs: JobFile['outputs'], locate: Locate): DeclaredOutput[] {
+  return (outputs ?? []).map((entry, i) => {
+    const output = typeof entry === 'string' ? { path: entry, nonEmpty: false } : { path: entry.path, nonEmpty: entry.non_empty ?? false };
+    if (isAbsolute(output.path) || output.path.split('/').includes('..')) {
+      throw new JobFileError(locate(`outputs.${i}`), `"${output.path}" is not inside the task's output folder`, 'write it relative to {{ out }}, e.g. hits.tsv or *.bam');
+    }
+    return output;
+  });
 }
 
 /** Alerts go out when the run ends finished or failed, unless `on` says otherwise. */

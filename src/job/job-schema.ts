@@ -141,6 +141,12 @@ export const jobFileSchema = z
       .boolean()
       .optional()
       .describe('Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false).'),
+    outputs: z
+      .array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), non_empty: z.boolean().optional() })]))
+      .optional()
+      .describe(
+        'Files each task must leave in {{ out }} (globs allowed; {path, non_empty: true} also refuses empty ones). A task that exits 0 without them fails with reason exit, naming them.',
+      ),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
     notify: notifySettings.optional(),
   })

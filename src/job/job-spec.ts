@@ -67,6 +67,11 @@ export interface JobSpec {
   outdir: string;
   /** Skip tasks whose committed outputs are already in the outdir, cache or not. */
   skipIfOutputsExist: boolean;
+  /**
+   * What every task must leave in its output folder for its attempt to succeed. Runs recorded by
+   * a fanout without `outputs:` have no such field in their stored spec: read it as `spec.outputs ?? []`.
+   */
+  outputs?: DeclaredOutput[];
   gather: string | null;
   /** From the job file; the CLI's `--backend` overrides it. null: local. */
   backend: BackendName | null;
@@ -82,6 +87,13 @@ export interface JobSpec {
    * without alerts have no such field in their stored spec: read it as `spec.notify ?? null`.
    */
   notify: NotifySpec | null;
+}
+
+/** One entry of `outputs:`: a path or glob relative to the task's output folder. */
+export interface DeclaredOutput {
+  path: string;
+  /** Each match must be a file with at least one byte (or a folder with something in it). */
+  nonEmpty: boolean;
 }
 
 export interface NotifySpec {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
+import type { DeclaredOutput } from '../../job/job-spec.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
@@ -32,9 +33,16 @@ export function registerRender(program: Command): void {
       const lines = [
         `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
+        ...declaredOutputs(planned.spec.outputs ?? []),
         renderTemplate(planned.command, values),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
+}
+
+/** The check an attempt makes after its command exits 0 (engine/output-check.ts), as a comment. */
+function declaredOutputs(outputs: readonly DeclaredOutput[]): string[] {
+  if (outputs.length === 0) return [];
+  return [`# after it exits 0, {{ out }} must hold: ${outputs.map((o) => (o.nonEmpty ? `${o.path} (not empty)` : o.path)).join(', ')}`];
 }
