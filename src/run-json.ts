@@ -1,6 +1,7 @@
 /** The JSON shapes of a run, a task and an attempt: what `--json` prints and the dashboard's API serves. */
 import type { AttemptRecord, GatherAttemptRecord, RunRecord, TaskCounts, TaskRecord } from './store/records.js';
 import type { TaskRow } from './store/task-page.js';
+import type { Unattended } from './engine/unattended-run.js';
 
 /** The `status --json` shape other tools and the dashboard rely on. */
 export interface StatusJson {
@@ -15,9 +16,11 @@ export interface StatusJson {
   createdAt: string;
   endedAt: string | null;
   outdir: string;
+  /** Set while the run is recorded running but no live process drives it: why, and the command that resumes it. */
+  unattended: Unattended | null;
 }
 
-export function statusJson(run: RunRecord, counts: TaskCounts): StatusJson {
+export function statusJson(run: RunRecord, counts: TaskCounts, unattended: Unattended | null = null): StatusJson {
   return {
     run: run.id,
     job: run.job,
@@ -29,6 +32,7 @@ export function statusJson(run: RunRecord, counts: TaskCounts): StatusJson {
     createdAt: new Date(run.createdAt).toISOString(),
     endedAt: run.endedAt === null ? null : new Date(run.endedAt).toISOString(),
     outdir: run.spec.outdir,
+    unattended,
   };
 }
 

@@ -22,6 +22,7 @@ import { PullDriver } from './pull-driver.js';
 import { alreadyRunning, PushDriver } from './push-driver.js';
 import type { RunDriver, RunHandle } from './run-handle.js';
 import { checkLocations, stageChunkFiles } from './run-locations.js';
+import { unattendedRun, type Unattended } from './unattended-run.js';
 
 export interface EngineOptions {
   /** The fanout home (`.fanout/`): store, attempt folders, chunk files. */
@@ -243,6 +244,19 @@ export class Engine {
       );
     }
     return run;
+  }
+
+  /** Which of these runs are recorded running with no live process driving them, and how to resume each. */
+  async unattended(runs: readonly RunRecord[]): Promise<Map<number, Unattended>> {
+    const found = new Map<number, Unattended>();
+    const running = runs.filter((run) => run.state === 'running');
+    if (running.length === 0) return found;
+    const workers = running.some((run) => run.dispatch === 'pull') ? await this.store.listWorkers() : [];
+    for (const run of running) {
+      const unattended = unattendedRun(run, workers);
+      if (unattended) found.set(run.id, unattended);
+    }
+    return found;
   }
 
   /** Wait (bounded) for alerts still being delivered, then close the store. */

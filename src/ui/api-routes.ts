@@ -47,7 +47,9 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
   if (segments.length === 1) {
     allow(method, 'GET');
     const runs = [];
-    for (const run of await engine.store.listRuns()) runs.push(statusJson(run, await engine.store.counts(run.id)));
+    const records = await engine.store.listRuns();
+    const unattended = await engine.unattended(records);
+    for (const run of records) runs.push(statusJson(run, await engine.store.counts(run.id), unattended.get(run.id) ?? null));
     return sendJson(response, runs);
   }
   const run = await findRun(engine, segments[1]!);
@@ -55,7 +57,7 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
 
   if (part === undefined) {
     allow(method, 'GET');
-    return sendJson(response, statusJson(run, await engine.store.counts(run.id)));
+    return sendJson(response, statusJson(run, await engine.store.counts(run.id), (await engine.unattended([run])).get(run.id) ?? null));
   }
   if (part === 'events' && segments.length === 3) {
     allow(method, 'GET');

@@ -52,7 +52,7 @@ export class RunEvents {
     try {
       const run = await this.engine.store.getRun(runId);
       if (run) {
-        const status = JSON.stringify(statusJson(run, await this.engine.store.counts(runId)));
+        const status = JSON.stringify(statusJson(run, await this.engine.store.counts(runId), (await this.engine.unattended([run])).get(runId) ?? null));
         if (status !== watch.last) {
           watch.last = status;
           this.send(watch, `event: status\ndata: ${status}\n\n`);

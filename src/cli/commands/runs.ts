@@ -12,7 +12,9 @@ export function registerRuns(program: Command): void {
     .action((options: GlobalOptions & { json?: boolean }) =>
       withEngine(options, async (engine) => {
         const runs = [];
-        for (const run of await engine.store.listRuns()) runs.push(statusJson(run, await engine.store.counts(run.id)));
+        const records = await engine.store.listRuns();
+        const unattended = await engine.unattended(records);
+        for (const run of records) runs.push(statusJson(run, await engine.store.counts(run.id), unattended.get(run.id) ?? null));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(runs)}\n`);
           return;
@@ -21,13 +23,15 @@ export function registerRuns(program: Command): void {
           String(r.run),
           r.job,
           r.backend,
-          r.state,
+          r.unattended ? `${r.state} (unattended)` : r.state,
           `${r.counts.succeeded + r.counts.skipped}/${r.total}`,
           String(r.counts.failed),
           r.createdAt.replace('T', ' ').slice(0, 19),
           formatDuration((r.endedAt ? Date.parse(r.endedAt) : Date.now()) - Date.parse(r.createdAt)),
         ]);
         process.stdout.write(`${table(['RUN', 'JOB', 'BACKEND', 'STATE', 'DONE', 'FAILED', 'STARTED (UTC)', 'DURATION'], rows)}\n`);
+        for (const r of runs)
+          if (r.unattended) process.stdout.write(`run ${r.run}: nothing drives it (${r.unattended.why}); resume it with \`${r.unattended.resume}\`\n`);
       }),
     );
 }

@@ -13,15 +13,17 @@ export function registerStatus(program: Command): void {
     .action((ref: string | undefined, options: GlobalOptions & { json?: boolean }) =>
       withEngine(options, async (engine) => {
         const run = await engine.resolveRun(ref);
-        const status = statusJson(run, await engine.store.counts(run.id));
+        const unattended = (await engine.unattended([run])).get(run.id) ?? null;
+        const status = statusJson(run, await engine.store.counts(run.id), unattended);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(status)}\n`);
           return;
         }
         const took = formatDuration((run.endedAt ?? Date.now()) - run.createdAt);
         const gather = run.gatherState ? `\ngather: ${run.gatherState}` : '';
+        const stalled = unattended ? `\nnothing drives it: ${unattended.why}; resume it with \`${unattended.resume}\`` : '';
         process.stdout.write(
-          `run ${run.id} (${run.job}): ${run.state}, ${took}\ntasks: ${status.total} (${countsLine(status.counts)})${gather}\noutputs: ${run.spec.outdir}\n`,
+          `run ${run.id} (${run.job}): ${run.state}${unattended ? ' (unattended)' : ''}, ${took}${stalled}\ntasks: ${status.total} (${countsLine(status.counts)})${gather}\noutputs: ${run.spec.outdir}\n`,
         );
       }),
     );
