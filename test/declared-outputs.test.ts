@@ -3,6 +3,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox } from './harness.js';
 import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
+import { describeOn } from './schedulers.js';
 
 /**
  * `outputs:` catches a tool that failed but exited 0 (seqkit on a truncated gzip): a task that
@@ -71,6 +72,18 @@ describe('declared outputs', { timeout: 240_000 }, () => {
     const result = await box.run(['validate', 'job.yaml']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('outputs.0: "../elsewhere.tsv" is not inside the task\'s output folder');
+  });
+
+  describeOn('slurm', 'on SLURM', () => {
+    it('does the same in a cluster element (the element runner commits only after the check)', async () => {
+      job(['backend: slurm']);
+      const env = { FANOUT_POLL_MS: '300', FANOUT_CONFIG: box.path('config.yaml'), FANOUT_SITE_CONFIG: box.path('site.yaml') };
+      const result = await box.run(['run', 'job.yaml'], { env, timeoutMs: 220_000 });
+      expect(result.code, result.stderr).toBe(1);
+      await expectChecked(env);
+      expect(existsSync(box.path('fanout-out', 'hits', 'good', 'hits.tsv'))).toBe(true);
+      expect(existsSync(box.path('fanout-out', 'hits', 'hole'))).toBe(false);
+    });
   });
 
   describeWithS3('with the outdir in S3', () => {

@@ -14,7 +14,7 @@ export function withOutputCheck(command: string, out: string, outputs: readonly 
   const checks = outputs.map(({ path, nonEmpty }) => {
     // IFS empty: the pattern is expanded as a glob, never split on spaces; a glob that matches
     // nothing stays as written and is then not there.
-    const each = nonEmpty ? `\n  for f in "$@"; do if [ -d "$f" ]; then [ -n "$(ls -A "$f")" ]; else [ -s "$f" ]; fi || empty="$empty $p"; done` : '';
+    const each = nonEmpty ? `\n  for f in "$@"; do if [ -d "$f" ]; then [ -n "$(ls -A "$f")" ]; else [ -s "$f" ]; fi || { empty="$empty $p"; break; }; done` : '';
     return `p=${shellQuote(path)}; set -- $p\nif [ ! -e "$1" ] && [ ! -L "$1" ]; then missing="$missing $p"; else :${each}\nfi`;
   });
   return [
