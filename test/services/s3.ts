@@ -46,18 +46,33 @@ export default async function setup({ provide }: { provide: (key: 's3Endpoint' |
   };
 }
 
-interface Server {
+export interface Server {
   endpoint: string;
   stop(): Promise<void>;
 }
 
 async function startServer(): Promise<Server> {
   const folder = await mkdtemp(join(tmpdir(), 'fanout-s3-'));
-  const child = spawn(process.execPath, [SERVER_SCRIPT, folder], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const stop = async () => {
-    await stopProcess(child);
+  const server = await startS3Server(folder).catch(async (error: unknown) => {
     await rm(folder, { recursive: true, force: true });
+    throw error;
+  });
+  return {
+    endpoint: server.endpoint,
+    stop: async () => {
+      await server.stop();
+      await rm(folder, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * An S3 server of the test's own, on its data folder, that the test may stop and start again on
+ * the same port and folder (an outage); the globalSetup's server is shared and must stay up.
+ */
+export async function startS3Server(folder: string, port = 0): Promise<Server> {
+  const child = spawn(process.execPath, [SERVER_SCRIPT, folder, String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stop = () => stopProcess(child);
   try {
     return { endpoint: await readEndpoint(child), stop };
   } catch (error) {
