@@ -52,5 +52,4 @@ describeWithS3('commands that touch S3', () => {
     // The run ended in the worker, after its S3 client was built: its notify command sees the user's environment.
     expect(readFileSync(box.path('notify-env.txt'), 'utf8')).not.toContain(SWITCH);
   });
-
 });

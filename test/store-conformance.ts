@@ -697,7 +697,9 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const store = await open();
         const run = await workersRun(store, 1);
         await store.claim(claimRequest('w'));
-        await store.commit({ results: [{ ...result(run.id, 0, 1, 'exit'), task: { state: 'pending', memory: 2 * GiB, timeMs: 5000, retryBase: 0, platformFailures: 0 } }] });
+        await store.commit({
+          results: [{ ...result(run.id, 0, 1, 'exit'), task: { state: 'pending', memory: 2 * GiB, timeMs: 5000, retryBase: 0, platformFailures: 0 } }],
+        });
         const [again] = await store.claim(claimRequest('w'));
         expect(again).toMatchObject({ kind: 'task', attempt: 2, dir: `/work/w-${run.id}/0.2`, task: { attempts: 2, memory: 2 * GiB } });
         expect((await store.attempts(run.id, 0)).map((a) => [a.attempt, a.state, a.memory, a.timeMs])).toEqual([

@@ -115,7 +115,13 @@ describe('decideAttempt: what an ended attempt means', () => {
 
   it('retries lost and infra attempts without spending retry.max, so a job with no retry block rides out a vanished worker', () => {
     for (const reason of ['lost', 'infra'] as const) {
-      expect(decideAttempt(ended(reason), rules({ max: 0, on: [] })).task).toMatchObject({ state: 'pending', memory: 1 * GB, timeMs: 60_000, retryBase: 1, platformFailures: 1 });
+      expect(decideAttempt(ended(reason), rules({ max: 0, on: [] })).task).toMatchObject({
+        state: 'pending',
+        memory: 1 * GB,
+        timeMs: 60_000,
+        retryBase: 1,
+        platformFailures: 1,
+      });
     }
   });
 

@@ -46,7 +46,8 @@ export function explainS3Error(error: unknown, target: S3Target): unknown {
   const unreachable = UNREACHABLE[code] ?? UNREACHABLE[name];
   if (unreachable !== undefined) {
     const retried = target.retriedForMs ?? 0;
-    if (retried < 1000) return new UserError(`cannot reach S3 at ${target.service} (${unreachable})`, 'check AWS_ENDPOINT_URL and that the service is up', { cause: error });
+    if (retried < 1000)
+      return new UserError(`cannot reach S3 at ${target.service} (${unreachable})`, 'check AWS_ENDPOINT_URL and that the service is up', { cause: error });
     return new UserError(
       `cannot reach S3 at ${target.service} (${unreachable}), still after ${formatDuration(retried)} of retries`,
       'check AWS_ENDPOINT_URL and that the service is up (FANOUT_S3_PATIENCE sets how long fanout keeps trying)',

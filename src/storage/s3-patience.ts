@@ -9,7 +9,7 @@ import { parseDuration } from '../job/units.js';
  */
 
 /** Default of FANOUT_S3_PATIENCE. */
-export const DEFAULT_S3_PATIENCE_MS = 60_000;
+const DEFAULT_S3_PATIENCE_MS = 60_000;
 /** Backoff between tries: doubles from the first to the last. */
 const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 8_000;
