@@ -111,7 +111,7 @@ export function conformance(backend: BackendUnderTest): void {
     it(
       'retries a task killed from outside the run',
       async () => {
-        job(['command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 60; fi', 'tasks:', '  each: [victim]', 'retry:', '  max: 1']);
+        job(['command: echo $$ > pid; if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 60; fi', 'tasks:', '  each: [victim]', 'retry:', '  max: 1', '  on: [exit, lost]']);
         const child = start(['run', 'job.yaml']);
         const [pid] = await taskPids(box);
         if (backend === 'local') process.kill(pid!, 'SIGKILL');

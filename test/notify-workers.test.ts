@@ -97,6 +97,7 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
         '  each: [ok1, bad1, ok2, bad2, ok3, ok4]',
         'retry:',
         '  max: 1',
+        '  on: [exit]',
         'notify:',
         `  webhook: ${hook.url()}`,
         '  on: [finished, failed, task_failed]',
@@ -140,6 +141,9 @@ describeWithPostgres('alerts on the workers backend', (adminUrl) => {
         'command: sleep 6',
         'tasks:',
         '  each: [doomed]',
+        // Lost attempts are retried for free a few times by default; none here, so the first loss fails it.
+        'retry:',
+        '  platform_max: 0',
         'notify:',
         `  webhook: ${hook.url()}`,
         '  on: [failed, task_failed]',

@@ -64,6 +64,7 @@ describe('alerts', () => {
       '  each: [good, bad1, bad2]',
       'retry:',
       '  max: 1',
+      '  on: [exit]',
       'notify:',
       `  webhook: ${hook.url()}`,
       '  on: [finished, failed, task_failed]',

@@ -54,7 +54,7 @@ function result(runId: number, index: number, attempt: number, reason: AttemptOu
     index,
     attempt,
     result: outcome(reason),
-    task: { state: reason === 'ok' ? 'succeeded' : 'failed', memory: null, timeMs: null, retryBase: 0 },
+    task: { state: reason === 'ok' ? 'succeeded' : 'failed', memory: null, timeMs: null, retryBase: 0, platformFailures: 0 },
     cache: reason === 'ok' && cacheKey ? { key: cacheKey, runId, index, attempt, out: `/out/t${index}` } : undefined,
   };
 }
@@ -146,7 +146,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
                 peakMemory: ((index * 11) % 20) * 1000,
                 host: `node${index % 2}`,
               }),
-              task: { state: failed ? ('failed' as const) : ('succeeded' as const), memory: 4 * GiB, timeMs: null, retryBase: 0 },
+              task: { state: failed ? ('failed' as const) : ('succeeded' as const), memory: 4 * GiB, timeMs: null, retryBase: 0, platformFailures: 0 },
             };
           }),
         });
@@ -250,6 +250,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
           state: 'pending',
           attempts: 0,
           retryBase: 0,
+          platformFailures: 0,
           cpus: 2,
           memory: 3 * GiB,
           timeMs: 60_000,
@@ -389,7 +390,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
             {
               ...result(run.id, 1, 1, 'oom'),
               result: outcome('oom', { signal: 'SIGKILL', error: 'killed' }),
-              task: { state: 'pending', memory: 2 * GiB, timeMs: 2000, retryBase: 0 },
+              task: { state: 'pending', memory: 2 * GiB, timeMs: 2000, retryBase: 0, platformFailures: 2 },
             },
           ],
           run: { id: run.id, gatherState: 'skipped' },
@@ -397,7 +398,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const after0 = (await store.getTask(run.id, 't0'))!;
         expect(after0).toMatchObject({ state: 'succeeded', attempts: 1, reason: 'ok', exitCode: 0, peakMemory: 5 * GiB, durationMs: 500 });
         const after1 = (await store.getTask(run.id, 't1'))!;
-        expect(after1).toMatchObject({ state: 'pending', memory: 2 * GiB, timeMs: 2000, reason: 'oom', exitCode: 1 });
+        expect(after1).toMatchObject({ state: 'pending', memory: 2 * GiB, timeMs: 2000, reason: 'oom', exitCode: 1, platformFailures: 2 });
         expect((await store.attempts(run.id, 1))[0]).toMatchObject({
           state: 'done',
           reason: 'oom',
@@ -421,17 +422,17 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(await store.counts(run.id)).toEqual({ pending: 1, running: 1, succeeded: 1, failed: 0, skipped: 0, cancelled: 0 });
         expect((await store.listTasks(run.id, { state: 'pending' })).map((t) => t.name)).toEqual(['t1']);
 
-        // Retried tasks keep their attempts, which stop counting against the retry budget.
+        // Retried tasks keep their attempts, which stop counting against the retry budget; their platform failures are forgiven.
         await store.commit({
-          results: [result(run.id, 2, 1, 'exit')],
+          results: [{ ...result(run.id, 2, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 1, platformFailures: 1 } }],
           taskStates: [
             { runId: run.id, index: 2, state: 'pending', resetRetries: true },
             { runId: run.id, index: 1, state: 'cancelled' },
           ],
           run: { id: run.id, state: 'cancelled', endedAt: 99 },
         });
-        expect((await store.getTask(run.id, 't2'))!).toMatchObject({ state: 'pending', attempts: 1, retryBase: 1 });
-        expect((await store.getTask(run.id, 't1'))!).toMatchObject({ state: 'cancelled', retryBase: 0 });
+        expect((await store.getTask(run.id, 't2'))!).toMatchObject({ state: 'pending', attempts: 1, retryBase: 1, platformFailures: 0 });
+        expect((await store.getTask(run.id, 't1'))!).toMatchObject({ state: 'cancelled', retryBase: 0, platformFailures: 2 });
         expect(await store.getRun(run.id)).toMatchObject({ state: 'cancelled', endedAt: 99, gatherState: 'skipped' });
         await store.commit({ run: { id: run.id, state: 'running', endedAt: null, gatherState: null } });
         expect(await store.getRun(run.id)).toMatchObject({ state: 'running', endedAt: null, gatherState: null });
@@ -443,7 +444,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const run = await workersRun(store, 1);
         const [task] = await store.listTasks(run.id);
         await store.commit({ launches: [{ runId: run.id, index: 0, attempt: 1, dir: '/w', cpus: 1, memory: null, timeMs: null, launchedAt: 1 }] });
-        await store.commit({ results: [{ ...result(run.id, 0, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 0 } }] });
+        await store.commit({ results: [{ ...result(run.id, 0, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 0, platformFailures: 0 } }] });
         await store.commit({ results: [result(run.id, 0, 1, 'ok', task!.cacheKey)] });
         expect(await store.getTask(run.id, 't0')).toMatchObject({ state: 'pending', reason: 'lost' });
         expect((await store.attempts(run.id, 0))[0]).toMatchObject({ state: 'done', reason: 'lost' });
@@ -696,7 +697,9 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         const store = await open();
         const run = await workersRun(store, 1);
         await store.claim(claimRequest('w'));
-        await store.commit({ results: [{ ...result(run.id, 0, 1, 'exit'), task: { state: 'pending', memory: 2 * GiB, timeMs: 5000, retryBase: 0 } }] });
+        await store.commit({
+          results: [{ ...result(run.id, 0, 1, 'exit'), task: { state: 'pending', memory: 2 * GiB, timeMs: 5000, retryBase: 0, platformFailures: 0 } }],
+        });
         const [again] = await store.claim(claimRequest('w'));
         expect(again).toMatchObject({ kind: 'task', attempt: 2, dir: `/work/w-${run.id}/0.2`, task: { attempts: 2, memory: 2 * GiB } });
         expect((await store.attempts(run.id, 0)).map((a) => [a.attempt, a.state, a.memory, a.timeMs])).toEqual([
@@ -815,7 +818,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(await store.expiredAttempts(10)).toEqual({ tasks: [], gathers: [] });
 
         // One attempt reaped (its result recorded by someone else), one run cancelled, one not ours.
-        await store.commit({ results: [{ ...result(run.id, 0, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 0 } }] });
+        await store.commit({ results: [{ ...result(run.id, 0, 1, 'lost'), task: { state: 'pending', memory: null, timeMs: null, retryBase: 0, platformFailures: 0 } }] });
         await store.commit({ run: { id: other.id, state: 'cancelled', endedAt: 5 } });
         const notOurs: AttemptKey = { kind: 'task', runId: run.id, index: 2, attempt: 7 };
         const mustStop = await store.heartbeat('w', [...keys, notOurs], 60_000);

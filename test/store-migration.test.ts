@@ -72,6 +72,8 @@ async function checkReleaseStore(store: Store, another: () => Promise<Store>): P
     ['t0', 'succeeded', 1, 2 * GiB, 500],
     ['t1', 'succeeded', 1, null, 500],
   ]);
+  // Tasks of the release had no platform failures counted: each starts its allowance afresh.
+  expect((await store.listTasks(1)).map((t) => t.platformFailures)).toEqual([0, 0]);
   expect(await store.attempts(1, 0)).toMatchObject([
     { runId: 1, index: 0, attempt: 1, state: 'done', reason: 'ok', memory: 2 * GiB, host: 'node0', dir: '/work/pushed/0.1' },
   ]);

@@ -186,6 +186,7 @@ export class Coordinator {
       task.memory = change.task.memory;
       task.timeMs = change.task.timeMs;
       task.retryBase = change.task.retryBase;
+      task.platformFailures = change.task.platformFailures;
       task.reason = result.reason;
       task.exitCode = result.exitCode;
       task.peakMemory = result.peakMemory;

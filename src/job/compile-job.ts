@@ -17,7 +17,14 @@ export interface CompileContext {
   locate: Locate;
 }
 
-const ALL_FAILURES = ['exit', 'oom', 'timeout', 'lost'] as const;
+/**
+ * Retried when `retry.max` allows and `retry.on` is not given: failures a rerun can cure. A
+ * failing command (`exit`) is deterministic more often than not, so it is retried only when
+ * asked for, as in Nextflow and Snakemake.
+ */
+const DEFAULT_RETRY_ON = ['oom', 'timeout', 'lost'] as const;
+/** Platform failures (lost, infra) retried per task without spending `retry.max`, when `retry.platform_max` is not given. */
+export const DEFAULT_PLATFORM_MAX = 3;
 
 /** Fill defaults, convert units and resolve paths; after this, code trusts the JobSpec. */
 export function compileJob(job: JobFile, context: CompileContext): JobSpec {
@@ -53,8 +60,9 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     resources: { cpus: job.resources?.cpus ?? 1, memory, timeMs },
     retry: {
       max: job.retry?.max ?? 0,
-      on: job.retry?.on ?? [...ALL_FAILURES],
+      on: job.retry?.on ?? [...DEFAULT_RETRY_ON],
       escalate: { memory: job.retry?.escalate?.memory ?? 1, time: job.retry?.escalate?.time ?? 1 },
+      platformMax: job.retry?.platform_max ?? DEFAULT_PLATFORM_MAX,
     },
     concurrency: job.concurrency ?? null,
     outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolveLocation(baseDir, job.outdir),

@@ -36,7 +36,7 @@ const tasks = z
   })
   .describe('Exactly one source of tasks.');
 
-const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost']);
+const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost', 'infra']);
 
 export const backendNames = ['local', 'slurm', 'sge', 'workers'] as const;
 
@@ -115,7 +115,19 @@ export const jobFileSchema = z
     retry: z
       .strictObject({
         max: z.int().min(0).optional().describe('Retries after the first attempt (default 0).'),
-        on: z.array(failureReason).min(1).optional().describe('Failure reasons that are retried (default: all).'),
+        on: z
+          .array(failureReason)
+          .min(1)
+          .optional()
+          .describe('Failure reasons that are retried, spending max (default [oom, timeout, lost]; a failing command, exit, is not retried unless listed).'),
+        platform_max: z
+          .int()
+          .min(0)
+          .max(100)
+          .optional()
+          .describe(
+            'Attempts lost to the platform (lost: its worker, node or job vanished; infra: staging or submission failed) retried per task without spending max (default 3); past that they count as ordinary failures.',
+          ),
         escalate: z
           .strictObject({
             memory: z.number().min(1).optional().describe('Multiply memory by this after an oom.'),

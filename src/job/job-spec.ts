@@ -25,8 +25,8 @@ export type TaskSource =
       sizeBytes?: number;
     };
 
-export type FailureReason = 'exit' | 'oom' | 'timeout' | 'lost';
-export type AttemptReason = 'ok' | FailureReason | 'infra' | 'cancelled';
+export type FailureReason = 'exit' | 'oom' | 'timeout' | 'lost' | 'infra';
+export type AttemptReason = 'ok' | FailureReason | 'cancelled';
 
 /** Every way an attempt can end. */
 export const ATTEMPT_REASONS: ReadonlySet<string> = new Set<AttemptReason>(['ok', 'exit', 'oom', 'timeout', 'lost', 'infra', 'cancelled']);
@@ -44,6 +44,11 @@ export interface RetryPolicy {
   max: number;
   on: FailureReason[];
   escalate: { memory: number; time: number };
+  /**
+   * Failures of the platform (`lost`, `infra`) retried per task without spending `max`; past
+   * this many, they are charged like any other failure.
+   */
+  platformMax: number;
 }
 
 export interface JobSpec {

@@ -5,7 +5,7 @@ import { s3SettingsFromEnvironment } from './s3-settings.js';
 import type { ByteRange, Storage, StoredBytes, StoredObject } from './storage.js';
 
 const fileStorage = new FileStorage();
-/** One S3 storage (so one client and its connection pool) per endpoint, region and addressing. */
+/** One S3 storage (so one client and its connection pool) per endpoint, region, addressing and patience. */
 const s3Storages = new Map<string, LazyS3Storage>();
 
 /** The storage that serves a location: S3 for `s3://` URIs (configured from the AWS environment), the filesystem otherwise. */
@@ -13,7 +13,7 @@ export function storageFor(location: string): Storage {
   if (!isObjectStoreUri(location)) return fileStorage;
   parseObjectStoreUri(location);
   const settings = s3SettingsFromEnvironment();
-  const key = JSON.stringify([settings.endpoint, settings.region, settings.forcePathStyle]);
+  const key = JSON.stringify([settings.endpoint, settings.region, settings.forcePathStyle, settings.patienceMs]);
   let storage = s3Storages.get(key);
   if (storage === undefined) {
     storage = new LazyS3Storage(settings);

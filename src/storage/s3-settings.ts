@@ -1,3 +1,5 @@
+import { s3PatienceMs } from './s3-patience.js';
+
 /**
  * How fanout reaches S3. Everything comes from the standard AWS environment and profile chain,
  * so the settings that work for the aws CLI work here, and fanout has no S3 flags of its own:
@@ -13,6 +15,8 @@
  *   `1`, and by default whenever a custom endpoint is set, because S3-compatible servers (MinIO,
  *   Ceph, Garage, s3rver) seldom serve bucket-named subdomains; AWS_S3_FORCE_PATH_STYLE=false
  *   turns it off. Virtual-hosted style otherwise, as AWS prefers.
+ * - Patience: FANOUT_S3_PATIENCE (default 60s, `0` for none) is how long a call keeps trying
+ *   through transient errors (s3-patience.ts); a check of a location never waits.
  * - Checksums: the SDK's defaults. A server that rejects them wants
  *   AWS_REQUEST_CHECKSUM_CALCULATION=when_required (the SDK reads it itself).
  *
@@ -25,6 +29,8 @@ export interface S3Settings {
   /** undefined: the profile's region, else us-east-1. */
   region: string | undefined;
   forcePathStyle: boolean;
+  /** How long a call keeps trying through transient errors (FANOUT_S3_PATIENCE, default 60s; see s3-patience.ts). */
+  patienceMs: number;
   /** Fixed credentials instead of the default chain (tests that need wrong ones). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
@@ -37,6 +43,7 @@ export function s3SettingsFromEnvironment(env: NodeJS.ProcessEnv = process.env):
     endpoint,
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     forcePathStyle: pathStyle === undefined || pathStyle === '' ? endpoint !== undefined : pathStyle === 'true' || pathStyle === '1',
+    patienceMs: s3PatienceMs(env),
   };
 }
 

@@ -16,7 +16,8 @@ import { UserError } from '../errors.js';
 import { isMissing, listLocalFiles, pathInside, writeWhole } from './local-files.js';
 import { formatObjectStoreUri, joinLocation, parseObjectStoreUri, type ObjectAddress } from './location.js';
 import { forEachLimited, TREE_TRANSFERS } from './parallel.js';
-import { explainS3Error, isAbsentObject, isRangeNotSatisfiable } from './s3-errors.js';
+import { explainS3Error, isAbsentObject, isRangeNotSatisfiable, isTransientS3Error } from './s3-errors.js';
+import { rideOutTransient } from './s3-patience.js';
 import { createS3Client } from './s3-client.js';
 import { describeS3Service, type S3Settings } from './s3-settings.js';
 import type { ByteRange, Storage, StoredBytes, StoredObject } from './storage.js';
@@ -32,10 +33,12 @@ const DELETE_BATCH = 1000;
 export class S3Storage implements Storage {
   private readonly client: S3Client;
   private readonly service: string;
+  private readonly patienceMs: number;
 
   constructor(settings: S3Settings) {
     this.client = createS3Client(settings);
     this.service = describeS3Service(settings);
+    this.patienceMs = settings.patienceMs;
   }
 
   isLocal(): boolean {
@@ -170,10 +173,16 @@ export class S3Storage implements Storage {
   async check(location: string): Promise<void> {
     const folder = parseObjectStoreUri(location);
     const probe = parseObjectStoreUri(joinLocation(formatObjectStoreUri(folder), `.fanout-probe-${process.pid}-${Date.now()}`));
-    await this.run(folder, async () => {
-      await this.client.send(new PutObjectCommand({ Bucket: probe.bucket, Key: probe.key, Body: 'fanout\n' }));
-      await this.client.send(new DeleteObjectCommand({ Bucket: probe.bucket, Key: probe.key }));
-    });
+    // A check answers a person who just configured something: a wrong endpoint is said at once, without waiting out the patience.
+    const noPatience = 0;
+    await this.run(
+      folder,
+      async () => {
+        await this.client.send(new PutObjectCommand({ Bucket: probe.bucket, Key: probe.key, Body: 'fanout\n' }));
+        await this.client.send(new DeleteObjectCommand({ Bucket: probe.bucket, Key: probe.key }));
+      },
+      noPatience,
+    );
   }
 
   /** The object's size in bytes; null when it does not exist. */
@@ -199,12 +208,17 @@ export class S3Storage implements Storage {
     }
   }
 
-  /** Every S3 call goes through here, so its failures read the same whatever the operation. */
-  private async run<T>(target: ObjectAddress, operation: () => Promise<T>): Promise<T> {
+  /**
+   * Every S3 call goes through here: it rides out transient errors for up to the patience (so
+   * staging an attempt in or out survives a short outage), and its failures read the same
+   * whatever the operation. An operation is retried whole, so each must be safe to repeat.
+   */
+  private async run<T>(target: ObjectAddress, operation: () => Promise<T>, patienceMs = this.patienceMs): Promise<T> {
+    const started = Date.now();
     try {
-      return await operation();
+      return await rideOutTransient(operation, isTransientS3Error, patienceMs);
     } catch (error) {
-      throw explainS3Error(error, { service: this.service, bucket: target.bucket });
+      throw explainS3Error(error, { service: this.service, bucket: target.bucket, retriedForMs: Date.now() - started });
     }
   }
 }

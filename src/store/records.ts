@@ -59,6 +59,8 @@ export interface TaskRecord extends Omit<NewTask, 'state'> {
   attempts: number;
   /** Attempts that do not count against the retry budget (before a `retry`, or cut off by a crash). */
   retryBase: number;
+  /** Platform failures (lost, infra) retried without charge since the last reset, against retry.platform_max. */
+  platformFailures: number;
   reason: AttemptReason | null;
   exitCode: number | null;
   peakMemory: number | null;

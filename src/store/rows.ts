@@ -51,6 +51,7 @@ export interface TaskRow {
   state: TaskState;
   attempts: number;
   retry_base: number;
+  platform_failures: number;
   cpus: number;
   memory: DbNumber | null;
   time_ms: DbNumber | null;
@@ -158,6 +159,7 @@ export function toTask(row: TaskRow): TaskRecord {
     state: row.state,
     attempts: Number(row.attempts),
     retryBase: Number(row.retry_base),
+    platformFailures: Number(row.platform_failures),
     cpus: Number(row.cpus),
     memory: nullableNumber(row.memory),
     timeMs: nullableNumber(row.time_ms),

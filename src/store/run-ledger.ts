@@ -71,6 +71,7 @@ export interface TaskChange {
   memory: number | null;
   timeMs: number | null;
   retryBase: number;
+  platformFailures: number;
 }
 
 /** An attempt that ended, and what its task becomes. */
@@ -92,7 +93,7 @@ export interface ResultChange {
 export interface StateChanges {
   launches?: LaunchChange[];
   results?: ResultChange[];
-  /** Tasks whose state changes without an attempt ending (cancelling pending tasks, retrying). */
+  /** Tasks whose state changes without an attempt ending (cancelling pending tasks, retrying; `resetRetries` gives back both retry budgets). */
   taskStates?: Array<{ runId: number; index: number; state: TaskState; resetRetries?: boolean }>;
   run?: { id: number; state?: RunState; endedAt?: number | null; gatherState?: GatherState | null };
 }

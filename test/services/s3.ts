@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../src/storage/s3-client.js';
 import { beforeAll, describe, inject } from 'vitest';
 
 /**
@@ -46,18 +47,33 @@ export default async function setup({ provide }: { provide: (key: 's3Endpoint' |
   };
 }
 
-interface Server {
+export interface Server {
   endpoint: string;
   stop(): Promise<void>;
 }
 
 async function startServer(): Promise<Server> {
   const folder = await mkdtemp(join(tmpdir(), 'fanout-s3-'));
-  const child = spawn(process.execPath, [SERVER_SCRIPT, folder], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const stop = async () => {
-    await stopProcess(child);
+  const server = await startS3Server(folder).catch(async (error: unknown) => {
     await rm(folder, { recursive: true, force: true });
+    throw error;
+  });
+  return {
+    endpoint: server.endpoint,
+    stop: async () => {
+      await server.stop();
+      await rm(folder, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * An S3 server of the test's own, on its data folder, that the test may stop and start again on
+ * the same port and folder (an outage); the globalSetup's server is shared and must stay up.
+ */
+export async function startS3Server(folder: string, port = 0): Promise<Server> {
+  const child = spawn(process.execPath, [SERVER_SCRIPT, folder, String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stop = () => stopProcess(child);
   try {
     return { endpoint: await readEndpoint(child), stop };
   } catch (error) {
@@ -114,8 +130,8 @@ export function s3Env(endpoint: string): Record<string, string> {
 
 /** A new bucket with a random name, so each test file has its own; returns its name. */
 export async function createBucket(endpoint: string, name = `fanout-test-${Math.random().toString(36).slice(2, 10)}`): Promise<string> {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS });
+  // Built as fanout builds its clients, so the SDK's Node-version warning stays out of the test output too.
+  const client = createS3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS, patienceMs: 0 });
   try {
     await client.send(new CreateBucketCommand({ Bucket: name }));
   } finally {

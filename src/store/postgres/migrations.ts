@@ -147,4 +147,8 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX runs_of_workers;
   CREATE INDEX runs_pulled ON runs (id) WHERE state = 'running' AND dispatch = 'pull';
   `,
+  // 4: platform failures (lost, infra) a task was retried after without charge, bounded by retry.platform_max
+  `
+  ALTER TABLE tasks ADD COLUMN platform_failures INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -110,6 +110,7 @@ export class PostgresLedger implements RunLedger {
           results.map((r) => r.task.memory),
           results.map((r) => r.task.timeMs),
           results.map((r) => r.task.retryBase),
+          results.map((r) => r.task.platformFailures),
           results.map((r) => durationOf(r.result)),
           results.map((r) => r.cache?.key ?? null),
           results.map((r) => r.cache?.runId ?? null),
@@ -229,10 +230,10 @@ const SQL = {
     WITH r AS (
       SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[], $7::bigint[], $8::bigint[],
                            $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
-                           $16::int[], $17::bigint[], $18::text[], $19::bigint[], $20::int[], $21::int[], $22::text[])
+                           $16::int[], $17::int[], $18::bigint[], $19::text[], $20::bigint[], $21::int[], $22::int[], $23::text[])
         WITH ORDINALITY AS r(run_id, idx, attempt, reason, exit_code, signal, started_at, ended_at,
                              peak_memory, cpu_ms, host, error, task_state, task_memory, task_time_ms,
-                             retry_base, duration_ms, cache_key, cache_run_id, cache_idx, cache_attempt, cache_out, n)
+                             retry_base, platform_failures, duration_ms, cache_key, cache_run_id, cache_idx, cache_attempt, cache_out, n)
     ), ended AS (
       UPDATE attempts a SET state = 'done', reason = r.reason, exit_code = r.exit_code, signal = r.signal,
         started_at = r.started_at, ended_at = r.ended_at, peak_memory = r.peak_memory, cpu_ms = r.cpu_ms,
@@ -242,7 +243,7 @@ const SQL = {
       RETURNING r.*
     ), finished AS (
       UPDATE tasks t SET state = e.task_state, memory = e.task_memory, time_ms = e.task_time_ms, retry_base = e.retry_base,
-        reason = e.reason, exit_code = e.exit_code, peak_memory = e.peak_memory, duration_ms = e.duration_ms
+        platform_failures = e.platform_failures, reason = e.reason, exit_code = e.exit_code, peak_memory = e.peak_memory, duration_ms = e.duration_ms
       FROM (SELECT DISTINCT ON (run_id, idx) * FROM ended ORDER BY run_id, idx, n DESC) e
       WHERE t.run_id = e.run_id AND t.idx = e.idx
     ), cached AS (
@@ -257,7 +258,8 @@ const SQL = {
   setTaskStates: statement(
     'set_task_states',
     `
-    UPDATE tasks t SET state = u.state, retry_base = CASE WHEN u.reset THEN t.attempts ELSE t.retry_base END
+    UPDATE tasks t SET state = u.state, retry_base = CASE WHEN u.reset THEN t.attempts ELSE t.retry_base END,
+      platform_failures = CASE WHEN u.reset THEN 0 ELSE t.platform_failures END
     FROM (
       SELECT DISTINCT ON (run_id, idx) * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::boolean[])
         WITH ORDINALITY AS u(run_id, idx, state, reset, n)

@@ -103,6 +103,7 @@ export class SqliteLedger implements RunLedger {
           memory: change.task.memory,
           time_ms: change.task.timeMs,
           retry_base: change.task.retryBase,
+          platform_failures: change.task.platformFailures,
           reason: r.reason,
           exit_code: r.exitCode,
           peak_memory: r.peakMemory,
@@ -226,17 +227,19 @@ function prepareStatements(db: SqliteDatabase) {
       memory: number | null;
       time_ms: number | null;
       retry_base: number;
+      platform_failures: number;
       reason: string;
       exit_code: number | null;
       peak_memory: number | null;
       duration_ms: number | null;
     }>(
-      `UPDATE tasks SET state = @state, memory = @memory, time_ms = @time_ms, retry_base = @retry_base, reason = @reason,
+      `UPDATE tasks SET state = @state, memory = @memory, time_ms = @time_ms, retry_base = @retry_base,
+         platform_failures = @platform_failures, reason = @reason,
          exit_code = @exit_code, peak_memory = @peak_memory, duration_ms = @duration_ms
        WHERE run_id = @run_id AND idx = @idx`,
     ),
     setTaskState: db.prepare<[string, number, number]>('UPDATE tasks SET state = ? WHERE run_id = ? AND idx = ?'),
-    resetTask: db.prepare<[string, number, number]>('UPDATE tasks SET state = ?, retry_base = attempts WHERE run_id = ? AND idx = ?'),
+    resetTask: db.prepare<[string, number, number]>('UPDATE tasks SET state = ?, retry_base = attempts, platform_failures = 0 WHERE run_id = ? AND idx = ?'),
     upsertCache: db.prepare<{ key: string; run_id: number; idx: number; attempt: number; out: string }>(
       `INSERT INTO cache (key, run_id, idx, attempt, out) VALUES (@key, @run_id, @idx, @attempt, @out)
        ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, idx = excluded.idx,
