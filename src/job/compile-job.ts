@@ -59,6 +59,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     outdir: job.outdir === undefined ? resolve(context.cwd, 'fanout-out', name) : resolveLocation(baseDir, job.outdir),
     skipIfOutputsExist: job.skip_if_outputs_exist ?? false,
     gather: job.gather ?? null,
+    gatherOn: job.gather_on ?? 'backend',
     backend: job.backend ?? null,
     profile: job.profile ?? null,
     workdir: job.workdir === undefined ? null : resolveLocation(baseDir, job.workdir),

@@ -142,6 +142,10 @@ export const jobFileSchema = z
       .optional()
       .describe('Skip a task whose output folder already holds outputs a fanout attempt committed, even when the store has no record of it (default false).'),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
+    gather_on: z
+      .enum(['backend', 'local'])
+      .optional()
+      .describe('Where the gather runs: backend, where the tasks run (default); local, on the machine running `fanout run`, skipping a cluster queue.'),
     notify: notifySettings.optional(),
   })
   .describe('A fanout job file.');

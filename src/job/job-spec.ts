@@ -68,6 +68,8 @@ export interface JobSpec {
   /** Skip tasks whose committed outputs are already in the outdir, cache or not. */
   skipIfOutputsExist: boolean;
   gather: string | null;
+  /** Where the gather runs: `backend`, where the tasks run; `local`, where the coordinator runs. */
+  gatherOn: 'backend' | 'local';
   /** From the job file; the CLI's `--backend` overrides it. null: local. */
   backend: BackendName | null;
   profile: string | null;

@@ -147,4 +147,11 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX runs_of_workers;
   CREATE INDEX runs_pulled ON runs (id) WHERE state = 'running' AND dispatch = 'pull';
   `,
+  // 5: each attempt (of a task or a gather) records the launcher that supervises it, so a later
+  // coordinator adopts attempts started under different launchers (runs.launcher is only the
+  // current coordinator's)
+  `
+  ALTER TABLE attempts ADD COLUMN launcher TEXT;
+  ALTER TABLE gathers ADD COLUMN launcher TEXT;
+  `,
 ];
