@@ -113,16 +113,51 @@ describe('SIGKILL of the coordinator', () => {
     expectAllDoneOnce(12);
   });
 
-  it('reruns a gather cut off by the kill, without rerunning tasks', async () => {
-    writeJob(2, 0.1, 'gather: sleep 2; for d in {{ outputs }}; do cat "$d/v"; done > all.txt');
+  /** A slow gather that logs its start and each step with its pid, so a second gather would show. */
+  const SLOW_GATHER = (log: string) =>
+    `gather: echo "start $$" >> ${log}; for i in 1 2 3 4 5 6; do sleep 0.5; echo "step $$ $i" >> ${log}; done; for d in {{ outputs }}; do cat "$d/v"; done > all.txt`;
+  const gatherLog = () => (existsSync(box.path('gather.log')) ? readFileSync(box.path('gather.log'), 'utf8').trim().split('\n') : []);
+
+  it('adopts a gather cut off by the kill: the rerun watches it to its end instead of starting a second one', async () => {
+    writeJob(2, 0.1, SLOW_GATHER(box.path('gather.log')));
     const first = box.start(['run', 'job.yaml']);
-    await waitFor(() => box.query(`SELECT attempt FROM gathers`).length === 1, 20_000, 'the gather to start');
+    await waitFor(() => gatherLog().length >= 2, 30_000, 'the gather to be under way');
     first.kill('SIGKILL');
     await finished(first);
+    // The rerun starts while the old gather still runs under the old coordinator's launcher.
+    expect(gatherLog().some((line) => line.endsWith(' 6'))).toBe(false);
     const second = await box.run(['run', 'job.yaml', '--json']);
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+    const log = gatherLog();
+    const pids = new Set(log.map((line) => line.split(' ')[1]));
+    expect(log.filter((line) => line.startsWith('start')), log.join('\n')).toHaveLength(1);
+    expect(pids.size, log.join('\n')).toBe(1);
+    expect(log.filter((line) => line.startsWith('step')).map((line) => line.split(' ')[2])).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(box.query(`SELECT attempt, state, reason FROM gathers`)).toEqual([{ attempt: 1, state: 'done', reason: 'ok' }]);
     expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('t0\nt1\n');
+    expectAllDoneOnce(2);
+  });
+
+  it('runs the gather again, once, when the kill took its launcher and the gather with it', async () => {
+    writeJob(2, 0.1, SLOW_GATHER(box.path('gather.log')));
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => gatherLog().length >= 2, 30_000, 'the gather to be under way');
+    const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM gathers`)[0]!.launcher);
+    const gatherPid = Number(gatherLog()[0]!.split(' ')[1]);
+    first.kill('SIGKILL');
+    process.kill(launcher.pid, 'SIGKILL');
+    process.kill(-gatherPid, 'SIGKILL');
+    await finished(first);
+    await waitFor(() => !isRunning(launcher.pid) && !isRunning(gatherPid), 10_000, 'the launcher and the gather to die');
+    const second = await box.run(['run', 'job.yaml', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+    expect(gatherLog().filter((line) => line.startsWith('start'))).toHaveLength(2);
+    expect(box.query(`SELECT attempt, reason FROM gathers ORDER BY attempt`)).toEqual([
+      { attempt: 1, reason: 'lost' },
+      { attempt: 2, reason: 'ok' },
+    ]);
     expectAllDoneOnce(2);
   });
 });
