@@ -131,7 +131,10 @@ describe('SIGKILL of the coordinator', () => {
     expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
     const log = gatherLog();
     const pids = new Set(log.map((line) => line.split(' ')[1]));
-    expect(log.filter((line) => line.startsWith('start')), log.join('\n')).toHaveLength(1);
+    expect(
+      log.filter((line) => line.startsWith('start')),
+      log.join('\n'),
+    ).toHaveLength(1);
     expect(pids.size, log.join('\n')).toBe(1);
     expect(log.filter((line) => line.startsWith('step')).map((line) => line.split(' ')[2])).toEqual(['1', '2', '3', '4', '5', '6']);
     expect(box.query(`SELECT attempt, state, reason FROM gathers`)).toEqual([{ attempt: 1, state: 'done', reason: 'ok' }]);

@@ -33,10 +33,7 @@ describe('resume and the cache', () => {
   });
 
   it('--fresh runs the gather again over the outputs it wrote anew; a plain rerun skips it', async () => {
-    box.write(
-      'job.yaml',
-      `${LOGGING_JOB().replace('LOG', box.path('runs.log'))}gather: echo gathered >> ${box.path('gathers.log')}; cat */v > all.txt\n`,
-    );
+    box.write('job.yaml', `${LOGGING_JOB().replace('LOG', box.path('runs.log'))}gather: echo gathered >> ${box.path('gathers.log')}; cat */v > all.txt\n`);
     const gathers = () => readFileSync(box.path('gathers.log'), 'utf8').trim().split('\n').length;
     expect(JSON.parse((await box.run(['run', 'job.yaml', '--json'])).stdout)).toMatchObject({ gather: 'succeeded' });
     expect(JSON.parse((await box.run(['run', 'job.yaml', '--json'])).stdout)).toMatchObject({ gather: 'skipped', counts: { skipped: 3 } });

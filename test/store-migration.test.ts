@@ -94,6 +94,7 @@ async function checkReleaseStore(store: Store, another: () => Promise<Store>): P
       host: 'coordinator',
       error: null,
       worker: null,
+      launcher: null,
       cacheKey: 'gather:release-push',
     },
   ]);
