@@ -73,11 +73,11 @@ describe('SIGKILL of the coordinator', () => {
   });
 
   it('adopts each orphan under the launcher that started it, after coordinators died one after another', async () => {
-    // t0 holds until the test opens the gate, so it outlives two coordinators and their launchers' views.
+    // Each task holds until the test opens its gate: t0 outlives two coordinators, t1 ends once its own died.
     box.write(
       'job.yaml',
       [
-        `command: echo {{ item }} >> ${box.path('runs.log')}; if [ {{ item }} = t0 ]; then while [ ! -e ${box.path('gate')} ]; do sleep 0.2; done; fi; echo {{ item }} > {{ out }}/v`,
+        `command: echo {{ item }} >> ${box.path('runs.log')}; while [ ! -e ${box.path('gate')}-{{ item }} ]; do sleep 0.2; done; echo {{ item }} > {{ out }}/v`,
         'tasks:',
         '  each: [t0, t1]',
         '',
@@ -88,18 +88,19 @@ describe('SIGKILL of the coordinator', () => {
     await waitFor(() => runLog().includes('t0'), 30_000, 't0 to start under the first launcher');
     first.kill('SIGKILL');
     await finished(first);
-    // The second adopts t0, starts t1 under its own launcher B, and dies; B finishes t1 and exits.
+    // The second adopts t0, starts t1 under its own launcher B, and dies; B finishes t1 unwatched and exits.
     const second = box.start(['run', 'job.yaml', '--concurrency', '2']);
     await waitFor(() => runLog().includes('t1'), 30_000, 't1 to start under the second launcher');
     const launcherB = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
     second.kill('SIGKILL');
     await finished(second);
+    box.write('gate-t1', '');
     await waitFor(() => !isRunning(launcherB.pid), 30_000, 'the second launcher to finish t1 and exit');
     // The third must watch t0 under launcher A (alive, still running it), not take it for lost
     // because the last launcher it knows of, B, is gone.
     const third = box.start(['run', 'job.yaml', '--json']);
     await waitFor(() => box.query<{ state: string }>(`SELECT state FROM attempts WHERE idx = 1 AND attempt = 1`)[0]?.state === 'done', 60_000, 't1 adopted');
-    box.write('gate', '');
+    box.write('gate-t0', '');
     const result = await finished(third, 120_000);
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 2 } });
