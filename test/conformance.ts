@@ -149,6 +149,44 @@ export function conformance(backend: BackendUnderTest): void {
       SLOW,
     );
 
+    for (const gatherOn of ['backend', 'local'] as const) {
+      it(
+        `adopts a gather (gather_on: ${gatherOn}) cut off by a SIGKILL of the coordinator: one gather process, never a second`,
+        async () => {
+          const log = box.path('gather.log');
+          job([
+            'command: echo {{ item }} > {{ out }}/v',
+            'tasks:',
+            '  each: [a, b]',
+            // Which scheduler job (if any) it runs in, and each step, with its pid: a second gather would show.
+            `gather: echo "start $$ \${SLURM_JOB_ID:-none} \${JOB_ID:-none}" >> ${log}; for i in 1 2 3 4 5 6; do sleep 0.5; echo "step $$ $i" >> ${log}; done; cat */v > all.txt`,
+            `gather_on: ${gatherOn}`,
+          ]);
+          const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+          const first = start(['run', 'job.yaml']);
+          await waitFor(() => lines().length >= 1, SLOW / 2, 'the gather to start');
+          first.kill('SIGKILL');
+          await finished(first);
+          const second = await run(['run', 'job.yaml', '--json']);
+          expect(second.code, second.stderr).toBe(0);
+          expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+          const starts = lines().filter((line) => line.startsWith('start'));
+          expect(starts, lines().join('\n')).toHaveLength(1);
+          const [, pid, slurmJob, sgeJob] = starts[0]!.split(' ');
+          expect(lines().filter((line) => line.startsWith('step'))).toEqual([1, 2, 3, 4, 5, 6].map((i) => `step ${pid} ${i}`));
+          expect(box.query(`SELECT attempt, reason FROM gathers`)).toEqual([{ attempt: 1, reason: 'ok' }]);
+          expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('a\nb\n');
+          if (backend !== 'local') {
+            // Local: not through the queue (one submission, the tasks'); backend: the gather's own, submitted once.
+            const here = gatherOn === 'local';
+            expect(slurmJob === 'none' && sgeJob === 'none').toBe(here);
+            expect(commandCounts(box)[backend === 'slurm' ? 'sbatch' : 'qsub']).toBe(here ? 1 : 2);
+          }
+        },
+        SLOW,
+      );
+    }
+
     it(
       'cancels a run from another shell and leaves nothing queued',
       async () => {

@@ -72,6 +72,45 @@ describe('SIGKILL of the coordinator', () => {
     expectOnlyUnstartedRetried();
   });
 
+  it('adopts each orphan under the launcher that started it, after coordinators died one after another', async () => {
+    // Each task holds until the test opens its gate: t0 outlives two coordinators, t1 ends once its own died.
+    box.write(
+      'job.yaml',
+      [
+        `command: echo {{ item }} >> ${box.path('runs.log')}; while [ ! -e ${box.path('gate')}-{{ item }} ]; do sleep 0.2; done; echo {{ item }} > {{ out }}/v`,
+        'tasks:',
+        '  each: [t0, t1]',
+        '',
+      ].join('\n'),
+    );
+    // The first coordinator starts t0 under its launcher A, and dies.
+    const first = box.start(['run', 'job.yaml', '--concurrency', '1']);
+    await waitFor(() => runLog().includes('t0'), 30_000, 't0 to start under the first launcher');
+    first.kill('SIGKILL');
+    await finished(first);
+    // The second adopts t0, starts t1 under its own launcher B, and dies; B finishes t1 unwatched and exits.
+    const second = box.start(['run', 'job.yaml', '--concurrency', '2']);
+    await waitFor(() => runLog().includes('t1'), 30_000, 't1 to start under the second launcher');
+    const launcherB = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM runs`)[0]!.launcher);
+    second.kill('SIGKILL');
+    await finished(second);
+    box.write('gate-t1', '');
+    await waitFor(() => !isRunning(launcherB.pid), 30_000, 'the second launcher to finish t1 and exit');
+    // The third must watch t0 under launcher A (alive, still running it), not take it for lost
+    // because the last launcher it knows of, B, is gone.
+    const third = box.start(['run', 'job.yaml', '--json']);
+    await waitFor(() => box.query<{ state: string }>(`SELECT state FROM attempts WHERE idx = 1 AND attempt = 1`)[0]?.state === 'done', 60_000, 't1 adopted');
+    box.write('gate-t0', '');
+    const result = await finished(third, 120_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 2 } });
+    expectAllDoneOnce(2);
+    expect(box.query(`SELECT idx, attempt, reason FROM attempts ORDER BY idx, attempt`)).toEqual([
+      { idx: 0, attempt: 1, reason: 'ok' },
+      { idx: 1, attempt: 1, reason: 'ok' },
+    ]);
+  });
+
   it('retries tasks cut off with everything killed as lost, without leaving a partial output', async () => {
     writeJob(3, 30);
     const first = box.start(['run', 'job.yaml']);
@@ -113,16 +152,54 @@ describe('SIGKILL of the coordinator', () => {
     expectAllDoneOnce(12);
   });
 
-  it('reruns a gather cut off by the kill, without rerunning tasks', async () => {
-    writeJob(2, 0.1, 'gather: sleep 2; for d in {{ outputs }}; do cat "$d/v"; done > all.txt');
+  /** A slow gather that logs its start and each step with its pid, so a second gather would show. */
+  const SLOW_GATHER = (log: string) =>
+    `gather: echo "start $$" >> ${log}; for i in 1 2 3 4 5 6; do sleep 0.5; echo "step $$ $i" >> ${log}; done; for d in {{ outputs }}; do cat "$d/v"; done > all.txt`;
+  const gatherLog = () => (existsSync(box.path('gather.log')) ? readFileSync(box.path('gather.log'), 'utf8').trim().split('\n') : []);
+
+  it('adopts a gather cut off by the kill: the rerun watches it to its end instead of starting a second one', async () => {
+    writeJob(2, 0.1, SLOW_GATHER(box.path('gather.log')));
     const first = box.start(['run', 'job.yaml']);
-    await waitFor(() => box.query(`SELECT attempt FROM gathers`).length === 1, 20_000, 'the gather to start');
+    await waitFor(() => gatherLog().length >= 2, 30_000, 'the gather to be under way');
     first.kill('SIGKILL');
     await finished(first);
+    // The rerun finds the old gather running under the old coordinator's launcher, or just ended
+    // (its record written): either way it is adopted, never started again.
     const second = await box.run(['run', 'job.yaml', '--json']);
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+    const log = gatherLog();
+    const pids = new Set(log.map((line) => line.split(' ')[1]));
+    expect(
+      log.filter((line) => line.startsWith('start')),
+      log.join('\n'),
+    ).toHaveLength(1);
+    expect(pids.size, log.join('\n')).toBe(1);
+    expect(log.filter((line) => line.startsWith('step')).map((line) => line.split(' ')[2])).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(box.query(`SELECT attempt, state, reason FROM gathers`)).toEqual([{ attempt: 1, state: 'done', reason: 'ok' }]);
     expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('t0\nt1\n');
+    expectAllDoneOnce(2);
+  });
+
+  it('runs the gather again, once, when the kill took its launcher and the gather with it', async () => {
+    writeJob(2, 0.1, SLOW_GATHER(box.path('gather.log')));
+    const first = box.start(['run', 'job.yaml']);
+    await waitFor(() => gatherLog().length >= 2, 30_000, 'the gather to be under way');
+    const launcher = JSON.parse(box.query<{ launcher: string }>(`SELECT launcher FROM gathers`)[0]!.launcher);
+    const gatherPid = Number(gatherLog()[0]!.split(' ')[1]);
+    first.kill('SIGKILL');
+    process.kill(launcher.pid, 'SIGKILL');
+    process.kill(-gatherPid, 'SIGKILL');
+    await finished(first);
+    await waitFor(() => !isRunning(launcher.pid) && !isRunning(gatherPid), 10_000, 'the launcher and the gather to die');
+    const second = await box.run(['run', 'job.yaml', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded' });
+    expect(gatherLog().filter((line) => line.startsWith('start'))).toHaveLength(2);
+    expect(box.query(`SELECT attempt, reason FROM gathers ORDER BY attempt`)).toEqual([
+      { attempt: 1, reason: 'lost' },
+      { attempt: 2, reason: 'ok' },
+    ]);
     expectAllDoneOnce(2);
   });
 });

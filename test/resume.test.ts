@@ -32,6 +32,19 @@ describe('resume and the cache', () => {
     expect(ranTimes()).toBe(9);
   });
 
+  it('--fresh runs the gather again over the outputs it wrote anew; a plain rerun skips it', async () => {
+    box.write('job.yaml', `${LOGGING_JOB().replace('LOG', box.path('runs.log'))}gather: echo gathered >> ${box.path('gathers.log')}; cat */v > all.txt\n`);
+    const gathers = () => readFileSync(box.path('gathers.log'), 'utf8').trim().split('\n').length;
+    expect(JSON.parse((await box.run(['run', 'job.yaml', '--json'])).stdout)).toMatchObject({ gather: 'succeeded' });
+    expect(JSON.parse((await box.run(['run', 'job.yaml', '--json'])).stdout)).toMatchObject({ gather: 'skipped', counts: { skipped: 3 } });
+    expect(gathers()).toBe(1);
+    const fresh = await box.run(['run', 'job.yaml', '--json', '--fresh']);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ state: 'succeeded', gather: 'succeeded', counts: { succeeded: 3 } });
+    expect(ranTimes()).toBe(6);
+    expect(gathers()).toBe(2);
+  });
+
   it('an input file that changed reruns only its task; resources do not count', async () => {
     box.write('data/x.txt', '1');
     box.write('data/y.txt', '1');

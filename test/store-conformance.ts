@@ -382,6 +382,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
           host: null,
           error: null,
           worker: null,
+          launcher: null,
         });
 
         await store.commit({
@@ -439,6 +440,18 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect(await store.runningAttempts(run.id)).toEqual([]);
       });
 
+      it('keeps the launcher each attempt and gather attempt was started under, for a later coordinator to adopt it from', async () => {
+        const store = await open();
+        const run = await workersRun(store, 2);
+        const launcherA = { pid: 11, host: 'h', startedAt: 'boot:1' };
+        const launcherB = { pid: 12, host: 'h', startedAt: 'boot:2' };
+        await store.commit({ launches: [{ runId: run.id, index: 0, attempt: 1, dir: '/w/0', cpus: 1, memory: null, timeMs: null, launchedAt: 1, launcher: launcherA }] });
+        await store.commit({ launches: [{ runId: run.id, index: 1, attempt: 1, dir: '/w/1', cpus: 1, memory: null, timeMs: null, launchedAt: 2, launcher: launcherB }] });
+        expect((await store.runningAttempts(run.id)).map((a) => a.launcher)).toEqual([launcherA, launcherB]);
+        await store.startGather(run.id, { dir: () => '/g', launchedAt: 3, launcher: launcherB });
+        expect((await store.gatherAttempts(run.id)).map((a) => a.launcher)).toEqual([launcherB]);
+      });
+
       it('drops a result for an attempt that already ended, with its task change and cache entry', async () => {
         const store = await open();
         const run = await workersRun(store, 1);
@@ -489,6 +502,7 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
           host: null,
           error: null,
           worker: null,
+          launcher: null,
           cacheKey: null,
         });
         expect((await store.getRun(run.id))!.gatherState).toBe('running');

@@ -96,6 +96,7 @@ async function checkReleaseStore(store: Store, another: () => Promise<Store>): P
       host: 'coordinator',
       error: null,
       worker: null,
+      launcher: null,
       cacheKey: 'gather:release-push',
     },
   ]);

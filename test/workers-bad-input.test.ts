@@ -47,6 +47,14 @@ describe('bad input: stores and object storage', () => {
     await noRuns();
   });
 
+  it('gather_on: local with pull workers, which leave no process here to run it', async () => {
+    job(['backend: workers', 'gather: cat */* > all', 'gather_on: local']);
+    const result = await box.run(['run', 'job.yaml']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/job\.yaml:\d+: gather_on: local runs the gather where `fanout run` runs, but on the workers backend .*remove `gather_on: local`/s);
+    await noRuns();
+  });
+
   it('an S3 endpoint nobody answers', async () => {
     job(['backend: workers', 'workdir: s3://bucket/work', 'outdir: s3://bucket/out']);
     const result = await box.run(['run', 'job.yaml'], {

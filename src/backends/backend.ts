@@ -89,12 +89,19 @@ export interface PushBackend extends BackendTraits {
    * records so that a later coordinator can adopt attempts still running after a crash.
    */
   start(onResult: ResultListener): Promise<ProcessIdentity | null>;
+  /**
+   * The process of ours that supervises attempts submitted now (started again if it died), which
+   * the engine records with each attempt; null when the backend's own service supervises them (a
+   * scheduler's queue).
+   */
+  supervisor(): ProcessIdentity | null;
   submit(launches: AttemptLaunch[]): void;
   /** Stop attempts: gracefully (terminate, then kill after the grace period) or at once. */
   cancel(ids: number[], options: { force: boolean }): void;
   /**
-   * Watch attempts an earlier coordinator launched under `supervisor`: each is reported through
-   * the result listener when it ends, as `lost` if it vanished without a result record.
+   * Watch attempts an earlier coordinator launched under `supervisor` (what `supervisor()` said
+   * then; may be called once per supervisor): each is reported through the result listener when
+   * it ends, as `lost` if it vanished without a result record.
    */
   adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void;
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import { parseTemplate } from '../job/template.js';
 import { Alerts } from '../notify/alerts.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import type { NewTask, RunRecord } from '../store/records.js';
+import type { NewTask, ProcessIdentity, RunRecord } from '../store/records.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
@@ -27,6 +27,10 @@ class ScriptedBackend implements PushBackend {
   readonly launched: AttemptLaunch[] = [];
   readonly cancelled: number[][] = [];
   readonly adopted: OrphanAttempt[] = [];
+  /** Each `adopt` call: under which supervisor, which attempt folders. */
+  readonly adoptions: Array<{ supervisor: ProcessIdentity | null; dirs: string[] }> = [];
+  /** What `supervisor()` answers: the launcher attempts submitted now run under. */
+  launcher: ProcessIdentity | null = null;
   private listener: ResultListener = () => {};
 
   constructor(private readonly size: Capacity) {}
@@ -41,14 +45,18 @@ class ScriptedBackend implements PushBackend {
     this.listener = onResult;
     return null;
   }
+  supervisor(): ProcessIdentity | null {
+    return this.launcher;
+  }
   submit(launches: AttemptLaunch[]): void {
     this.launched.push(...launches);
   }
   cancel(ids: number[]): void {
     this.cancelled.push(ids);
   }
-  adopt(orphans: OrphanAttempt[]): void {
+  adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void {
     this.adopted.push(...orphans);
+    this.adoptions.push({ supervisor, dirs: orphans.map((orphan) => orphan.attemptDir) });
   }
   async close(): Promise<void> {}
 
@@ -224,7 +232,7 @@ describe('Coordinator: scheduling and retry rules', () => {
     expect(first.backend.launched).toHaveLength(2);
     // A second coordinator takes over the run (the first died with both attempts running).
     const { backend, coordinator } = await coordinate(first.run);
-    await coordinator.recover(null);
+    await coordinator.recover();
     expect(backend.adopted.map((orphan) => orphan.attemptDir)).toEqual(first.backend.launched.map((l) => l.attemptDir));
     const done = coordinator.drive();
     backend.end(backend.adopted[0]!.id, 'ok');
@@ -234,5 +242,32 @@ describe('Coordinator: scheduling and retry rules', () => {
     backend.end(backend.of(1)[0]!.id);
     await done;
     expect(await store.getTask(first.run.id, 't1')).toMatchObject({ state: 'succeeded', attempts: 2, retryBase: 1 });
+  });
+
+  it('adopts each orphan under the launcher it was started under, when coordinators died one after another', async () => {
+    const launcherA = { pid: 101, host: 'h', startedAt: 'a' };
+    const launcherB = { pid: 102, host: 'h', startedAt: 'b' };
+    const first = await setUp({ tasks: 2, concurrency: 1 });
+    first.backend.launcher = launcherA;
+    void first.coordinator.drive();
+    await flush();
+    // The first coordinator died with t0 running under launcher A; the second adopts it and
+    // starts t1 under its own launcher B, then dies too.
+    const second = await coordinate(first.run, { concurrency: 2 });
+    second.backend.launcher = launcherB;
+    await second.coordinator.recover();
+    void second.coordinator.drive();
+    await flush();
+    expect(second.backend.of(1)).toHaveLength(1);
+    expect((await store.runningAttempts(first.run.id)).map((a) => [a.index, a.launcher])).toEqual([
+      [0, launcherA],
+      [1, launcherB],
+    ]);
+    const third = await coordinate(first.run);
+    await third.coordinator.recover();
+    expect(third.backend.adoptions).toEqual([
+      { supervisor: launcherA, dirs: [first.backend.of(0)[0]!.attemptDir] },
+      { supervisor: launcherB, dirs: [second.backend.of(1)[0]!.attemptDir] },
+    ]);
   });
 });

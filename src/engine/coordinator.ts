@@ -1,4 +1,4 @@
-import type { AttemptLaunch, Capacity, PushBackend } from '../backends/backend.js';
+import type { AttemptLaunch, Capacity, OrphanAttempt, PushBackend } from '../backends/backend.js';
 import type { Alerts } from '../notify/alerts.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { JobSpec } from '../job/job-spec.js';
@@ -86,21 +86,23 @@ export class Coordinator {
   };
 
   /**
-   * Attempts a dead coordinator left `running`: adopt those that finished, keep watching those
-   * still running under its launcher (`supervisor`, null when it is gone), retry the rest as `lost`.
+   * Attempts earlier coordinators left `running`: adopt those that finished, keep watching those
+   * still running under the launcher each was started under (its own, recorded with the attempt:
+   * coordinators killed one after another leave attempts under several), retry the rest as `lost`.
    */
-  async recover(supervisor: ProcessIdentity | null): Promise<void> {
+  async recover(): Promise<void> {
     const { store, run, backend } = this.options;
-    const orphans = await store.runningAttempts(run.id);
-    if (orphans.length === 0) return;
-    const watched = orphans.map((attempt) => {
+    const bySupervisor = new Map<string, { supervisor: ProcessIdentity | null; orphans: OrphanAttempt[] }>();
+    for (const attempt of await store.runningAttempts(run.id)) {
       const task = this.tasks[attempt.index]!;
       const id = this.nextId++;
       this.occupy(id, { index: attempt.index, attempt: attempt.attempt, cpus: task.cpus, memory: attempt.memory ?? 0, orphan: true });
       this.setState(task, 'running');
-      return { id, attemptDir: attempt.dir };
-    });
-    backend.adopt(watched, supervisor);
+      const key = JSON.stringify(attempt.launcher);
+      if (!bySupervisor.has(key)) bySupervisor.set(key, { supervisor: attempt.launcher, orphans: [] });
+      bySupervisor.get(key)!.orphans.push({ id, attemptDir: attempt.dir });
+    }
+    for (const { supervisor, orphans } of bySupervisor.values()) backend.adopt(orphans, supervisor);
   }
 
   /** Run until every task has ended (or, once stopping, until nothing runs). */
@@ -200,10 +202,12 @@ export class Coordinator {
   private pickLaunches(): Array<{ change: LaunchChange; launch: AttemptLaunch }> {
     const picked: Array<{ change: LaunchChange; launch: AttemptLaunch }> = [];
     const limit = this.options.concurrency ?? Number.POSITIVE_INFINITY;
+    let supervisor: ProcessIdentity | null | undefined;
     while (this.running.size < limit && this.hasQueued()) {
       const index = this.takeFitting();
       if (index === undefined) break;
-      picked.push(this.launch(this.tasks[index]!));
+      if (supervisor === undefined) supervisor = this.options.backend.supervisor();
+      picked.push(this.launch(this.tasks[index]!, supervisor));
     }
     return picked;
   }
@@ -229,7 +233,7 @@ export class Coordinator {
     return this.retryQueue.length > 0 || this.queueHead < this.queue.length;
   }
 
-  private launch(task: TaskRecord): { change: LaunchChange; launch: AttemptLaunch } {
+  private launch(task: TaskRecord, supervisor: ProcessIdentity | null): { change: LaunchChange; launch: AttemptLaunch } {
     const { run, layout } = this.options;
     const attempt = task.attempts + 1;
     task.attempts = attempt;
@@ -239,7 +243,17 @@ export class Coordinator {
     this.occupy(id, { index: task.index, attempt, cpus: task.cpus, memory: task.memory ?? 0, orphan: false });
     this.setState(task, 'running');
     return {
-      change: { runId: run.id, index: task.index, attempt, dir, cpus: task.cpus, memory: task.memory, timeMs: task.timeMs, launchedAt: Date.now() },
+      change: {
+        runId: run.id,
+        index: task.index,
+        attempt,
+        dir,
+        cpus: task.cpus,
+        memory: task.memory,
+        timeMs: task.timeMs,
+        launchedAt: Date.now(),
+        launcher: supervisor,
+      },
       launch: taskLaunch(
         this.spec,
         this.options.command,

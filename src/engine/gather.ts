@@ -3,11 +3,12 @@ import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AttemptLaunch, PushBackend } from '../backends/backend.js';
 import { UserError } from '../errors.js';
+import type { JobSpec } from '../job/job-spec.js';
 import { parseTemplate, renderTemplate, type Template } from '../job/template.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { joinLocation } from '../storage/location.js';
 import type { Storage } from '../storage/storage.js';
-import type { GatherOutcome, RunRecord, TaskRecord } from '../store/records.js';
+import type { CacheEntry, GatherOutcome, RunRecord, TaskRecord } from '../store/records.js';
 import type { RunQueries } from '../store/run-queries.js';
 import type { Store } from '../store/store.js';
 import { finalOut, type HomeLayout } from './home-layout.js';
@@ -54,17 +55,19 @@ export class GatherStep {
     private readonly template: Template,
     layout: HomeLayout,
     private readonly storage: Storage,
+    producers: string[],
   ) {
     // Keyed on where the outputs are kept, not on a worker's local copies of them.
     const spec = run.spec;
     const outputs = tasks.map((task) => finalOut(spec.outdir, task.name));
-    this.cacheKey = gatherKey(renderTemplate(template, { ...jobValues(spec), outputs, manifest: layout.manifestPath(run), outdir: spec.outdir }), tasks);
+    this.cacheKey = gatherKey(renderTemplate(template, { ...jobValues(spec), outputs, manifest: layout.manifestPath(run), outdir: spec.outdir }), producers);
   }
 
   /** The gather of `run`, over its tasks as they are now; null when the job has none. */
   static async load(queries: RunQueries, layout: HomeLayout, storage: Storage, run: RunRecord): Promise<GatherStep | null> {
     if (run.spec.gather === null) return null;
-    return new GatherStep(run, await queries.listTasks(run.id), parseTemplate(run.spec.gather), layout, storage);
+    const tasks = await queries.listTasks(run.id);
+    return new GatherStep(run, tasks, parseTemplate(run.spec.gather), layout, storage, await producingAttempts(queries, run, tasks));
   }
 
   /**
@@ -76,7 +79,7 @@ export class GatherStep {
     const { run, tasks, storage } = this;
     const spec = run.spec;
     const mirrored = !storage.isLocal(spec.outdir);
-    const outdir = mirrored ? `${places.attemptDir}.out` : spec.outdir;
+    const outdir = mirrored ? mirroredOutdir(places.attemptDir) : spec.outdir;
     mkdirSync(outdir, { recursive: true });
     if (mirrored) {
       for (const task of tasks) await storage.getTree(finalOut(spec.outdir, task.name), join(outdir, task.name));
@@ -98,23 +101,32 @@ export class GatherStep {
         { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) },
       ),
     };
+    return { launch, finish: this.finisher(places.attemptDir) };
+  }
+
+  /**
+   * What completes an attempt once it ended: with an outdir in object storage, uploading what the
+   * gather wrote in its mirror. Also for an attempt an earlier process launched (adopted).
+   */
+  finisher(attemptDir: string): (result: AttemptResult) => Promise<AttemptResult> {
+    const { run, tasks, storage } = this;
+    const spec = run.spec;
+    const mirrored = !storage.isLocal(spec.outdir);
+    const outdir = mirroredOutdir(attemptDir);
     const taskNames = new Set(tasks.map((task) => task.name));
-    return {
-      launch,
-      finish: async (result: AttemptResult): Promise<AttemptResult> => {
-        if (result.reason !== 'ok' || !mirrored) return result;
-        try {
-          for (const entry of readdirSync(outdir, { withFileTypes: true })) {
-            if (taskNames.has(entry.name)) continue;
-            const target = joinLocation(spec.outdir, entry.name);
-            if (entry.isDirectory()) await storage.putTree(join(outdir, entry.name), target);
-            else await storage.putFile(join(outdir, entry.name), target);
-          }
-          return result;
-        } catch (error) {
-          return { ...result, reason: 'infra', error: `uploading the gather's outputs failed: ${(error as Error).message}` };
+    return async (result: AttemptResult): Promise<AttemptResult> => {
+      if (result.reason !== 'ok' || !mirrored) return result;
+      try {
+        for (const entry of readdirSync(outdir, { withFileTypes: true })) {
+          if (taskNames.has(entry.name)) continue;
+          const target = joinLocation(spec.outdir, entry.name);
+          if (entry.isDirectory()) await storage.putTree(join(outdir, entry.name), target);
+          else await storage.putFile(join(outdir, entry.name), target);
         }
-      },
+        return result;
+      } catch (error) {
+        return { ...result, reason: 'infra', error: `uploading the gather's outputs failed: ${(error as Error).message}` };
+      }
     };
   }
 }
@@ -122,6 +134,7 @@ export class GatherStep {
 export interface GatherContext {
   store: Store;
   storage: Storage;
+  /** Where the gather runs (see `gatherBackendSpec`), started; its results go to `awaitResult`. */
   backend: PushBackend;
   layout: HomeLayout;
   run: RunRecord;
@@ -129,32 +142,79 @@ export interface GatherContext {
   awaitResult: (id: number) => Promise<AttemptResult>;
 }
 
+export interface GatherOptions {
+  /** Run it even when the same gather already succeeded over the same task results (`fanout gather`). */
+  force: boolean;
+  /** False: only see an earlier gather to its end, start none (the run's tasks did not all succeed, or it stops). */
+  start: boolean;
+  /** Aborted when the run stops: a gather running is cancelled, none is started. */
+  signal?: AbortSignal;
+}
+
 /**
- * Run a run's gather on a push backend, from this process. Skipped when the same gather already
- * succeeded over the same task results, unless forced.
+ * Run a run's gather on a push backend, from this process: one at a time, like a task. A gather
+ * an earlier coordinator started and did not see end is adopted first, and watched to its end
+ * through the launcher (or scheduler) that still runs it: it is never run again beside itself.
+ * Only a gather that vanished without a result (`lost`) is started anew. Skipped when the same
+ * gather already succeeded over the same task results, unless forced. Null when nothing ran.
  */
-export async function runGather(context: GatherContext, options: { force: boolean }): Promise<GatherOutcome> {
+export async function runGather(context: GatherContext, options: GatherOptions): Promise<GatherOutcome | null> {
   const { store, backend, layout, run } = context;
   const step = await GatherStep.load(store, layout, context.storage, run);
-  if (step === null) return 'skipped';
+  if (step === null) return null;
+  const adopted = await watchEarlierGather(context, step, options.signal);
+  if (options.signal?.aborted || !options.start) return adopted === 'lost' ? 'failed' : adopted;
+  if (adopted !== null && adopted !== 'lost' && !options.force) return adopted;
   if (!options.force && (await store.gatherDone(step.cacheKey))) {
     await store.commit({ run: { id: run.id, gatherState: 'skipped' } });
     return 'skipped';
   }
-  const started = await store.startGather(run.id, { dir: (attempt) => layout.gatherDir(run, attempt), launchedAt: Date.now() });
+  const started = await store.startGather(run.id, { dir: (attempt) => layout.gatherDir(run, attempt), launchedAt: Date.now(), launcher: backend.supervisor() });
   if (started === null) throw new UserError(`a gather of run ${run.id} is running already`, 'wait for it to end (`fanout status`)');
   const prepared = await step.prepare(started.attempt, { attemptDir: started.dir, manifest: layout.manifestPath(run), launchId: GATHER_ATTEMPT_ID });
   backend.submit([prepared.launch]);
-  const result = await prepared.finish(await context.awaitResult(GATHER_ATTEMPT_ID));
+  const result = await prepared.finish(await awaitCancellable(context, options.signal));
+  return (await endGather(context, step, started.attempt, result)) ?? 'failed';
+}
+
+/**
+ * The gather attempt an earlier coordinator left `running`, adopted and seen to its end: its
+ * outcome, `lost` when it vanished without a result, or null when there was none.
+ */
+async function watchEarlierGather(context: GatherContext, step: GatherStep, signal: AbortSignal | undefined): Promise<GatherOutcome | 'lost' | null> {
+  const earlier = (await context.store.gatherAttempts(context.run.id)).find((attempt) => attempt.state === 'running');
+  if (!earlier) return null;
+  context.backend.adopt([{ id: GATHER_ATTEMPT_ID, attemptDir: earlier.dir }], earlier.launcher);
+  const result = await step.finisher(earlier.dir)(await awaitCancellable(context, signal));
+  const outcome = await endGather(context, step, earlier.attempt, result);
+  return result.reason === 'lost' ? 'lost' : outcome;
+}
+
+/** The gather attempt's result; when the run stops meanwhile, the attempt is cancelled first. */
+function awaitCancellable(context: GatherContext, signal: AbortSignal | undefined): Promise<AttemptResult> {
+  const cancel = () => context.backend.cancel([GATHER_ATTEMPT_ID], { force: false });
+  if (signal?.aborted) cancel();
+  else signal?.addEventListener('abort', cancel, { once: true });
+  return context.awaitResult(GATHER_ATTEMPT_ID).finally(() => signal?.removeEventListener('abort', cancel));
+}
+
+/** Record how a gather attempt ended; null when it had ended already (the first word stands). */
+async function endGather(context: GatherContext, step: GatherStep, attempt: number, result: AttemptResult): Promise<GatherOutcome | null> {
   const succeeded = result.reason === 'ok';
-  await store.endGather({
-    runId: run.id,
-    attempt: started.attempt,
+  const applied = await context.store.endGather({
+    runId: context.run.id,
+    attempt,
     result,
     gatherState: succeeded ? 'succeeded' : 'failed',
     cacheKey: succeeded ? step.cacheKey : undefined,
   });
+  if (!applied) return null;
   return succeeded ? 'succeeded' : 'failed';
+}
+
+/** Where a gather attempt runs when the outdir is in object storage: a local mirror beside its folder. */
+function mirroredOutdir(attemptDir: string): string {
+  return `${attemptDir}.out`;
 }
 
 function writeManifest(path: string, tasks: TaskRecord[], outputs: string[]): void {
@@ -164,9 +224,24 @@ function writeManifest(path: string, tasks: TaskRecord[], outputs: string[]): vo
   renameSync(`${path}.tmp`, path);
 }
 
-function gatherKey(command: string, tasks: TaskRecord[]): string {
+/**
+ * Which attempt wrote each task's output: the task's own last one, or for a task skipped as done
+ * work the attempt the cache remembers. Task results are these, not the cache keys: a run with
+ * `--fresh` writes every output anew over the same keys, and its gather must run again.
+ */
+async function producingAttempts(queries: RunQueries, run: RunRecord, tasks: TaskRecord[]): Promise<string[]> {
+  const skipped = tasks.filter((task) => task.state === 'skipped').map((task) => task.cacheKey);
+  const origins = skipped.length > 0 ? await queries.lookupCache(skipped) : new Map<string, CacheEntry>();
+  return tasks.map((task) => {
+    const origin = task.state === 'skipped' ? origins.get(task.cacheKey) : undefined;
+    if (origin) return `${origin.runId}.${origin.index}.${origin.attempt}`;
+    return task.state === 'skipped' ? task.cacheKey : `${run.id}.${task.index}.${task.attempts}`;
+  });
+}
+
+function gatherKey(command: string, producers: string[]): string {
   const hash = createHash('sha256').update(command);
-  for (const task of tasks) hash.update(`\0${task.cacheKey}`);
+  for (const producer of producers) hash.update(`\0${producer}`);
   return `gather:${hash.digest('hex').slice(0, 32)}`;
 }
 
@@ -176,4 +251,13 @@ function commandOrScript(command: string, attemptDir: string): string {
   const script = join(attemptDir, '.fanout.sh');
   writeFileSync(script, command);
   return `. '${script.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The job as the backend that runs its gather sees it: with `gather_on: local` on another backend
+ * (a cluster), this machine, where the coordinator runs, so a short gather does not wait in the
+ * queue; otherwise the job itself, unchanged.
+ */
+export function gatherBackendSpec(spec: JobSpec): JobSpec {
+  return spec.gatherOn === 'local' && (spec.backend ?? 'local') !== 'local' ? { ...spec, backend: 'local' } : spec;
 }

@@ -50,6 +50,14 @@ export async function planJob(
   const command = parseOrThrow(spec.command, locate, spec.commandField);
   const gather = spec.gather === null ? null : parseOrThrow(spec.gather, locate, 'gather');
   if (gather) checkVariables(gather, [...Object.keys(spec.vars), ...GATHER_BUILTINS], locate, 'gather', 'a gather');
+  if (gather && spec.gatherOn === 'local' && options.backend.dispatch === 'pull') {
+    // No process of this run stays on this machine to run it: a worker claims the gather like a task.
+    throw new JobFileError(
+      locate('gather_on'),
+      `local runs the gather where \`fanout run\` runs, but on the ${options.backend.name} backend no such process stays for it`,
+      'remove `gather_on: local` (a worker runs the gather)',
+    );
+  }
 
   const seeds = await expandTasks(spec.tasks, { locate, chunkDir: options.chunkDir });
   const first = seeds[0];

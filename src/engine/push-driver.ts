@@ -7,12 +7,11 @@ import { parseTemplate } from '../job/template.js';
 import type { Alerts } from '../notify/alerts.js';
 import { isAlive, type ProcessIdentity } from '../process-identity.js';
 import type { AttemptResult } from '../runner/launcher.js';
-import { lostResult } from '../runner/result-record.js';
 import type { GatherOutcome, RunRecord, RunState } from '../store/records.js';
 import type { Storage } from '../storage/storage.js';
 import type { Store } from '../store/store.js';
 import { Coordinator } from './coordinator.js';
-import { GATHER_ATTEMPT_ID, runGather } from './gather.js';
+import { GATHER_ATTEMPT_ID, gatherBackendSpec, runGather, type GatherOptions } from './gather.js';
 import { stagingOut, type HomeLayout, type RunPlace } from './home-layout.js';
 import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js';
 
@@ -39,7 +38,6 @@ export class PushDriver implements RunDriver {
   async follow(claimed: RunRecord, options: { concurrency?: number; stopAtOnce?: boolean } = {}): Promise<RunHandle> {
     const { store, layout } = this;
     const backend = await this.openBackend(claimed.spec, claimed);
-    const previousLauncher = claimed.launcher;
     const listeners: Array<(progress: Progress) => void> = [];
     const coordinator = await Coordinator.open({
       store,
@@ -55,9 +53,14 @@ export class PushDriver implements RunDriver {
     const waiter = new ResultWaiter();
     const launcher = await backend.start((id, result) => (id === GATHER_ATTEMPT_ID ? waiter.deliver(id, result) : coordinator.onResult(id, result)));
     await store.setLauncher(claimed.id, launcher);
-    await this.settleInterruptedGather(claimed);
-    await coordinator.recover(previousLauncher !== null && isAlive(previousLauncher) ? previousLauncher : null);
-    if (options.stopAtOnce) coordinator.stop();
+    await coordinator.recover();
+    // Stopping the run stops its gather too, an adopted one included.
+    const gatherStop = new AbortController();
+    const stop = () => {
+      coordinator.stop();
+      gatherStop.abort();
+    };
+    if (options.stopAtOnce) stop();
 
     const done = (async (): Promise<RunOutcome> => {
       try {
@@ -65,10 +68,8 @@ export class PushDriver implements RunDriver {
         await removeReplacedOutputs(store, claimed);
         const counts = coordinator.progress().counts;
         const allDone = counts.succeeded + counts.skipped === coordinator.progress().total;
-        let gather: GatherOutcome | null = null;
-        if (!coordinator.isStopping && allDone && claimed.spec.gather !== null) {
-          gather = await runGather({ store, storage: this.storage, backend, layout, run: claimed, awaitResult: waiter.wait }, { force: false });
-        }
+        // Run even when not starting one: a gather an earlier coordinator left running is seen to its end.
+        const gather = await this.runGatherOf(claimed, backend, waiter, { force: false, start: allDone && !coordinator.isStopping, signal: gatherStop.signal });
         const state: RunState = coordinator.isStopping ? 'cancelled' : allDone && gather !== 'failed' ? 'succeeded' : 'failed';
         await store.commit({ run: { id: claimed.id, state, endedAt: Date.now() } });
         // This process holds the run, so its end is committed once, here; the alert follows it.
@@ -86,7 +87,7 @@ export class PushDriver implements RunDriver {
       interrupt: 'stops',
       progress: () => coordinator.progress(),
       onProgress: (listener) => listeners.push(listener),
-      stop: () => coordinator.stop(),
+      stop,
       done,
     };
   }
@@ -106,21 +107,29 @@ export class PushDriver implements RunDriver {
 
   async gather(run: RunRecord): Promise<GatherOutcome> {
     await this.hold(run);
-    const backend = await this.openBackend(run.spec, run);
-    const waiter = new ResultWaiter();
     try {
-      await backend.start(waiter.deliver);
-      return await runGather({ store: this.store, storage: this.storage, backend, layout: this.layout, run, awaitResult: waiter.wait }, { force: true });
+      return (await this.runGatherOf(run, null, new ResultWaiter(), { force: true, start: true })) ?? 'skipped';
     } finally {
-      await backend.close();
       await this.store.releaseRun(run.id, this.me);
     }
   }
 
-  /** A gather cut off by a crash has no result to adopt; it simply runs again. */
-  private async settleInterruptedGather(run: RunRecord): Promise<void> {
-    for (const cut of (await this.store.gatherAttempts(run.id)).filter((attempt) => attempt.state === 'running')) {
-      await this.store.endGather({ runId: run.id, attempt: cut.attempt, result: lostResult('the coordinator stopped while the gather ran'), gatherState: 'failed' });
+  /**
+   * Run the run's gather (or see an earlier one to its end) where the job says (`gather_on`):
+   * through `tasksBackend` when that is where, else on a backend opened for it. Null when the job
+   * has no gather, or nothing was to be started and none was running.
+   */
+  private async runGatherOf(run: RunRecord, tasksBackend: PushBackend | null, waiter: ResultWaiter, options: GatherOptions): Promise<GatherOutcome | null> {
+    if (run.spec.gather === null) return null;
+    if (!options.start && !(await this.store.gatherAttempts(run.id)).some((attempt) => attempt.state === 'running')) return null;
+    const spec = gatherBackendSpec(run.spec);
+    const own = tasksBackend === null || spec !== run.spec;
+    const backend = own ? await this.openBackend(spec, run) : tasksBackend;
+    try {
+      if (own) await backend.start(waiter.deliver);
+      return await runGather({ store: this.store, storage: this.storage, backend, layout: this.layout, run, awaitResult: waiter.wait }, options);
+    } finally {
+      if (own) await backend.close();
     }
   }
 }

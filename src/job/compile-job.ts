@@ -69,6 +69,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     skipIfOutputsExist: job.skip_if_outputs_exist ?? false,
     outputs: compileOutputs(job.outputs, locate),
     gather: job.gather ?? null,
+    gatherOn: job.gather_on ?? 'backend',
     backend: job.backend ?? null,
     profile: job.profile ?? null,
     workdir: job.workdir === undefined ? null : resolveLocation(baseDir, job.workdir),

@@ -160,6 +160,10 @@ export const jobFileSchema = z
         'Files each task must leave in {{ out }} (globs allowed; {path, non_empty: true} also refuses empty ones). A task that exits 0 without them fails with reason exit, naming them.',
       ),
     gather: z.string().min(1).optional().describe('Command run once every task succeeded ({{ outputs }}, {{ manifest }}).'),
+    gather_on: z
+      .enum(['backend', 'local'])
+      .optional()
+      .describe('Where the gather runs: backend, where the tasks run (default); local, on the machine running `fanout run`, skipping a cluster queue.'),
     notify: notifySettings.optional(),
   })
   .describe('A fanout job file.');

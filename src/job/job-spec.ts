@@ -78,6 +78,8 @@ export interface JobSpec {
    */
   outputs?: DeclaredOutput[];
   gather: string | null;
+  /** Where the gather runs: `backend`, where the tasks run; `local`, where the coordinator runs. */
+  gatherOn: 'backend' | 'local';
   /** From the job file; the CLI's `--backend` overrides it. null: local. */
   backend: BackendName | null;
   profile: string | null;

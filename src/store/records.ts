@@ -38,7 +38,7 @@ export interface RunRecord {
   /** Identifies the planned tasks; a resume in place needs the same plan. */
   planKey: string;
   coordinator: ProcessIdentity | null;
-  /** The process that supervises this run's attempts on this machine (local backend). */
+  /** The launcher of the coordinator driving the run now; each attempt records its own (AttemptRecord.launcher). */
   launcher: ProcessIdentity | null;
   gatherState: GatherState | null;
 }
@@ -91,6 +91,8 @@ interface AttemptCommon extends Omit<AttemptOutcome, 'reason' | 'error'> {
   error: string | null;
   /** The pull worker that claimed it (pull dispatch), else null. */
   worker: string | null;
+  /** The launcher process that supervises it (local processes), else null: a later coordinator adopts it from there. */
+  launcher: ProcessIdentity | null;
 }
 
 /** An attempt of a task. */

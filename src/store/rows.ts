@@ -80,6 +80,8 @@ interface AttemptColumns {
   worker: string | null;
   /** ms since the epoch; only attempts held by a pull worker have one. */
   lease_expires: DbNumber | null;
+  /** JSON of the ProcessIdentity of the launcher supervising it (push dispatch on this machine). */
+  launcher: string | null;
 }
 
 export interface AttemptRow extends AttemptColumns {
@@ -199,6 +201,7 @@ function attemptCommon(row: AttemptColumns) {
     host: row.host ?? null,
     error: row.error ?? null,
     worker: row.worker ?? null,
+    launcher: toIdentity(row.launcher),
   };
 }
 

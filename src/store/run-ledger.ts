@@ -31,7 +31,7 @@ export interface RunLedger {
    * state `running`, unless a gather attempt of the run is running already: only one gather of
    * a run runs at a time, whoever starts it. Returns the new attempt, or null when one runs.
    */
-  startGather(runId: number, start: { dir: (attempt: number) => string; launchedAt: number }): Promise<GatherAttemptRecord | null>;
+  startGather(runId: number, start: GatherStart): Promise<GatherAttemptRecord | null>;
   /**
    * Record how a gather attempt ended and set the run's gather state: `succeeded`, `failed`, or
    * `pending` (queued again: its worker vanished or handed it back). Applies only while the
@@ -62,6 +62,15 @@ export interface LaunchChange {
   memory: number | null;
   timeMs: number | null;
   launchedAt: number;
+  /** The launcher process that will supervise it, when one of ours does (absent: none). */
+  launcher?: ProcessIdentity | null;
+}
+
+export interface GatherStart {
+  dir: (attempt: number) => string;
+  launchedAt: number;
+  /** The launcher process that will supervise it, when one of ours does (absent: none). */
+  launcher?: ProcessIdentity | null;
 }
 
 /** What a task becomes when one of its attempts ended. */

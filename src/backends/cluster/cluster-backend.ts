@@ -120,6 +120,11 @@ export class ClusterBackend implements PushBackend {
     return null;
   }
 
+  /** The scheduler supervises the jobs; there is no process of ours to record. */
+  supervisor(): null {
+    return null;
+  }
+
   submit(launches: AttemptLaunch[]): void {
     for (const launch of launches) {
       writeAttemptFiles(launch, this.options.graceMs);

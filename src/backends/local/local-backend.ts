@@ -22,7 +22,8 @@ export class LocalBackend implements PushBackend {
   /** The launcher reads and writes folders on this machine. */
   readonly objectStorage = false;
   private launcher: Launcher | undefined;
-  private orphans: OrphanWatch | undefined;
+  /** Attempts of earlier coordinators, one watch per launcher that started them. */
+  private readonly orphans = new Map<string, OrphanWatch>();
   private onResult: ResultListener = () => {};
 
   constructor(private readonly options: LocalBackendOptions) {}
@@ -51,9 +52,18 @@ export class LocalBackend implements PushBackend {
     return launcher;
   }
 
+  supervisor(): ProcessIdentity {
+    return identityOf(this.liveLauncher().pid);
+  }
+
+  /** The launcher, started again if it died: what is submitted next goes to it. */
+  private liveLauncher(): Launcher {
+    if (!this.launcher) throw new Error('LocalBackend used before start');
+    return this.launcher.exited ? this.startLauncher() : this.launcher;
+  }
+
   submit(launches: AttemptLaunch[]): void {
-    if (!this.launcher) throw new Error('LocalBackend.submit called before start');
-    const launcher = this.launcher.exited ? this.startLauncher() : this.launcher;
+    const launcher = this.liveLauncher();
     for (const launch of launches) {
       launcher.launch({
         id: launch.id,
@@ -71,20 +81,29 @@ export class LocalBackend implements PushBackend {
   }
 
   cancel(ids: number[], options: { force: boolean }): void {
-    const orphaned = ids.filter((id) => this.orphans?.has(id));
-    for (const id of ids) if (!this.orphans?.has(id)) this.launcher?.cancel(id, options);
-    // Orphans belong to an earlier launcher we cannot talk to; it cancels all it runs on SIGTERM.
-    const supervisor = this.orphans?.supervisor;
-    if (orphaned.length > 0 && supervisor) signal(supervisor, options.force ? 'SIGKILL' : 'SIGTERM');
+    const watches = [...this.orphans.values()];
+    const orphaned = new Set<OrphanWatch>();
+    for (const id of ids) {
+      const watch = watches.find((candidate) => candidate.has(id));
+      if (watch) orphaned.add(watch);
+      else this.launcher?.cancel(id, options);
+    }
+    // Orphans belong to earlier launchers we cannot talk to; each cancels all it runs on SIGTERM.
+    for (const watch of orphaned) if (watch.supervisor) signal(watch.supervisor, options.force ? 'SIGKILL' : 'SIGTERM');
   }
 
   adopt(orphans: OrphanAttempt[], supervisor: ProcessIdentity | null): void {
-    this.orphans ??= new OrphanWatch(supervisor, (id, result) => this.onResult(id, result));
-    this.orphans.add(orphans);
+    const key = JSON.stringify(supervisor);
+    let watch = this.orphans.get(key);
+    if (!watch) {
+      watch = new OrphanWatch(supervisor, (id, result) => this.onResult(id, result));
+      this.orphans.set(key, watch);
+    }
+    watch.add(orphans);
   }
 
   async close(): Promise<void> {
-    this.orphans?.stop();
+    for (const watch of this.orphans.values()) watch.stop();
     await this.launcher?.close();
   }
 }

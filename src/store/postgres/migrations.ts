@@ -151,4 +151,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN platform_failures INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: each attempt (of a task or a gather) records the launcher that supervises it, so a later
+  // coordinator adopts attempts started under different launchers (runs.launcher is only the
+  // current coordinator's)
+  `
+  ALTER TABLE attempts ADD COLUMN launcher TEXT;
+  ALTER TABLE gathers ADD COLUMN launcher TEXT;
+  `,
 ];

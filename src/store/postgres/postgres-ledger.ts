@@ -1,6 +1,6 @@
 import type { GatherAttemptRecord, ProcessIdentity, RunRecord } from '../records.js';
 import { durationOf, identityColumn, sameProcess, toGatherAttempt, toIdentity, toRun, type DbNumber, type GatherRow, type RunRow } from '../rows.js';
-import type { CommitOutcome, GatherEnd, NewRun, RunLedger, StateChanges } from '../run-ledger.js';
+import type { CommitOutcome, GatherEnd, GatherStart, NewRun, RunLedger, StateChanges } from '../run-ledger.js';
 import { NOW_MS, statement, type PostgresConnection, type Statement } from './postgres-connection.js';
 
 /**
@@ -86,6 +86,7 @@ export class PostgresLedger implements RunLedger {
           launches.map((l) => l.memory),
           launches.map((l) => l.timeMs),
           launches.map((l) => l.launchedAt),
+          launches.map((l) => identityColumn(l.launcher ?? null)),
         ],
       ]);
     }
@@ -146,7 +147,7 @@ export class PostgresLedger implements RunLedger {
     return { appliedResults: results.filter((r) => endedKeys.has(`${r.runId}.${r.index}.${r.attempt}`)) };
   }
 
-  async startGather(runId: number, start: { dir: (attempt: number) => string; launchedAt: number }): Promise<GatherAttemptRecord | null> {
+  async startGather(runId: number, start: GatherStart): Promise<GatherAttemptRecord | null> {
     return this.db.transaction(async (query) => {
       // The run's row is the guard: whoever starts its gather (or a worker claiming it) holds it until commit.
       const [run] = await query(SQL.lockRunForGather, [runId]);
@@ -154,7 +155,7 @@ export class PostgresLedger implements RunLedger {
       const [gathers] = await query(SQL.gathersOfRun, [runId]);
       if (gathers!.running) return null;
       const attempt = Number(gathers!.last) + 1;
-      const [started] = await query(SQL.startGather, [runId, attempt, start.dir(attempt), start.launchedAt]);
+      const [started] = await query(SQL.startGather, [runId, attempt, start.dir(attempt), start.launchedAt, identityColumn(start.launcher ?? null)]);
       return toGatherAttempt(started!);
     });
   }
@@ -213,11 +214,11 @@ const SQL = {
     'launch',
     `
     WITH l AS (
-      SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
-        WITH ORDINALITY AS l(run_id, idx, attempt, dir, memory, time_ms, launched_at, n)
+      SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
+        WITH ORDINALITY AS l(run_id, idx, attempt, dir, memory, time_ms, launched_at, launcher, n)
     ), launched AS (
-      INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at)
-      SELECT run_id, idx, attempt, 'running', dir, memory, time_ms, launched_at FROM l
+      INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at, launcher)
+      SELECT run_id, idx, attempt, 'running', dir, memory, time_ms, launched_at, launcher FROM l
     )
     UPDATE tasks t SET state = 'running', attempts = l.attempt
     FROM (SELECT DISTINCT ON (run_id, idx) * FROM l ORDER BY run_id, idx, n DESC) l
@@ -287,7 +288,7 @@ const SQL = {
     'start_gather',
     `
     WITH started AS (
-      INSERT INTO gathers (run_id, attempt, state, dir, launched_at) VALUES ($1, $2, 'running', $3, $4) RETURNING *
+      INSERT INTO gathers (run_id, attempt, state, dir, launched_at, launcher) VALUES ($1, $2, 'running', $3, $4, $5) RETURNING *
     ), gathering AS (
       UPDATE runs SET gather_state = 'running' WHERE id = $1
     )

@@ -1,6 +1,6 @@
 import type { GatherAttemptRecord, ProcessIdentity, RunRecord } from '../records.js';
 import { durationOf, identityColumn, sameProcess, toGatherAttempt, toIdentity, toRun, type GatherRow, type RunRow } from '../rows.js';
-import type { CommitOutcome, GatherEnd, NewRun, ResultChange, RunLedger, StateChanges } from '../run-ledger.js';
+import type { CommitOutcome, GatherEnd, GatherStart, NewRun, ResultChange, RunLedger, StateChanges } from '../run-ledger.js';
 import { immediate, type SqliteDatabase } from './sqlite-connection.js';
 
 /** The run's ledger in SQLite: each batch one IMMEDIATE transaction over prepared statements. */
@@ -82,6 +82,7 @@ export class SqliteLedger implements RunLedger {
           memory: launch.memory,
           time_ms: launch.timeMs,
           launched_at: launch.launchedAt,
+          launcher: identityColumn(launch.launcher ?? null),
         });
         s.taskLaunched.run(launch.attempt, launch.runId, launch.index);
       }
@@ -127,14 +128,22 @@ export class SqliteLedger implements RunLedger {
     return { appliedResults };
   }
 
-  async startGather(runId: number, start: { dir: (attempt: number) => string; launchedAt: number }): Promise<GatherAttemptRecord | null> {
+  async startGather(runId: number, start: GatherStart): Promise<GatherAttemptRecord | null> {
     const s = this.statements;
     // IMMEDIATE: two processes starting the gather at once cannot both see none running.
     return immediate(this.db, () => {
       if (!s.getRun.get(runId)) throw new Error(`the store has no run ${runId}`);
       if (s.runningGather.get(runId)) return null;
       const attempt = s.lastGatherAttempt.get(runId)!.n + 1;
-      s.insertGather.run({ run_id: runId, attempt, dir: start.dir(attempt), launched_at: start.launchedAt, worker: null, lease_expires: null });
+      s.insertGather.run({
+        run_id: runId,
+        attempt,
+        dir: start.dir(attempt),
+        launched_at: start.launchedAt,
+        worker: null,
+        lease_expires: null,
+        launcher: identityColumn(start.launcher ?? null),
+      });
       s.setGatherState.run('running', runId);
       return toGatherAttempt(s.getGather.get(runId, attempt)!);
     });
@@ -209,9 +218,18 @@ function prepareStatements(db: SqliteDatabase) {
     setLauncher: db.prepare<[string | null, number]>('UPDATE runs SET launcher = ? WHERE id = ?'),
     setRunState: db.prepare<[string, number | null, number]>('UPDATE runs SET state = ?, ended_at = ? WHERE id = ?'),
     setGatherState: db.prepare<[string | null, number]>('UPDATE runs SET gather_state = ? WHERE id = ?'),
-    insertAttempt: db.prepare<{ run_id: number; idx: number; attempt: number; dir: string; memory: number | null; time_ms: number | null; launched_at: number }>(
-      `INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at)
-       VALUES (@run_id, @idx, @attempt, 'running', @dir, @memory, @time_ms, @launched_at)`,
+    insertAttempt: db.prepare<{
+      run_id: number;
+      idx: number;
+      attempt: number;
+      dir: string;
+      memory: number | null;
+      time_ms: number | null;
+      launched_at: number;
+      launcher: string | null;
+    }>(
+      `INSERT INTO attempts (run_id, idx, attempt, state, dir, memory, time_ms, launched_at, launcher)
+       VALUES (@run_id, @idx, @attempt, 'running', @dir, @memory, @time_ms, @launched_at, @launcher)`,
     ),
     taskLaunched: db.prepare<[number, number, number]>(`UPDATE tasks SET state = 'running', attempts = ? WHERE run_id = ? AND idx = ?`),
     finishAttempt: db.prepare<OutcomeColumns & { run_id: number; idx: number; attempt: number }>(
@@ -247,9 +265,17 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     runningGather: db.prepare<[number], { attempt: number }>(`SELECT attempt FROM gathers WHERE run_id = ? AND state = 'running' LIMIT 1`),
     lastGatherAttempt: db.prepare<[number], { n: number }>('SELECT COALESCE(MAX(attempt), 0) AS n FROM gathers WHERE run_id = ?'),
-    insertGather: db.prepare<{ run_id: number; attempt: number; dir: string; launched_at: number; worker: string | null; lease_expires: number | null }>(
-      `INSERT INTO gathers (run_id, attempt, state, dir, launched_at, worker, lease_expires)
-       VALUES (@run_id, @attempt, 'running', @dir, @launched_at, @worker, @lease_expires)`,
+    insertGather: db.prepare<{
+      run_id: number;
+      attempt: number;
+      dir: string;
+      launched_at: number;
+      worker: string | null;
+      lease_expires: number | null;
+      launcher: string | null;
+    }>(
+      `INSERT INTO gathers (run_id, attempt, state, dir, launched_at, worker, lease_expires, launcher)
+       VALUES (@run_id, @attempt, 'running', @dir, @launched_at, @worker, @lease_expires, @launcher)`,
     ),
     getGather: db.prepare<[number, number], GatherRow>('SELECT * FROM gathers WHERE run_id = ? AND attempt = ?'),
     finishGather: db.prepare<OutcomeColumns & { run_id: number; attempt: number; cache_key: string | null }>(
