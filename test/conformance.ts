@@ -96,6 +96,50 @@ export function conformance(backend: BackendUnderTest): void {
     );
 
     it(
+      'records a task whose own allocation fails at its memory limit as oom, on disk as in the store, and gives the retry more memory',
+      async () => {
+        // Under Grid Engine's h_vmem the allocation fails (MemoryError, exit 1) instead of the
+        // task being killed; elsewhere the limit kills it. The memory is held a few seconds
+        // before exiting because Grid Engine samples maxvmem.
+        const program =
+          'import sys, time\n' +
+          'chunks = []\n' +
+          'try:\n' +
+          '    for _ in range(40): chunks.append(bytearray(8 * 2**20))\n' +
+          'except MemoryError:\n' +
+          '    print("MemoryError after", 8 * len(chunks), "MiB", file=sys.stderr); time.sleep(4); sys.exit(1)\n';
+        box.write('alloc.py', program);
+        job([`command: python3 ${box.path('alloc.py')}`, 'tasks:', '  each: [alloc]', 'resources:', '  memory: 200MiB', 'retry:', '  max: 1', '  on: [oom]', '  escalate:', '    memory: 3']);
+        const result = await run(['run', 'job.yaml']);
+        expect(attempts()).toMatchObject([
+          { attempt: 1, reason: 'oom' },
+          { attempt: 2, reason: 'ok' },
+        ]);
+        expect(result.code, result.stderr).toBe(0);
+        const [first] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0 AND attempt = 1');
+        expect(JSON.parse(readFileSync(`${first!.dir}/.fanout.result.json`, 'utf8'))).toMatchObject({ reason: 'oom' });
+      },
+      SLOW,
+    );
+
+    it(
+      'measures a task’s peak memory and shows it',
+      async () => {
+        job([`command: python3 -c 'import time; b = bytearray(100 * 2**20); b[::4096] = b"x" * len(b[::4096]); time.sleep(2)'`, 'tasks:', '  each: [m]']);
+        const result = await run(['run', 'job.yaml']);
+        expect(result.code, result.stderr).toBe(0);
+        const [task] = box.query<{ peak_memory: number | null }>('SELECT peak_memory FROM tasks WHERE idx = 0');
+        expect(task!.peak_memory).toBeGreaterThanOrEqual(100 * 2 ** 20);
+        expect(task!.peak_memory).toBeLessThan(2 ** 30);
+        const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
+        expect(JSON.parse(readFileSync(`${attempt!.dir}/.fanout.result.json`, 'utf8')).peakMemory).toBe(task!.peak_memory);
+        const listed = await run(['tasks', '1', '--json']);
+        expect(JSON.parse(listed.stdout)).toMatchObject([{ peakMemory: task!.peak_memory }]);
+      },
+      SLOW,
+    );
+
+    it(
       'stops a task past its time as timeout',
       async () => {
         job(['command: sleep 60', 'tasks:', '  each: [slow]', 'resources:', '  time: 3s']);

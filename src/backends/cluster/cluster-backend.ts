@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import { JobFileError, UserError } from '../../errors.js';
 import type { Locate } from '../../job/field-location.js';
 import type { AttemptResult } from '../../runner/launcher.js';
-import { lostResult, readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
+import { lostResult, readResultRecord, rewriteResultRecord, STDOUT_FILE, type ResultRecord } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/records.js';
 import type { AttemptLaunch, Capacity, OrphanAttempt, PlanSample, PushBackend, ResultListener } from '../backend.js';
 import { planArrays, type PlannedArray } from './array-plan.js';
@@ -41,11 +41,10 @@ interface Attempt {
   reported: boolean;
   cancelled: boolean;
   /**
-   * A record of a command killed by SIGKILL, held until its element leaves the queue: the
-   * scheduler's OOM killer (cgroups) and its time limit kill that way, and only the scheduler's
-   * account of the element says which it was.
+   * A record held until its element leaves the queue, because only the scheduler's account of the
+   * element says whether it was the memory or time limit (see needsAccount).
    */
-  held: AttemptResult | null;
+  held: ResultRecord | null;
 }
 
 interface Element {
@@ -161,11 +160,12 @@ export class ClusterBackend implements PushBackend {
       const attempt: Attempt = { id: orphan.id, dir: orphan.attemptDir, element: null, reported: false, cancelled: false, held: null };
       this.attempts.set(orphan.id, attempt);
       const record = readResultRecord(orphan.attemptDir);
-      if (record) {
+      const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
+      if (record && !(placed && this.needsAccount(attempt, record))) {
         this.report(attempt, record);
         continue;
       }
-      const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
+      attempt.held = record;
       if (!placed) {
         // Never handed to the scheduler (the coordinator died before the submission).
         this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
@@ -397,11 +397,22 @@ export class ClusterBackend implements PushBackend {
       for (const attempt of element.attempts) {
         if (attempt.reported || attempt.held) continue;
         const record = readResultRecord(attempt.dir);
-        if (record?.signal === 'SIGKILL' && !attempt.cancelled) attempt.held = record;
+        if (record && this.needsAccount(attempt, record)) attempt.held = record;
         else if (record) this.report(attempt, record);
       }
     }
     this.dropFinishedElements();
+  }
+
+  /**
+   * Whether a record waits for the scheduler's account of its element: a command killed by
+   * SIGKILL (the OOM killer of cgroups and the time limit kill that way), and, where the memory
+   * limit fails allocations instead (Grid Engine's h_vmem), a command that failed.
+   */
+  private needsAccount(attempt: Attempt, record: ResultRecord): boolean {
+    if (attempt.cancelled) return false;
+    if (record.signal === 'SIGKILL') return true;
+    return this.options.scheduler.memoryLimitFailsAllocations && record.reason === 'exit';
   }
 
   private dropFinishedElements(): void {
@@ -451,11 +462,19 @@ export class ClusterBackend implements PushBackend {
     // Without cgroups a scheduler kills an element over its memory and says so only in its log.
     const oomLogged = report?.end.state !== 'oom' && this.options.scheduler.oomMessage.test(readTail(log));
     const end = oomLogged ? 'oom' : report?.end.state;
+    const alone = element.attempts.length === 1;
     for (const attempt of element.attempts) {
       if (attempt.reported) continue;
       if (attempt.held) {
-        const reason = end === 'oom' || end === 'timeout' ? end : attempt.held.reason;
-        this.report(attempt, { ...attempt.held, reason });
+        const { held } = attempt;
+        const failedAtLimit = held.reason === 'exit' && report?.memoryLimitReached === true;
+        const reason = end === 'oom' || end === 'timeout' ? end : failedAtLimit ? 'oom' : held.reason;
+        // The element's accounting is the attempt's own only when it ran alone in it.
+        const peakMemory = held.peakMemory ?? (alone ? (report?.usage?.peakMemory ?? null) : null);
+        const decided = { ...held, reason, peakMemory };
+        // The record on disk says what the store will: a later reader finds the same reason.
+        if (reason !== held.reason || peakMemory !== held.peakMemory) rewriteRecord(attempt.dir, decided);
+        this.report(attempt, decided);
         continue;
       }
       if (attempt.cancelled) {
@@ -467,7 +486,7 @@ export class ClusterBackend implements PushBackend {
         this.report(attempt, lostResult(`its array element ended before it started (${said})`, { notStarted: true }));
         continue;
       }
-      const usage = { peakMemory: report?.usage?.peakMemory ?? 0, cpuMs: report?.usage?.cpuMs ?? 0 };
+      const usage = { peakMemory: alone ? (report?.usage?.peakMemory ?? null) : null, cpuMs: report?.usage?.cpuMs ?? 0 };
       if (end === 'oom' || end === 'timeout') {
         const { error: _none, ...killed } = lostResult('');
         this.report(attempt, { ...killed, ...usage, reason: end });
@@ -488,6 +507,15 @@ export class ClusterBackend implements PushBackend {
     attempt.reported = true;
     this.attempts.delete(attempt.id);
     this.onResult(attempt.id, result);
+  }
+}
+
+function rewriteRecord(attemptDir: string, record: ResultRecord): void {
+  try {
+    rewriteResultRecord(attemptDir, record);
+  } catch (error) {
+    // The store still gets the decided result; only the copy on disk stays the runner's.
+    process.emitWarning(`fanout: could not update the result record in ${attemptDir}: ${(error as Error).message}`);
   }
 }
 

@@ -60,7 +60,8 @@ export type ElementEnd =
   | { state: 'unknown' };
 
 export interface ElementUsage {
-  peakMemory: number;
+  /** Null where the accounting has no figure. */
+  peakMemory: number | null;
   cpuMs: number;
 }
 
@@ -69,6 +70,8 @@ export interface ElementReport {
   /** What the scheduler said, for the attempt's error text. */
   detail: string;
   usage?: ElementUsage;
+  /** The element's memory reached its limit (within a margin), whatever its exit. */
+  memoryLimitReached?: boolean;
 }
 
 export interface Scheduler {
@@ -86,6 +89,12 @@ export interface Scheduler {
   readonly submitCommand: string;
   /** What it writes into an element's log when it kills the element for its memory. */
   readonly oomMessage: RegExp;
+  /**
+   * Its memory limit makes the program's own allocations fail (Grid Engine's `h_vmem` is an
+   * address-space limit: Python's MemoryError, C++'s bad_alloc, exit 1) instead of killing it,
+   * so a failed exit is oom only if the element's accounting shows its memory at the limit.
+   */
+  readonly memoryLimitFailsAllocations: boolean;
   facts(): Promise<ClusterFacts>;
   /** The directive lines (`#SBATCH …`, `#$ …`) of an array's submission script. */
   directives(script: ArrayScript): string[];

@@ -27,6 +27,7 @@ export class SgeScheduler implements Scheduler {
   readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
   readonly submitCommand = 'qsub';
   readonly oomMessage = /exceeded (its )?h_vmem|memory limit exceeded/i;
+  readonly memoryLimitFailsAllocations = true;
 
   constructor(private readonly context: SchedulerContext) {}
 
@@ -160,14 +161,15 @@ export function parseQacct(text: string): Map<string, ElementReport> {
     const failed = field('failed') ?? '0';
     const exitStatus = Number(field('exit_status') ?? 0);
     const maxvmem = parseSgeSize(field('maxvmem') ?? '0');
-    const maxrss = parseSgeSize(field('ru_maxrss') ?? '0');
+    const maxrss = parseQacctMaxrss(field('ru_maxrss') ?? '');
     const wallclockS = parseFloat(field('ru_wallclock') ?? '0');
     const category = field('category') ?? '';
     const end = sgeEnd({ failed, exitStatus, maxvmem, wallclockS, category });
     reports.set(elementKey({ jobId, element: Number(task) }), {
       end,
       detail: `Grid Engine: failed ${failed}, exit status ${exitStatus}, maxvmem ${field('maxvmem') ?? '?'}`,
-      usage: { peakMemory: Math.max(maxrss, 0), cpuMs: Math.round(parseFloat(field('cpu') ?? '0') * 1000) },
+      usage: { peakMemory: maxrss, cpuMs: Math.round(parseFloat(field('cpu') ?? '0') * 1000) },
+      memoryLimitReached: reachedMemoryLimit(maxvmem, category),
     });
   }
   return reports;
@@ -179,16 +181,43 @@ export function parseQacct(text: string): Map<string, ElementReport> {
  */
 export function sgeEnd(task: { failed: string; exitStatus: number; maxvmem: number; wallclockS: number; category: string }): ElementEnd {
   const failedCode = parseInt(task.failed, 10) || 0;
-  const limit = (name: string) => new RegExp(`(?:^|[\\s,])${name}=([^,\\s]+)`).exec(task.category)?.[1];
-  const hRt = limit('h_rt');
-  const memoryLimits = ['h_vmem', 'h_rss', 's_vmem', 'mem_free'].map(limit).filter((value): value is string => value !== undefined);
+  const hRt = categoryLimit(task.category, 'h_rt');
   const killed = task.exitStatus === 137 || task.exitStatus === 152 || failedCode === 37 || failedCode === 100;
   if (killed && hRt !== undefined && task.wallclockS >= parseSgeDuration(hRt) - 1) return { state: 'timeout' };
-  if (killed && memoryLimits.some((value) => task.maxvmem >= parseSgeSize(value) * 0.95)) return { state: 'oom' };
+  if (killed && reachedMemoryLimit(task.maxvmem, task.category)) return { state: 'oom' };
   if (failedCode !== 0 && failedCode !== 100 && failedCode !== 37) return { state: 'node-failure', detail: `failed ${task.failed}` };
   if (failedCode === 0 && task.exitStatus === 0) return { state: 'completed', exitCode: 0 };
   if (task.exitStatus === 137 && failedCode === 100) return { state: 'cancelled' };
   return { state: 'failed', exitCode: task.exitStatus };
+}
+
+/** A limit the job asked for (`-l h_vmem=2G,h_rt=60` in qacct's category), as written. */
+function categoryLimit(category: string, name: string): string | undefined {
+  return new RegExp(`(?:^|[\\s,])${name}=([^,\\s]+)`).exec(category)?.[1];
+}
+
+/**
+ * The share of a memory limit that counts as reaching it: Grid Engine samples maxvmem, and an
+ * allocation that fails under `h_vmem` leaves the peak short of the limit by that allocation.
+ */
+const MEMORY_LIMIT_MARGIN = 0.9;
+
+/** Whether a task's maxvmem reached one of the memory limits in its category (within the margin). */
+export function reachedMemoryLimit(maxvmem: number, category: string): boolean {
+  return ['h_vmem', 'h_rss', 's_vmem', 'mem_free']
+    .map((name) => categoryLimit(category, name))
+    .some((value) => value !== undefined && maxvmem >= parseSgeSize(value) * MEMORY_LIMIT_MARGIN);
+}
+
+/**
+ * qacct's `ru_maxrss`: the kernel's figure in KiB, printed as if it were bytes (`192.066KB` is
+ * 192066 KiB); null when absent or 0 (not measured).
+ */
+export function parseQacctMaxrss(text: string): number | null {
+  const match = /^([\d.]+)\s*([KMGT]?)B?$/i.exec(text.trim());
+  if (!match) return null;
+  const kib = Number(match[1]) * 1000 ** Math.max(' KMGT'.indexOf((match[2] || ' ').toUpperCase()), 0);
+  return kib > 0 ? Math.round(kib * 1024) : null;
 }
 
 /** `3.324MB`, `23.5G`, `128M`, `4.914KB`, `0.000B` → bytes (Grid Engine's units are powers of 1024). */

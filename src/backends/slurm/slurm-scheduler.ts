@@ -25,6 +25,8 @@ export class SlurmScheduler implements Scheduler {
   readonly submitCommand = 'sbatch';
   // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".
   readonly oomMessage = /oom-kill event|exceeded (job |step )?memory limit/i;
+  // --mem is enforced by killing (cgroups, or jobacct_gather's OverMemoryKill).
+  readonly memoryLimitFailsAllocations = false;
   /** Without slurmdbd sacct has nothing; after one refusal fanout asks scontrol instead. */
   private accounting = true;
 
@@ -196,9 +198,11 @@ export function parseSacct(text: string): Map<string, ElementReport> {
     if (match[3] === undefined) {
       reports.set(key, { end: slurmEnd(state, exitCode ?? '0:0'), detail: `SLURM state ${state}, exit code ${exitCode}`, usage: report?.usage });
     } else if (report) {
-      const peak = parseSlurmSize(maxRss ?? '');
+      // An empty MaxRSS (no jobacct_gather) is unknown, not 0.
+      const peak = maxRss ? parseSlurmSize(maxRss) : null;
       const cpuMs = parseSlurmDuration(totalCpu ?? '');
-      report.usage = { peakMemory: Math.max(report.usage?.peakMemory ?? 0, peak), cpuMs: (report.usage?.cpuMs ?? 0) + cpuMs };
+      const before = report.usage?.peakMemory ?? null;
+      report.usage = { peakMemory: peak === null ? before : Math.max(before ?? 0, peak), cpuMs: (report.usage?.cpuMs ?? 0) + cpuMs };
     }
   }
   return reports;
