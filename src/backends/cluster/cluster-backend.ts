@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join, relative } from 'node:path';
 import { JobFileError, UserError } from '../../errors.js';
 import type { Locate } from '../../job/field-location.js';
 import type { AttemptResult } from '../../runner/launcher.js';
@@ -10,7 +11,7 @@ import { planArrays, type PlannedArray } from './array-plan.js';
 import type { ResolvedClusterSettings } from './cluster-settings.js';
 import { writeAttemptFiles, writeRunner } from './element-runner.js';
 import { SubmitError, type SchedulerCommands } from './scheduler-commands.js';
-import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type Scheduler } from './scheduler.js';
+import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type ElementState, type Scheduler } from './scheduler.js';
 import { findTemplate, renderSubmissionScript, type ScriptTemplate } from './submission-script.js';
 
 export interface ClusterBackendOptions {
@@ -52,8 +53,16 @@ interface Element {
   arrayDir: string;
   attempts: Attempt[];
   /** What the last poll saw; `gone` once it left the queue. */
-  seen: 'submitted' | 'queued' | 'running' | 'gone';
+  seen: 'submitted' | ElementState | 'gone';
   pollsWithoutWord: number;
+}
+
+/** Where the journal says an attempt went: its array, line (element) and place on the line. */
+interface Placement {
+  jobId: string | null;
+  arrayDir: string;
+  index: number;
+  position: number;
 }
 
 /**
@@ -73,6 +82,8 @@ export class ClusterBackend implements PushBackend {
   private onResult: ResultListener = () => {};
   private readonly attempts = new Map<number, Attempt>();
   private readonly elements = new Map<string, Element>();
+  /** Adopted attempts of arrays whose job id was never written, by array folder. */
+  private readonly unresolved = new Map<string, Array<{ attempt: Attempt; placement: Placement }>>();
   private waiting: AttemptLaunch[] = [];
   private waitingSince = 0;
   private readonly template: ScriptTemplate;
@@ -171,16 +182,46 @@ export class ClusterBackend implements PushBackend {
         this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
         continue;
       }
-      const key = elementKey(placed.ref);
-      let element = this.elements.get(key);
-      if (!element) {
-        element = { ref: placed.ref, arrayDir: placed.arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
-        this.elements.set(key, element);
+      if (placed.jobId === null) {
+        // The loop asks the scheduler for the array's job by its name.
+        this.unresolved.set(placed.arrayDir, [...(this.unresolved.get(placed.arrayDir) ?? []), { attempt, placement: placed }]);
+        continue;
       }
-      element.attempts[placed.position] = attempt;
-      attempt.element = element;
+      this.place(attempt, placed.jobId, placed);
     }
     for (const element of this.elements.values()) element.attempts = element.attempts.filter(Boolean);
+    this.nextPollAt = 0;
+  }
+
+  private place(attempt: Attempt, jobId: string, placement: Placement): void {
+    const ref = { jobId, element: this.options.scheduler.firstElement + placement.index };
+    const key = elementKey(ref);
+    let element = this.elements.get(key);
+    if (!element) {
+      element = { ref, arrayDir: placement.arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
+      this.elements.set(key, element);
+    }
+    element.attempts[placement.position] = attempt;
+    attempt.element = element;
+  }
+
+  /**
+   * Adopted arrays without a job id: the coordinator died between the submission and writing
+   * it. The job is found by its name and adopted; an array the scheduler never saw was never
+   * submitted, and its attempts go back to the queue.
+   */
+  private async resolveUnrecorded(): Promise<void> {
+    for (const [arrayDir, adopted] of this.unresolved) {
+      const jobId = await this.options.scheduler.findJob(this.arrayJobName(arrayDir));
+      this.unresolved.delete(arrayDir);
+      if (jobId === null) {
+        for (const { attempt } of adopted) this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
+        continue;
+      }
+      writeFileSync(join(arrayDir, 'job'), `${jobId}\n`);
+      for (const { attempt, placement } of adopted) this.place(attempt, jobId, placement);
+      for (const element of this.elements.values()) element.attempts = element.attempts.filter(Boolean);
+    }
     this.nextPollAt = 0;
   }
 
@@ -229,7 +270,8 @@ export class ClusterBackend implements PushBackend {
     if (!array) return null;
     mkdirSync(scratchDir, { recursive: true });
     const path = join(scratchDir, `check-${process.pid}.sh`);
-    writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh')));
+    const firstArrayName = this.arrayJobName(join(this.options.runDir, 'arrays', '1'));
+    writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh'), firstArrayName));
     try {
       return await this.options.scheduler.check(path);
     } finally {
@@ -245,6 +287,7 @@ export class ClusterBackend implements PushBackend {
     while (!this.closed) {
       try {
         const now = Date.now();
+        if (this.unresolved.size > 0) await this.resolveUnrecorded();
         if (this.readyToSubmit(now)) await this.submitWaiting();
         this.scanRecords();
         if (this.elements.size > 0 && Date.now() >= this.nextPollAt) await this.poll();
@@ -331,12 +374,22 @@ export class ClusterBackend implements PushBackend {
     if (cancelled.length > 0) await this.options.scheduler.cancel(cancelled);
   }
 
-  private script(array: PlannedArray, arrayDir: string, runner: string): string {
+  /**
+   * Each array's job name is its own (run, array number, and a tag of the run's folder, so runs of
+   * two homes never share one): a coordinator that died before writing an array's job id finds
+   * the job by it instead of submitting the array again.
+   */
+  private arrayJobName(arrayDir: string): string {
+    const tag = createHash('sha256').update(this.options.runDir).digest('hex').slice(0, 6);
+    return `${this.options.jobName}-a${basename(arrayDir)}-${tag}`;
+  }
+
+  private script(array: PlannedArray, arrayDir: string, runner: string, jobName = this.arrayJobName(arrayDir)): string {
     return renderSubmissionScript({
       scheduler: this.options.scheduler,
       template: this.template,
       array: {
-        jobName: this.options.jobName,
+        jobName,
         elements: array.elements.length,
         // Relative to the array's folder, where the script is submitted from: paths with spaces
         // cannot be written in a directive.
@@ -362,9 +415,12 @@ export class ClusterBackend implements PushBackend {
     }
   }
 
-  /** Every submitted attempt's element, from the arrays' `elements` and `job` files. */
-  private readJournal(): Map<string, { ref: ElementRef; arrayDir: string; position: number }> {
-    const placed = new Map<string, { ref: ElementRef; arrayDir: string; position: number }>();
+  /**
+   * Every submitted attempt's place, from the arrays' `elements` and `job` files; `jobId` is null
+   * for an array whose `job` file was never written (submitted or not: findJob says).
+   */
+  private readJournal(): Map<string, Placement> {
+    const placed = new Map<string, Placement>();
     const arrays = join(this.options.runDir, 'arrays');
     let entries: string[] = [];
     try {
@@ -374,18 +430,21 @@ export class ClusterBackend implements PushBackend {
     }
     for (const entry of entries) {
       const arrayDir = join(arrays, entry);
-      let jobId: string;
       let lines: string[];
       try {
-        jobId = readFileSync(join(arrayDir, 'job'), 'utf8').trim();
         lines = readFileSync(join(arrayDir, 'elements'), 'utf8').split('\n');
       } catch {
         continue;
       }
+      let jobId: string | null = null;
+      try {
+        jobId = readFileSync(join(arrayDir, 'job'), 'utf8').trim() || null;
+      } catch {
+        // Not written: the coordinator died at or before the submission.
+      }
       lines.forEach((line, index) => {
-        const ref = { jobId, element: this.options.scheduler.firstElement + index };
         line.split(' ').forEach((rel, position) => {
-          if (rel) placed.set(rel, { ref, arrayDir, position });
+          if (rel) placed.set(rel, { jobId, arrayDir, index, position });
         });
       });
     }
@@ -394,6 +453,9 @@ export class ClusterBackend implements PushBackend {
 
   private scanRecords(): void {
     for (const element of this.elements.values()) {
+      // Only elements the last poll saw running or gone can have written records since: looking
+      // in every queued element's folders each round would load NFS/Lustre metadata servers.
+      if (element.seen !== 'running' && element.seen !== 'gone') continue;
       for (const attempt of element.attempts) {
         if (attempt.reported || attempt.held) continue;
         const record = readResultRecord(attempt.dir);
@@ -424,12 +486,15 @@ export class ClusterBackend implements PushBackend {
     const states = await this.options.scheduler.queued(jobIds);
     let changed = false;
     const gone: Element[] = [];
+    const inError: Element[] = [];
     for (const element of this.elements.values()) {
       const state = states.get(elementKey(element.ref)) ?? 'gone';
       if (state !== element.seen) changed = true;
       element.seen = state;
       if (state === 'gone') gone.push(element);
+      if (state === 'error') inError.push(element);
     }
+    if (inError.length > 0) await this.failInError(inError);
     if (gone.length > 0) {
       // A record written just before the element left the queue is read before asking why.
       this.scanRecords();
@@ -443,6 +508,27 @@ export class ClusterBackend implements PushBackend {
     }
     this.pollMs = changed ? this.options.settings.pollMs : Math.min(this.pollMs * 2, MAX_POLL_MS);
     this.nextPollAt = Date.now() + this.pollMs;
+  }
+
+  /**
+   * Elements the scheduler holds in an error state (Grid Engine's Eqw: it could not start them,
+   * e.g. an unwritable log path or a missing working folder) would wait for a person forever.
+   * They are deleted and their attempts end `infra` with the scheduler's words, so the run's
+   * retry rules decide whether to submit them again.
+   */
+  private async failInError(elements: Element[]): Promise<void> {
+    const reasons = new Map<string, string>();
+    for (const jobId of new Set(elements.map((element) => element.ref.jobId))) {
+      const byElement = (await this.options.scheduler.errorReasons?.(jobId)) ?? new Map<number, string>();
+      for (const [element, reason] of byElement) reasons.set(elementKey({ jobId, element }), reason);
+    }
+    await this.options.scheduler.cancel(elements.map((element) => element.ref));
+    for (const element of elements) {
+      const why = reasons.get(elementKey(element.ref)) ?? 'no reason given';
+      const error = `${this.name} could not start its array element ${elementKey(element.ref)} and held it in an error state (${why}); fanout deleted it`;
+      for (const attempt of element.attempts) if (!attempt.reported) this.report(attempt, attempt.cancelled ? cancelledResult('cancelled') : infraResult(error));
+    }
+    this.dropFinishedElements();
   }
 
   /**

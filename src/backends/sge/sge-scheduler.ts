@@ -9,6 +9,7 @@ import {
   type ElementEnd,
   type ElementRef,
   type ElementReport,
+  type ElementState,
   type Scheduler,
   type SchedulerContext,
 } from '../cluster/scheduler.js';
@@ -82,10 +83,26 @@ export class SgeScheduler implements Scheduler {
     return submittedJobId(await this.submitCall(['-terse'], scriptPath));
   }
 
-  async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
+  async queued(jobIds: readonly string[]): Promise<Map<string, ElementState>> {
     const output = await this.call('qstat', ['-g', 'd', '-u', userInfo().username]);
     if (output.code !== 0) throw new Error(`qstat failed: ${said(output)}`);
     return parseQstat(output.stdout, new Set(jobIds));
+  }
+
+  async errorReasons(jobId: string): Promise<Map<number, string>> {
+    const output = await this.call('qstat', ['-j', jobId]);
+    if (output.code !== 0) throw new Error(`qstat -j ${jobId} failed: ${said(output)}`);
+    return parseErrorReasons(output.stdout);
+  }
+
+  async findJob(jobName: string): Promise<string | null> {
+    // Queued or running: qstat; ended: the accounting file (both take a job name for an id).
+    const queued = await this.call('qstat', ['-j', jobName]);
+    const fromQstat = /^job_number:\s+(\d+)/m.exec(queued.stdout)?.[1];
+    if (queued.code === 0 && fromQstat !== undefined) return fromQstat;
+    const ended = await this.call('qacct', ['-j', jobName]);
+    const numbers = [...ended.stdout.matchAll(/^jobnumber\s+(\d+)/gm)].map((match) => match[1]!);
+    return ended.code === 0 && numbers.length > 0 ? numbers.at(-1)! : null;
   }
 
   async ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>> {
@@ -136,18 +153,26 @@ export function parseQhost(text: string): Array<{ name: string; cpus: number; me
  * `qstat -g d -u USER`: one line per array task; pending ones have no queue column, so the
  * state is the fifth field and the task id the last.
  */
-export function parseQstat(text: string, jobIds: ReadonlySet<string>): Map<string, 'queued' | 'running'> {
-  const states = new Map<string, 'queued' | 'running'>();
+export function parseQstat(text: string, jobIds: ReadonlySet<string>): Map<string, ElementState> {
+  const states = new Map<string, ElementState>();
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 7 || !jobIds.has(fields[0]!)) continue;
     const task = fields.at(-1)!;
     if (!/^\d+$/.test(task)) continue;
     const state = fields[4]!;
-    // qw, hqw, Eqw wait; r, t, Rr, dr, s… have a slot.
-    states.set(elementKey({ jobId: fields[0]!, element: Number(task) }), state.includes('q') ? 'queued' : 'running');
+    // Eqw waits for a person (qmod -cj) forever; qw, hqw wait; r, t, Rr, dr, s… have a slot.
+    const seen = state.startsWith('E') ? 'error' : state.includes('q') ? 'queued' : 'running';
+    states.set(elementKey({ jobId: fields[0]!, element: Number(task) }), seen);
   }
   return states;
+}
+
+/** `qstat -j ID`: `error reason    2:      12/02/2026 05:22:27 [0:1324]: error: can't chdir to …`, by task. */
+export function parseErrorReasons(text: string): Map<number, string> {
+  const reasons = new Map<number, string>();
+  for (const match of text.matchAll(/^error reason\s+(\d+):\s+(?:\S+ \S+ \[[^\]]*\]:\s*)?(.*?)\s*$/gm)) reasons.set(Number(match[1]), match[2]!);
+  return reasons;
 }
 
 /** `qacct -j ID`: blocks of `key value` lines separated by `====` lines, one per task. */
