@@ -110,7 +110,18 @@ export function conformance(backend: BackendUnderTest): void {
           'except MemoryError:\n' +
           '    print("MemoryError after", 8 * len(chunks), "MiB", file=sys.stderr); time.sleep(4); sys.exit(1)\n';
         box.write('alloc.py', program);
-        job([`command: python3 ${box.path('alloc.py')}`, 'tasks:', '  each: [alloc]', 'resources:', '  memory: 200MiB', 'retry:', '  max: 1', '  on: [oom]', '  escalate:', '    memory: 3']);
+        job([
+          `command: python3 ${box.path('alloc.py')}`,
+          'tasks:',
+          '  each: [alloc]',
+          'resources:',
+          '  memory: 200MiB',
+          'retry:',
+          '  max: 1',
+          '  on: [oom]',
+          '  escalate:',
+          '    memory: 3',
+        ]);
         const result = await run(['run', 'job.yaml']);
         expect(attempts()).toMatchObject([
           { attempt: 1, reason: 'oom' },

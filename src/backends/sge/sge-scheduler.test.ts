@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseQacct, parseQacctMaxrss, parseQhost, parseQstat, parseSgeDuration, parseSgeSize, sgeEnd } from './sge-scheduler.js';
+import { parseErrorReasons, parseQacct, parseQacctMaxrss, parseQhost, parseQstat, parseSgeDuration, parseSgeSize, sgeEnd } from './sge-scheduler.js';
 
 // Outputs as Grid Engine 8.1.9 printed them on the single-node cluster of scripts/hpc/sge.sh.
 
@@ -51,6 +51,21 @@ vm                      lx-amd64        2    1    2    2  0.55   23.5G  568.4M  
       ['1.1', 'running'],
       ['1.3', 'queued'],
     ]);
+  });
+
+  it('tells an element in the error state (Eqw) from a waiting one, and reads why from qstat -j', () => {
+    const eqw = `     13 0.50000 clu-eqw    root         Eqw   12/02/2026 05:22:20                                    1 1
+     13 0.50000 clu-eqw    root         qw    12/02/2026 05:22:20                                    1 2
+`;
+    expect([...parseQstat(eqw, new Set(['13']))]).toEqual([
+      ['13.1', 'error'],
+      ['13.2', 'queued'],
+    ]);
+    const detail = `job_number:                 13
+job_name:                   clu-eqw
+error reason          1:      12/02/2026 05:22:27 [0:1318]: error: can't chdir to /nonexistent-dir-xyz: No such file or directory
+`;
+    expect([...parseErrorReasons(detail)]).toEqual([[1, "error: can't chdir to /nonexistent-dir-xyz: No such file or directory"]]);
   });
 
   it('reads each task’s end and usage from qacct', () => {
