@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { finished, isRunning, Sandbox, taskPids, waitFor } from './harness.js';
 import { cancelElement, commandCounts, describeOn, queuedElements, runJobIds, type BackendUnderTest } from './schedulers.js';
@@ -91,6 +92,61 @@ export function conformance(backend: BackendUnderTest): void {
         ]);
         expect(result.code, result.stderr).toBe(0);
         expect(tasks()[0]).toMatchObject({ state: 'succeeded', memory: 3 * 128 * 2 ** 20 });
+      },
+      SLOW,
+    );
+
+    it(
+      'records a task whose own allocation fails at its memory limit as oom, on disk as in the store, and gives the retry more memory',
+      async () => {
+        // Under Grid Engine's h_vmem the allocation fails (MemoryError, exit 1) instead of the
+        // task being killed; elsewhere the limit kills it. The memory is held a few seconds
+        // before exiting because Grid Engine samples maxvmem.
+        const program =
+          'import sys, time\n' +
+          'chunks = []\n' +
+          'try:\n' +
+          '    for _ in range(40): chunks.append(bytearray(8 * 2**20))\n' +
+          'except MemoryError:\n' +
+          '    print("MemoryError after", 8 * len(chunks), "MiB", file=sys.stderr); time.sleep(4); sys.exit(1)\n';
+        box.write('alloc.py', program);
+        job([
+          `command: python3 ${box.path('alloc.py')}`,
+          'tasks:',
+          '  each: [alloc]',
+          'resources:',
+          '  memory: 200MiB',
+          'retry:',
+          '  max: 1',
+          '  on: [oom]',
+          '  escalate:',
+          '    memory: 3',
+        ]);
+        const result = await run(['run', 'job.yaml']);
+        expect(attempts()).toMatchObject([
+          { attempt: 1, reason: 'oom' },
+          { attempt: 2, reason: 'ok' },
+        ]);
+        expect(result.code, result.stderr).toBe(0);
+        const [first] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0 AND attempt = 1');
+        expect(JSON.parse(readFileSync(`${first!.dir}/.fanout.result.json`, 'utf8'))).toMatchObject({ reason: 'oom' });
+      },
+      SLOW,
+    );
+
+    it(
+      'measures a task’s peak memory and shows it',
+      async () => {
+        job([`command: python3 -c 'import time; b = bytearray(100 * 2**20); b[::4096] = b"x" * len(b[::4096]); time.sleep(2)'`, 'tasks:', '  each: [m]']);
+        const result = await run(['run', 'job.yaml']);
+        expect(result.code, result.stderr).toBe(0);
+        const [task] = box.query<{ peak_memory: number | null }>('SELECT peak_memory FROM tasks WHERE idx = 0');
+        expect(task!.peak_memory).toBeGreaterThanOrEqual(100 * 2 ** 20);
+        expect(task!.peak_memory).toBeLessThan(2 ** 30);
+        const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
+        expect(JSON.parse(readFileSync(`${attempt!.dir}/.fanout.result.json`, 'utf8')).peakMemory).toBe(task!.peak_memory);
+        const listed = await run(['tasks', '1', '--json']);
+        expect(JSON.parse(listed.stdout)).toMatchObject([{ peakMemory: task!.peak_memory }]);
       },
       SLOW,
     );
@@ -224,6 +280,68 @@ export function conformance(backend: BackendUnderTest): void {
     );
 
     if (backend !== 'local') {
+      const submit = backend === 'slurm' ? 'sbatch' : 'qsub';
+
+      it(
+        'finds an array whose job id was never written (the coordinator died just after submitting) by its name, not submitting it again',
+        async () => {
+          // The tasks wait for the test's word, so they are still running when the second coordinator adopts them.
+          job([`command: while [ ! -f ${box.path('go')} ]; do sleep 0.2; done; echo {{ item }} >> ${box.path('ran.log')}`, 'tasks:', '  each: [1, 2]']);
+          const first = start(['run', 'job.yaml']);
+          await waitFor(() => runJobIds(box).length === 1, 60_000, 'the array submitted');
+          first.kill('SIGKILL');
+          await finished(first);
+          // What a coordinator killed between the submission returning and the id being written leaves.
+          rmSync(box.path('.fanout/work/1/arrays/1/job'));
+          const submissionsBefore = commandCounts(box)[submit];
+          const pollsBefore = commandCounts(box)[backend === 'slurm' ? 'squeue' : 'qstat'] ?? 0;
+          const resumed = start(['run', 'job.yaml', '--json']);
+          await waitFor(() => (commandCounts(box)[backend === 'slurm' ? 'squeue' : 'qstat'] ?? 0) > pollsBefore + 1, 60_000, 'the second coordinator to poll');
+          box.write('go', '');
+          const second = await finished(resumed, SLOW);
+          expect(second.code, second.stderr).toBe(0);
+          expect(JSON.parse(second.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { succeeded: 2 } });
+          expect(commandCounts(box)[submit]).toBe(submissionsBefore);
+          expect(readFileSync(box.path('ran.log'), 'utf8').trim().split('\n').sort()).toEqual(['1', '2']);
+          expect(attempts().every((a) => a.attempt === 1)).toBe(true);
+        },
+        SLOW,
+      );
+
+      it(
+        'reads no result records of an element the scheduler still has queued',
+        async () => {
+          // Submitted held, so the element stays queued until the test releases it.
+          job(['command: echo ran > {{ out }}/v', 'tasks:', '  each: [held]', 'slurm:', '  extra: [--hold]', 'sge:', '  extra: [-h]']);
+          const child = start(['run', 'job.yaml']);
+          const [jobId] = await waitFor(() => runJobIds(box).length === 1 && runJobIds(box), 60_000, 'the array submitted');
+          try {
+            const [attempt] = box.query<{ dir: string }>('SELECT dir FROM attempts WHERE idx = 0');
+            const id = Number(/^id=(\d+)/m.exec(readFileSync(`${attempt!.dir}/.fanout.commit`, 'utf8'))![1]);
+            // A record where the queued element's attempt will run: looking at it now would be a metadata read too many.
+            const now = Date.now();
+            const record = { id, reason: 'ok', exitCode: 0, signal: null, startedAt: now, endedAt: now, peakMemory: null, cpuMs: 0, host: 'planted', pid: null };
+            writeFileSync(`${attempt!.dir}/.fanout.result.json`, JSON.stringify(record));
+            const poll = backend === 'slurm' ? 'squeue' : 'qstat';
+            const pollsBefore = commandCounts(box)[poll] ?? 0;
+            await waitFor(() => (commandCounts(box)[poll] ?? 0) >= pollsBefore + 3, 60_000, 'three polls of the queue');
+            expect(tasks()[0]).toMatchObject({ state: 'running' });
+            execFileSync(backend === 'slurm' ? 'scontrol' : 'qrls', backend === 'slurm' ? ['release', jobId!] : [jobId!], { stdio: 'pipe' });
+            // Released, the element runs, finds its attempt's record and keeps it; once it left the queue, it is read.
+            const result = await finished(child, SLOW);
+            expect(result.code, result.stderr).toBe(0);
+            expect(box.query<{ host: string }>('SELECT host FROM attempts WHERE idx = 0')).toEqual([{ host: 'planted' }]);
+          } finally {
+            try {
+              execFileSync(backend === 'slurm' ? 'scancel' : 'qdel', [jobId!], { stdio: 'pipe' });
+            } catch {
+              // Already gone.
+            }
+          }
+        },
+        SLOW,
+      );
+
       it(
         'splits arrays at the array size limit',
         async () => {
@@ -250,6 +368,23 @@ export function conformance(backend: BackendUnderTest): void {
           expect(elements.map((line) => line.split(' ').length)).toEqual([3, 3, 1]);
           expect(tasks().every((task) => task.state === 'succeeded')).toBe(true);
           expect((await run(['logs', '1', '5'])).stdout).toContain('ran 5');
+        },
+        SLOW,
+      );
+    }
+
+    if (backend === 'sge') {
+      it(
+        'fails an element Grid Engine holds in its error state (Eqw) as infra, with its reason, and deletes it',
+        async () => {
+          // Grid Engine cannot chdir there, so it puts the element in Eqw, where it would wait forever.
+          job(['command: echo never', 'tasks:', '  each: [e]', 'sge:', '  extra: [-wd /nonexistent-fanout-folder]']);
+          const result = await run(['run', 'job.yaml']);
+          expect(result.code).toBe(1);
+          expect(tasks()[0]).toMatchObject({ state: 'failed', reason: 'infra' });
+          const [attempt] = box.query<{ error: string }>('SELECT error FROM attempts WHERE idx = 0 ORDER BY attempt DESC');
+          expect(attempt!.error).toMatch(/error state.*nonexistent-fanout-folder/);
+          await waitFor(() => queuedElements(backend, runJobIds(box)).length === 0, 60_000, 'the job to leave the queue');
         },
         SLOW,
       );

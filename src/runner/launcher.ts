@@ -48,8 +48,11 @@ export interface AttemptResult {
   /** Epoch ms. */
   startedAt: number;
   endedAt: number;
-  /** Bytes: the larger of the sampled process-group RSS sum and the kernel's max RSS. */
-  peakMemory: number;
+  /**
+   * Bytes: the larger of the sampled process-group RSS sum and the kernel's max RSS; null where
+   * nothing measured it (a lost attempt, a cluster node without cgroups or GNU time).
+   */
+  peakMemory: number | null;
   cpuMs: number;
   host: string;
   /** Only with reasons `infra`, `lost` and `cancelled`. */

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ATTEMPT_REASONS, type AttemptReason } from '../job/job-spec.js';
 import type { AttemptResult } from './launcher.js';
@@ -59,7 +59,7 @@ function parseRecord(raw: unknown): ResultRecord | null {
   if (!isInt(r.id) || typeof r.reason !== 'string' || !ATTEMPT_REASONS.has(r.reason)) return null;
   if (!(r.exitCode === null || isInt(r.exitCode))) return null;
   if (!(r.signal === null || typeof r.signal === 'string')) return null;
-  if (!isInt(r.startedAt) || !isInt(r.endedAt) || !isInt(r.peakMemory) || !isInt(r.cpuMs)) return null;
+  if (!isInt(r.startedAt) || !isInt(r.endedAt) || !(r.peakMemory === null || isInt(r.peakMemory)) || !isInt(r.cpuMs)) return null;
   if (typeof r.host !== 'string') return null;
   if (!(r.pid === null || r.pid === undefined || isInt(r.pid))) return null;
   const record: ResultRecord = {
@@ -79,12 +79,23 @@ function parseRecord(raw: unknown): ResultRecord | null {
 }
 
 /**
+ * Replace an attempt's record with the result decided for it (a cluster backend learns from the
+ * scheduler that a SIGKILL or a failed allocation was the memory limit), so the record on disk
+ * says what the store says. Temp file, then rename, as the launcher does.
+ */
+export function rewriteResultRecord(attemptDir: string, record: ResultRecord): void {
+  const path = join(attemptDir, RESULT_FILE);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(record)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
+
+/**
  * The result of an attempt that vanished without a record (its supervisor or its array element
  * is gone). `notStarted`: its command never ran, so a retry does not count against the task.
  */
 export function lostResult(error: string, options: { notStarted?: boolean } = {}): AttemptResult {
   const now = Date.now();
-  const result: AttemptResult = { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error };
+  const result: AttemptResult = { reason: 'lost', exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: null, cpuMs: 0, host: hostname(), error };
   if (options.notStarted) result.notStarted = true;
   return result;
 }

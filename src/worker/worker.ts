@@ -270,7 +270,7 @@ export class Worker {
   /** Report an attempt that never reached the launcher. */
   private endUnstarted(launchId: number, reason: 'cancelled' | 'infra', error: string): void {
     const now = Date.now();
-    this.ended(launchId, { reason, exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: 0, cpuMs: 0, host: hostname(), error });
+    this.ended(launchId, { reason, exitCode: null, signal: null, startedAt: now, endedAt: now, peakMemory: null, cpuMs: 0, host: hostname(), error });
   }
 
   /**

@@ -1,16 +1,17 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join, relative } from 'node:path';
 import { JobFileError, UserError } from '../../errors.js';
 import type { Locate } from '../../job/field-location.js';
 import type { AttemptResult } from '../../runner/launcher.js';
-import { lostResult, readResultRecord, STDOUT_FILE } from '../../runner/result-record.js';
+import { lostResult, readResultRecord, rewriteResultRecord, STDOUT_FILE, type ResultRecord } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/records.js';
 import type { AttemptLaunch, Capacity, OrphanAttempt, PlanSample, PushBackend, ResultListener } from '../backend.js';
 import { planArrays, type PlannedArray } from './array-plan.js';
 import type { ResolvedClusterSettings } from './cluster-settings.js';
 import { writeAttemptFiles, writeRunner } from './element-runner.js';
 import { SubmitError, type SchedulerCommands } from './scheduler-commands.js';
-import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type Scheduler } from './scheduler.js';
+import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type ElementState, type Scheduler } from './scheduler.js';
 import { findTemplate, renderSubmissionScript, type ScriptTemplate } from './submission-script.js';
 
 export interface ClusterBackendOptions {
@@ -41,11 +42,10 @@ interface Attempt {
   reported: boolean;
   cancelled: boolean;
   /**
-   * A record of a command killed by SIGKILL, held until its element leaves the queue: the
-   * scheduler's OOM killer (cgroups) and its time limit kill that way, and only the scheduler's
-   * account of the element says which it was.
+   * A record held until its element leaves the queue, because only the scheduler's account of the
+   * element says whether it was the memory or time limit (see needsAccount).
    */
-  held: AttemptResult | null;
+  held: ResultRecord | null;
 }
 
 interface Element {
@@ -53,8 +53,16 @@ interface Element {
   arrayDir: string;
   attempts: Attempt[];
   /** What the last poll saw; `gone` once it left the queue. */
-  seen: 'submitted' | 'queued' | 'running' | 'gone';
+  seen: 'submitted' | ElementState | 'gone';
   pollsWithoutWord: number;
+}
+
+/** Where the journal says an attempt went: its array, line (element) and place on the line. */
+interface Placement {
+  jobId: string | null;
+  arrayDir: string;
+  index: number;
+  position: number;
 }
 
 /**
@@ -74,6 +82,8 @@ export class ClusterBackend implements PushBackend {
   private onResult: ResultListener = () => {};
   private readonly attempts = new Map<number, Attempt>();
   private readonly elements = new Map<string, Element>();
+  /** Adopted attempts of arrays whose job id was never written, by array folder. */
+  private readonly unresolved = new Map<string, Array<{ attempt: Attempt; placement: Placement }>>();
   private waiting: AttemptLaunch[] = [];
   private waitingSince = 0;
   private readonly template: ScriptTemplate;
@@ -166,26 +176,57 @@ export class ClusterBackend implements PushBackend {
       const attempt: Attempt = { id: orphan.id, dir: orphan.attemptDir, element: null, reported: false, cancelled: false, held: null };
       this.attempts.set(orphan.id, attempt);
       const record = readResultRecord(orphan.attemptDir);
-      if (record) {
+      const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
+      if (record && !(placed && this.needsAccount(attempt, record))) {
         this.report(attempt, record);
         continue;
       }
-      const placed = journal.get(relative(this.options.runDir, orphan.attemptDir));
+      attempt.held = record;
       if (!placed) {
         // Never handed to the scheduler (the coordinator died before the submission).
         this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
         continue;
       }
-      const key = elementKey(placed.ref);
-      let element = this.elements.get(key);
-      if (!element) {
-        element = { ref: placed.ref, arrayDir: placed.arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
-        this.elements.set(key, element);
+      if (placed.jobId === null) {
+        // The loop asks the scheduler for the array's job by its name.
+        this.unresolved.set(placed.arrayDir, [...(this.unresolved.get(placed.arrayDir) ?? []), { attempt, placement: placed }]);
+        continue;
       }
-      element.attempts[placed.position] = attempt;
-      attempt.element = element;
+      this.place(attempt, placed.jobId, placed);
     }
     for (const element of this.elements.values()) element.attempts = element.attempts.filter(Boolean);
+    this.nextPollAt = 0;
+  }
+
+  private place(attempt: Attempt, jobId: string, placement: Placement): void {
+    const ref = { jobId, element: this.options.scheduler.firstElement + placement.index };
+    const key = elementKey(ref);
+    let element = this.elements.get(key);
+    if (!element) {
+      element = { ref, arrayDir: placement.arrayDir, attempts: [], seen: 'submitted', pollsWithoutWord: 0 };
+      this.elements.set(key, element);
+    }
+    element.attempts[placement.position] = attempt;
+    attempt.element = element;
+  }
+
+  /**
+   * Adopted arrays without a job id: the coordinator died between the submission and writing
+   * it. The job is found by its name and adopted; an array the scheduler never saw was never
+   * submitted, and its attempts go back to the queue.
+   */
+  private async resolveUnrecorded(): Promise<void> {
+    for (const [arrayDir, adopted] of this.unresolved) {
+      const jobId = await this.options.scheduler.findJob(this.arrayJobName(arrayDir));
+      this.unresolved.delete(arrayDir);
+      if (jobId === null) {
+        for (const { attempt } of adopted) this.report(attempt, lostResult('it was never submitted', { notStarted: true }));
+        continue;
+      }
+      writeFileSync(join(arrayDir, 'job'), `${jobId}\n`);
+      for (const { attempt, placement } of adopted) this.place(attempt, jobId, placement);
+      for (const element of this.elements.values()) element.attempts = element.attempts.filter(Boolean);
+    }
     this.nextPollAt = 0;
   }
 
@@ -234,7 +275,8 @@ export class ClusterBackend implements PushBackend {
     if (!array) return null;
     mkdirSync(scratchDir, { recursive: true });
     const path = join(scratchDir, `check-${process.pid}.sh`);
-    writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh')));
+    const firstArrayName = this.arrayJobName(join(this.options.runDir, 'arrays', '1'));
+    writeFileSync(path, this.script(array, scratchDir, join(scratchDir, 'fanout-element.sh'), firstArrayName));
     try {
       return await this.options.scheduler.check(path);
     } finally {
@@ -250,6 +292,7 @@ export class ClusterBackend implements PushBackend {
     while (!this.closed) {
       try {
         const now = Date.now();
+        if (this.unresolved.size > 0) await this.resolveUnrecorded();
         if (this.readyToSubmit(now)) await this.submitWaiting();
         this.scanRecords();
         if (this.elements.size > 0 && Date.now() >= this.nextPollAt) await this.poll();
@@ -336,12 +379,22 @@ export class ClusterBackend implements PushBackend {
     if (cancelled.length > 0) await this.options.scheduler.cancel(cancelled);
   }
 
-  private script(array: PlannedArray, arrayDir: string, runner: string): string {
+  /**
+   * Each array's job name is its own (run, array number, and a tag of the run's folder, so runs of
+   * two homes never share one): a coordinator that died before writing an array's job id finds
+   * the job by it instead of submitting the array again.
+   */
+  private arrayJobName(arrayDir: string): string {
+    const tag = createHash('sha256').update(this.options.runDir).digest('hex').slice(0, 6);
+    return `${this.options.jobName}-a${basename(arrayDir)}-${tag}`;
+  }
+
+  private script(array: PlannedArray, arrayDir: string, runner: string, jobName = this.arrayJobName(arrayDir)): string {
     return renderSubmissionScript({
       scheduler: this.options.scheduler,
       template: this.template,
       array: {
-        jobName: this.options.jobName,
+        jobName,
         elements: array.elements.length,
         // Relative to the array's folder, where the script is submitted from: paths with spaces
         // cannot be written in a directive.
@@ -367,9 +420,12 @@ export class ClusterBackend implements PushBackend {
     }
   }
 
-  /** Every submitted attempt's element, from the arrays' `elements` and `job` files. */
-  private readJournal(): Map<string, { ref: ElementRef; arrayDir: string; position: number }> {
-    const placed = new Map<string, { ref: ElementRef; arrayDir: string; position: number }>();
+  /**
+   * Every submitted attempt's place, from the arrays' `elements` and `job` files; `jobId` is null
+   * for an array whose `job` file was never written (submitted or not: findJob says).
+   */
+  private readJournal(): Map<string, Placement> {
+    const placed = new Map<string, Placement>();
     const arrays = join(this.options.runDir, 'arrays');
     let entries: string[] = [];
     try {
@@ -379,18 +435,21 @@ export class ClusterBackend implements PushBackend {
     }
     for (const entry of entries) {
       const arrayDir = join(arrays, entry);
-      let jobId: string;
       let lines: string[];
       try {
-        jobId = readFileSync(join(arrayDir, 'job'), 'utf8').trim();
         lines = readFileSync(join(arrayDir, 'elements'), 'utf8').split('\n');
       } catch {
         continue;
       }
+      let jobId: string | null = null;
+      try {
+        jobId = readFileSync(join(arrayDir, 'job'), 'utf8').trim() || null;
+      } catch {
+        // Not written: the coordinator died at or before the submission.
+      }
       lines.forEach((line, index) => {
-        const ref = { jobId, element: this.options.scheduler.firstElement + index };
         line.split(' ').forEach((rel, position) => {
-          if (rel) placed.set(rel, { ref, arrayDir, position });
+          if (rel) placed.set(rel, { jobId, arrayDir, index, position });
         });
       });
     }
@@ -399,14 +458,28 @@ export class ClusterBackend implements PushBackend {
 
   private scanRecords(): void {
     for (const element of this.elements.values()) {
+      // Only elements the last poll saw running or gone can have written records since: looking
+      // in every queued element's folders each round would load NFS/Lustre metadata servers.
+      if (element.seen !== 'running' && element.seen !== 'gone') continue;
       for (const attempt of element.attempts) {
         if (attempt.reported || attempt.held) continue;
         const record = readResultRecord(attempt.dir);
-        if (record?.signal === 'SIGKILL' && !attempt.cancelled) attempt.held = record;
+        if (record && this.needsAccount(attempt, record)) attempt.held = record;
         else if (record) this.report(attempt, record);
       }
     }
     this.dropFinishedElements();
+  }
+
+  /**
+   * Whether a record waits for the scheduler's account of its element: a command killed by
+   * SIGKILL (the OOM killer of cgroups and the time limit kill that way), and, where the memory
+   * limit fails allocations instead (Grid Engine's h_vmem), a command that failed.
+   */
+  private needsAccount(attempt: Attempt, record: ResultRecord): boolean {
+    if (attempt.cancelled) return false;
+    if (record.signal === 'SIGKILL') return true;
+    return this.options.scheduler.memoryLimitFailsAllocations && record.reason === 'exit';
   }
 
   private dropFinishedElements(): void {
@@ -418,12 +491,15 @@ export class ClusterBackend implements PushBackend {
     const states = await this.options.scheduler.queued(jobIds);
     let changed = false;
     const gone: Element[] = [];
+    const inError: Element[] = [];
     for (const element of this.elements.values()) {
       const state = states.get(elementKey(element.ref)) ?? 'gone';
       if (state !== element.seen) changed = true;
       element.seen = state;
       if (state === 'gone') gone.push(element);
+      if (state === 'error') inError.push(element);
     }
+    if (inError.length > 0) await this.failInError(inError);
     if (gone.length > 0) {
       // A record written just before the element left the queue is read before asking why.
       this.scanRecords();
@@ -437,6 +513,27 @@ export class ClusterBackend implements PushBackend {
     }
     this.pollMs = changed ? this.options.settings.pollMs : Math.min(this.pollMs * 2, MAX_POLL_MS);
     this.nextPollAt = Date.now() + this.pollMs;
+  }
+
+  /**
+   * Elements the scheduler holds in an error state (Grid Engine's Eqw: it could not start them,
+   * e.g. an unwritable log path or a missing working folder) would wait for a person forever.
+   * They are deleted and their attempts end `infra` with the scheduler's words, so the run's
+   * retry rules decide whether to submit them again.
+   */
+  private async failInError(elements: Element[]): Promise<void> {
+    const reasons = new Map<string, string>();
+    for (const jobId of new Set(elements.map((element) => element.ref.jobId))) {
+      const byElement = (await this.options.scheduler.errorReasons?.(jobId)) ?? new Map<number, string>();
+      for (const [element, reason] of byElement) reasons.set(elementKey({ jobId, element }), reason);
+    }
+    await this.options.scheduler.cancel(elements.map((element) => element.ref));
+    for (const element of elements) {
+      const why = reasons.get(elementKey(element.ref)) ?? 'no reason given';
+      const error = `${this.name} could not start its array element ${elementKey(element.ref)} and held it in an error state (${why}); fanout deleted it`;
+      for (const attempt of element.attempts) if (!attempt.reported) this.report(attempt, attempt.cancelled ? cancelledResult('cancelled') : infraResult(error));
+    }
+    this.dropFinishedElements();
   }
 
   /**
@@ -456,11 +553,19 @@ export class ClusterBackend implements PushBackend {
     // Without cgroups a scheduler kills an element over its memory and says so only in its log.
     const oomLogged = report?.end.state !== 'oom' && this.options.scheduler.oomMessage.test(readTail(log));
     const end = oomLogged ? 'oom' : report?.end.state;
+    const alone = element.attempts.length === 1;
     for (const attempt of element.attempts) {
       if (attempt.reported) continue;
       if (attempt.held) {
-        const reason = end === 'oom' || end === 'timeout' ? end : attempt.held.reason;
-        this.report(attempt, { ...attempt.held, reason });
+        const { held } = attempt;
+        const failedAtLimit = held.reason === 'exit' && report?.memoryLimitReached === true;
+        const reason = end === 'oom' || end === 'timeout' ? end : failedAtLimit ? 'oom' : held.reason;
+        // The element's accounting is the attempt's own only when it ran alone in it.
+        const peakMemory = held.peakMemory ?? (alone ? (report?.usage?.peakMemory ?? null) : null);
+        const decided = { ...held, reason, peakMemory };
+        // The record on disk says what the store will: a later reader finds the same reason.
+        if (reason !== held.reason || peakMemory !== held.peakMemory) rewriteRecord(attempt.dir, decided);
+        this.report(attempt, decided);
         continue;
       }
       if (attempt.cancelled) {
@@ -472,7 +577,7 @@ export class ClusterBackend implements PushBackend {
         this.report(attempt, lostResult(`its array element ended before it started (${said})`, { notStarted: true }));
         continue;
       }
-      const usage = { peakMemory: report?.usage?.peakMemory ?? 0, cpuMs: report?.usage?.cpuMs ?? 0 };
+      const usage = { peakMemory: alone ? (report?.usage?.peakMemory ?? null) : null, cpuMs: report?.usage?.cpuMs ?? 0 };
       if (end === 'oom' || end === 'timeout') {
         const { error: _none, ...killed } = lostResult('');
         this.report(attempt, { ...killed, ...usage, reason: end });
@@ -493,6 +598,15 @@ export class ClusterBackend implements PushBackend {
     attempt.reported = true;
     this.attempts.delete(attempt.id);
     this.onResult(attempt.id, result);
+  }
+}
+
+function rewriteRecord(attemptDir: string, record: ResultRecord): void {
+  try {
+    rewriteResultRecord(attemptDir, record);
+  } catch (error) {
+    // The store still gets the decided result; only the copy on disk stays the runner's.
+    process.emitWarning(`fanout: could not update the result record in ${attemptDir}: ${(error as Error).message}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -33,10 +33,10 @@ describe('element runner', () => {
   }
 
   /** Run one element as a node would; what the runner itself wrote to stderr (its element log). */
-  function runElement(lines: string[], element = 1): string {
+  function runElement(lines: string[], element = 1, env: NodeJS.ProcessEnv = process.env): string {
     const runner = writeRunner(join(dir, 'run'));
     writeFileSync(join(dir, 'run', 'elements'), `${lines.join('\n')}\n`);
-    const ran = spawnSync('/bin/sh', [runner, join(dir, 'run'), join(dir, 'run', 'elements'), String(element)], { encoding: 'utf8' });
+    const ran = spawnSync('/bin/sh', [runner, join(dir, 'run'), join(dir, 'run', 'elements'), String(element)], { encoding: 'utf8', env });
     if (ran.status !== 0) throw new Error(`the runner exited ${ran.status}: ${ran.stderr}`);
     return ran.stderr;
   }
@@ -105,6 +105,28 @@ while time.process_time() < end: pass'`,
     expect(record.reason).toBe('ok');
     expect(record.cpuMs).toBeGreaterThanOrEqual(400);
     expect(record.cpuMs).toBeLessThan(5000);
+  });
+
+  // This machine's test elements have no memory cgroup of their own, so GNU time measures.
+  it('measures the peak memory of its command where the node has GNU time', () => {
+    const hog = attempt(0, `python3 -c 'b = bytearray(80 * 2**20); b[::4096] = b"x" * len(b[::4096])'`);
+    runElement(['0.1']);
+    const record = readResultRecord(hog.attemptDir)!;
+    expect(record.reason).toBe('ok');
+    expect(record.peakMemory).toBeGreaterThanOrEqual(80 * 2 ** 20);
+  });
+
+  it('records peak memory as unknown (null, not 0) where nothing on the node can measure it', () => {
+    // A PATH with the tools the runner needs but no GNU time, as on a node without it.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['sh', 'sed', 'awk', 'date', 'hostname', 'uname', 'cat', 'mv', 'rm', 'mkdir', 'timeout', 'true']) {
+      const found = spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      if (found.startsWith('/')) symlinkSync(found, join(bin, tool));
+    }
+    const plain = attempt(0, 'echo hi');
+    runElement(['0.1'], 1, { ...process.env, PATH: bin });
+    expect(readResultRecord(plain.attemptDir)).toMatchObject({ reason: 'ok', peakMemory: null });
   });
 
   it('does not run an attempt again when the scheduler restarts its element', () => {

@@ -11,7 +11,8 @@ import type { AttemptLaunch } from '../backend.js';
  * output committed only on success, the result record written last (temp file, then rename).
  *
  * Memory is the scheduler's to enforce: it kills an element that passes its memory, and the
- * backend then reads how it ended from the scheduler. An attempt with a log but no result
+ * backend then reads how it ended from the scheduler. Peak memory is the element's cgroup's
+ * (SLURM with cgroups), else GNU time's max RSS, else unknown (null in the record, never 0). An attempt with a log but no result
  * record was the one running; one without a log never started. Time is enforced per attempt
  * here too, with coreutils' `timeout` when the node has it (terminate, then kill after the
  * grace period), because a packed element's limit is the sum of its attempts'.
@@ -61,6 +62,17 @@ memory_peak_file() {
 }
 peak_file=$(memory_peak_file)
 
+# Where the element has no cgroup to read, GNU time on the node's PATH measures an attempt's
+# largest process (its max RSS); where sh is bash, \`command -v time\` names its keyword.
+gnu_time=
+if [ -z "$peak_file" ]; then
+  case $(command -v time 2>/dev/null) in
+    /*) gnu_time=$(command -v time) ;;
+    time) gnu_time=/usr/bin/time ;;
+  esac
+  [ -n "$gnu_time" ] && ! "$gnu_time" -f %M -o /dev/null true 2>/dev/null && gnu_time=
+fi
+
 # Move the staged output into place; an earlier output is moved aside first, then removed.
 commit_output() {
   mkdir -p "\${final%/*}" || return 1
@@ -83,18 +95,28 @@ run_attempt() {
   times > "$dir/.fanout.times"
   cpu_before=$(children_cpu_ms "$dir/.fanout.times")
   started=$(now_ms)
-  if [ -n "$time_s" ] && [ -n "$has_timeout" ]; then
-    timeout -k "$grace_s" "$time_s" /bin/sh "$dir/${TASK_FILE}" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
-  else
-    /bin/sh "$dir/${TASK_FILE}" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
-  fi
+  rm -f "$dir/.fanout.peak"
+  set -- /bin/sh "$dir/${TASK_FILE}"
+  [ -n "$time_s" ] && [ -n "$has_timeout" ] && set -- timeout -k "$grace_s" "$time_s" "$@"
+  # Outside timeout, whose signals go to its own process group: time must outlive the command.
+  [ -n "$gnu_time" ] && set -- "$gnu_time" -f %M -o "$dir/.fanout.peak" "$@"
+  "$@" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
   code=$?
   ended=$(now_ms)
   times > "$dir/.fanout.times"
   cpu_ms=$(($(children_cpu_ms "$dir/.fanout.times") - cpu_before))
   rm -f "$dir/.fanout.times"
-  peak=0
-  [ -n "$peak_file" ] && peak=$(cat "$peak_file" 2>/dev/null || echo 0)
+  # Unknown (null, never 0) unless the cgroup or GNU time measured it; GNU time writes
+  # "Command exited with non-zero status N" before its figure, in KiB.
+  peak=
+  if [ -n "$peak_file" ]; then
+    peak=$(cat "$peak_file" 2>/dev/null)
+  elif [ -n "$gnu_time" ]; then
+    kib=$(sed -n '$p' "$dir/.fanout.peak" 2>/dev/null)
+    case $kib in ''|*[!0-9]*) ;; *) peak=$((kib * 1024)) ;; esac
+  fi
+  rm -f "$dir/.fanout.peak"
+  case $peak in ''|*[!0-9]*) peak=null ;; esac
   reason=ok exit_code=$code signal=null error=''
   if [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
     reason=timeout
@@ -107,7 +129,7 @@ run_attempt() {
     reason=infra error=',"error":"could not move the output into place (see the attempt stderr)"'
   fi
   printf '{"id":%s,"reason":"%s","exitCode":%s,"signal":%s,"startedAt":%s,"endedAt":%s,"peakMemory":%s,"cpuMs":%s,"host":"%s","pid":null%s}\\n' \\
-    "$id" "$reason" "$exit_code" "$signal" "$started" "$ended" "\${peak:-0}" "\${cpu_ms:-0}" "$host" "$error" > "$dir/${RESULT_FILE}.tmp" &&
+    "$id" "$reason" "$exit_code" "$signal" "$started" "$ended" "$peak" "\${cpu_ms:-0}" "$host" "$error" > "$dir/${RESULT_FILE}.tmp" &&
     mv "$dir/${RESULT_FILE}.tmp" "$dir/${RESULT_FILE}"
 }
 

@@ -47,6 +47,8 @@ export interface ArrayScript {
   inheritEnvironment?: boolean;
 }
 
+export type ElementState = 'queued' | 'running' | 'error';
+
 /** How an element ended, by the scheduler's account. */
 export type ElementEnd =
   | { state: 'completed'; exitCode: number | null }
@@ -60,7 +62,8 @@ export type ElementEnd =
   | { state: 'unknown' };
 
 export interface ElementUsage {
-  peakMemory: number;
+  /** Null where the accounting has no figure. */
+  peakMemory: number | null;
   cpuMs: number;
 }
 
@@ -69,6 +72,8 @@ export interface ElementReport {
   /** What the scheduler said, for the attempt's error text. */
   detail: string;
   usage?: ElementUsage;
+  /** The element's memory reached its limit (within a margin), whatever its exit. */
+  memoryLimitReached?: boolean;
 }
 
 export interface Scheduler {
@@ -86,6 +91,12 @@ export interface Scheduler {
   readonly submitCommand: string;
   /** What it writes into an element's log when it kills the element for its memory. */
   readonly oomMessage: RegExp;
+  /**
+   * Its memory limit makes the program's own allocations fail (Grid Engine's `h_vmem` is an
+   * address-space limit: Python's MemoryError, C++'s bad_alloc, exit 1) instead of killing it,
+   * so a failed exit is oom only if the element's accounting shows its memory at the limit.
+   */
+  readonly memoryLimitFailsAllocations: boolean;
   facts(): Promise<ClusterFacts>;
   /** The directive lines (`#SBATCH …`, `#$ …`) of an array's submission script. */
   directives(script: ArrayScript): string[];
@@ -93,8 +104,18 @@ export interface Scheduler {
   check(scriptPath: string): Promise<string | null>;
   /** Queue a script; returns the job id. Throws SubmitError with the scheduler's words. */
   submit(scriptPath: string): Promise<string>;
-  /** One call for the whole run: which elements of these jobs are still queued or running. */
-  queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>>;
+  /**
+   * One call for the whole run: which elements of these jobs are still queued, running, or held
+   * in an error state that needs a person (Grid Engine's `Eqw`: it would wait there forever).
+   */
+  queued(jobIds: readonly string[]): Promise<Map<string, ElementState>>;
+  /** Why elements of a job are in the error state, by element; what the scheduler says. */
+  errorReasons?(jobId: string): Promise<Map<number, string>>;
+  /**
+   * The id of the job with this name, queued or recently ended; null when the scheduler knows
+   * none. A coordinator that died between a submission and writing its job id finds it so.
+   */
+  findJob(jobName: string): Promise<string | null>;
   /** How elements that left the queue ended (keyed by elementKey); unknown ones may be missing. */
   ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>>;
   cancel(elements: readonly ElementRef[]): Promise<void>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseQacct, parseQhost, parseQstat, parseSgeDuration, parseSgeSize, sgeEnd } from './sge-scheduler.js';
+import { parseErrorReasons, parseQacct, parseQacctMaxrss, parseQhost, parseQstat, parseSgeDuration, parseSgeSize, sgeEnd } from './sge-scheduler.js';
 
 // Outputs as Grid Engine 8.1.9 printed them on the single-node cluster of scripts/hpc/sge.sh.
 
@@ -30,7 +30,7 @@ taskid       3
 failed       100 : assumedly after job
 exit_status  137                  (Killed)
 ru_wallclock 3s
-ru_maxrss    180.000MB
+ru_maxrss    184.320KB
 cpu          2.500s
 maxvmem      300.125MB
 category     -l h_rt=63,h_vmem=128M
@@ -53,10 +53,47 @@ vm                      lx-amd64        2    1    2    2  0.55   23.5G  568.4M  
     ]);
   });
 
+  it('tells an element in the error state (Eqw) from a waiting one, and reads why from qstat -j', () => {
+    const eqw = `     13 0.50000 clu-eqw    root         Eqw   12/02/2026 05:22:20                                    1 1
+     13 0.50000 clu-eqw    root         qw    12/02/2026 05:22:20                                    1 2
+`;
+    expect([...parseQstat(eqw, new Set(['13']))]).toEqual([
+      ['13.1', 'error'],
+      ['13.2', 'queued'],
+    ]);
+    const detail = `job_number:                 13
+job_name:                   clu-eqw
+error reason          1:      12/02/2026 05:22:27 [0:1318]: error: can't chdir to /nonexistent-dir-xyz: No such file or directory
+`;
+    expect([...parseErrorReasons(detail)]).toEqual([[1, "error: can't chdir to /nonexistent-dir-xyz: No such file or directory"]]);
+  });
+
   it('reads each task’s end and usage from qacct', () => {
     const reports = parseQacct(QACCT);
     expect(reports.get('41.2')).toMatchObject({ end: { state: 'completed', exitCode: 0 }, usage: { cpuMs: 12 } });
     expect(reports.get('41.3')).toMatchObject({ end: { state: 'oom' }, usage: { peakMemory: 180 * 1024 ** 2, cpuMs: 2500 } });
+  });
+
+  it('reads ru_maxrss as the KiB it is, though qacct prints it as bytes; absent is unknown', () => {
+    // A job whose GNU time said 110508 KiB for its Python (100 MiB touched) showed `107.918KB`.
+    expect(parseQacctMaxrss('107.918KB')).toBe(107_918 * 1024);
+    expect(parseQacctMaxrss('4.914KB')).toBe(4914 * 1024);
+    expect(parseQacctMaxrss('0.000B')).toBeNull();
+    expect(parseQacctMaxrss('')).toBeNull();
+  });
+
+  it('says a task’s memory reached its h_vmem when its maxvmem came within the margin, whatever its exit', () => {
+    // Real: Python allocating 8 MiB chunks under h_vmem=200M, MemoryError, exit 1 (the runner exits 0).
+    const failedAllocation = `jobnumber    2
+taskid       1
+failed       0
+exit_status  0
+ru_maxrss    192.066KB
+maxvmem      193.836MB
+category     -l h_vmem=200M
+`;
+    expect(parseQacct(failedAllocation).get('2.1')).toMatchObject({ end: { state: 'completed' }, memoryLimitReached: true });
+    expect(parseQacct(QACCT).get('41.2')).toMatchObject({ memoryLimitReached: false });
   });
 
   it('tells a timeout, an oom, a deletion and a failure apart', () => {

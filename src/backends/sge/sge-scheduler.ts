@@ -9,6 +9,7 @@ import {
   type ElementEnd,
   type ElementRef,
   type ElementReport,
+  type ElementState,
   type Scheduler,
   type SchedulerContext,
 } from '../cluster/scheduler.js';
@@ -27,6 +28,7 @@ export class SgeScheduler implements Scheduler {
   readonly commands = ['qsub', 'qstat', 'qdel', 'qacct', 'qconf', 'qhost'] as const;
   readonly submitCommand = 'qsub';
   readonly oomMessage = /exceeded (its )?h_vmem|memory limit exceeded/i;
+  readonly memoryLimitFailsAllocations = true;
 
   constructor(private readonly context: SchedulerContext) {}
 
@@ -81,10 +83,26 @@ export class SgeScheduler implements Scheduler {
     return submittedJobId(await this.submitCall(['-terse'], scriptPath));
   }
 
-  async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
+  async queued(jobIds: readonly string[]): Promise<Map<string, ElementState>> {
     const output = await this.call('qstat', ['-g', 'd', '-u', userInfo().username]);
     if (output.code !== 0) throw new Error(`qstat failed: ${said(output)}`);
     return parseQstat(output.stdout, new Set(jobIds));
+  }
+
+  async errorReasons(jobId: string): Promise<Map<number, string>> {
+    const output = await this.call('qstat', ['-j', jobId]);
+    if (output.code !== 0) throw new Error(`qstat -j ${jobId} failed: ${said(output)}`);
+    return parseErrorReasons(output.stdout);
+  }
+
+  async findJob(jobName: string): Promise<string | null> {
+    // Queued or running: qstat; ended: the accounting file (both take a job name for an id).
+    const queued = await this.call('qstat', ['-j', jobName]);
+    const fromQstat = /^job_number:\s+(\d+)/m.exec(queued.stdout)?.[1];
+    if (queued.code === 0 && fromQstat !== undefined) return fromQstat;
+    const ended = await this.call('qacct', ['-j', jobName]);
+    const numbers = [...ended.stdout.matchAll(/^jobnumber\s+(\d+)/gm)].map((match) => match[1]!);
+    return ended.code === 0 && numbers.length > 0 ? numbers.at(-1)! : null;
   }
 
   async ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>> {
@@ -135,18 +153,26 @@ export function parseQhost(text: string): Array<{ name: string; cpus: number; me
  * `qstat -g d -u USER`: one line per array task; pending ones have no queue column, so the
  * state is the fifth field and the task id the last.
  */
-export function parseQstat(text: string, jobIds: ReadonlySet<string>): Map<string, 'queued' | 'running'> {
-  const states = new Map<string, 'queued' | 'running'>();
+export function parseQstat(text: string, jobIds: ReadonlySet<string>): Map<string, ElementState> {
+  const states = new Map<string, ElementState>();
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 7 || !jobIds.has(fields[0]!)) continue;
     const task = fields.at(-1)!;
     if (!/^\d+$/.test(task)) continue;
     const state = fields[4]!;
-    // qw, hqw, Eqw wait; r, t, Rr, dr, s… have a slot.
-    states.set(elementKey({ jobId: fields[0]!, element: Number(task) }), state.includes('q') ? 'queued' : 'running');
+    // Eqw waits for a person (qmod -cj) forever; qw, hqw wait; r, t, Rr, dr, s… have a slot.
+    const seen = state.startsWith('E') ? 'error' : state.includes('q') ? 'queued' : 'running';
+    states.set(elementKey({ jobId: fields[0]!, element: Number(task) }), seen);
   }
   return states;
+}
+
+/** `qstat -j ID`: `error reason    2:      12/02/2026 05:22:27 [0:1324]: error: can't chdir to …`, by task. */
+export function parseErrorReasons(text: string): Map<number, string> {
+  const reasons = new Map<number, string>();
+  for (const match of text.matchAll(/^error reason\s+(\d+):\s+(?:\S+ \S+ \[[^\]]*\]:\s*)?(.*?)\s*$/gm)) reasons.set(Number(match[1]), match[2]!);
+  return reasons;
 }
 
 /** `qacct -j ID`: blocks of `key value` lines separated by `====` lines, one per task. */
@@ -160,14 +186,15 @@ export function parseQacct(text: string): Map<string, ElementReport> {
     const failed = field('failed') ?? '0';
     const exitStatus = Number(field('exit_status') ?? 0);
     const maxvmem = parseSgeSize(field('maxvmem') ?? '0');
-    const maxrss = parseSgeSize(field('ru_maxrss') ?? '0');
+    const maxrss = parseQacctMaxrss(field('ru_maxrss') ?? '');
     const wallclockS = parseFloat(field('ru_wallclock') ?? '0');
     const category = field('category') ?? '';
     const end = sgeEnd({ failed, exitStatus, maxvmem, wallclockS, category });
     reports.set(elementKey({ jobId, element: Number(task) }), {
       end,
       detail: `Grid Engine: failed ${failed}, exit status ${exitStatus}, maxvmem ${field('maxvmem') ?? '?'}`,
-      usage: { peakMemory: Math.max(maxrss, 0), cpuMs: Math.round(parseFloat(field('cpu') ?? '0') * 1000) },
+      usage: { peakMemory: maxrss, cpuMs: Math.round(parseFloat(field('cpu') ?? '0') * 1000) },
+      memoryLimitReached: reachedMemoryLimit(maxvmem, category),
     });
   }
   return reports;
@@ -179,16 +206,43 @@ export function parseQacct(text: string): Map<string, ElementReport> {
  */
 export function sgeEnd(task: { failed: string; exitStatus: number; maxvmem: number; wallclockS: number; category: string }): ElementEnd {
   const failedCode = parseInt(task.failed, 10) || 0;
-  const limit = (name: string) => new RegExp(`(?:^|[\\s,])${name}=([^,\\s]+)`).exec(task.category)?.[1];
-  const hRt = limit('h_rt');
-  const memoryLimits = ['h_vmem', 'h_rss', 's_vmem', 'mem_free'].map(limit).filter((value): value is string => value !== undefined);
+  const hRt = categoryLimit(task.category, 'h_rt');
   const killed = task.exitStatus === 137 || task.exitStatus === 152 || failedCode === 37 || failedCode === 100;
   if (killed && hRt !== undefined && task.wallclockS >= parseSgeDuration(hRt) - 1) return { state: 'timeout' };
-  if (killed && memoryLimits.some((value) => task.maxvmem >= parseSgeSize(value) * 0.95)) return { state: 'oom' };
+  if (killed && reachedMemoryLimit(task.maxvmem, task.category)) return { state: 'oom' };
   if (failedCode !== 0 && failedCode !== 100 && failedCode !== 37) return { state: 'node-failure', detail: `failed ${task.failed}` };
   if (failedCode === 0 && task.exitStatus === 0) return { state: 'completed', exitCode: 0 };
   if (task.exitStatus === 137 && failedCode === 100) return { state: 'cancelled' };
   return { state: 'failed', exitCode: task.exitStatus };
+}
+
+/** A limit the job asked for (`-l h_vmem=2G,h_rt=60` in qacct's category), as written. */
+function categoryLimit(category: string, name: string): string | undefined {
+  return new RegExp(`(?:^|[\\s,])${name}=([^,\\s]+)`).exec(category)?.[1];
+}
+
+/**
+ * The share of a memory limit that counts as reaching it: Grid Engine samples maxvmem, and an
+ * allocation that fails under `h_vmem` leaves the peak short of the limit by that allocation.
+ */
+const MEMORY_LIMIT_MARGIN = 0.9;
+
+/** Whether a task's maxvmem reached one of the memory limits in its category (within the margin). */
+export function reachedMemoryLimit(maxvmem: number, category: string): boolean {
+  return ['h_vmem', 'h_rss', 's_vmem', 'mem_free']
+    .map((name) => categoryLimit(category, name))
+    .some((value) => value !== undefined && maxvmem >= parseSgeSize(value) * MEMORY_LIMIT_MARGIN);
+}
+
+/**
+ * qacct's `ru_maxrss`: the kernel's figure in KiB, printed as if it were bytes (`192.066KB` is
+ * 192066 KiB); null when absent or 0 (not measured).
+ */
+export function parseQacctMaxrss(text: string): number | null {
+  const match = /^([\d.]+)\s*([KMGT]?)B?$/i.exec(text.trim());
+  if (!match) return null;
+  const kib = Number(match[1]) * 1000 ** Math.max(' KMGT'.indexOf((match[2] || ' ').toUpperCase()), 0);
+  return kib > 0 ? Math.round(kib * 1024) : null;
 }
 
 /** `3.324MB`, `23.5G`, `128M`, `4.914KB`, `0.000B` → bytes (Grid Engine's units are powers of 1024). */

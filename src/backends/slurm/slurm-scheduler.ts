@@ -9,6 +9,7 @@ import {
   type ElementEnd,
   type ElementRef,
   type ElementReport,
+  type ElementState,
   type Scheduler,
   type SchedulerContext,
 } from '../cluster/scheduler.js';
@@ -25,6 +26,8 @@ export class SlurmScheduler implements Scheduler {
   readonly submitCommand = 'sbatch';
   // cgroups: "Detected 1 oom-kill event(s)"; jobacct_gather with OverMemoryKill: "Exceeded job memory limit".
   readonly oomMessage = /oom-kill event|exceeded (job |step )?memory limit/i;
+  // --mem is enforced by killing (cgroups, or jobacct_gather's OverMemoryKill).
+  readonly memoryLimitFailsAllocations = false;
   /** Without slurmdbd sacct has nothing; after one refusal fanout asks scontrol instead. */
   private accounting = true;
 
@@ -84,10 +87,25 @@ export class SlurmScheduler implements Scheduler {
     return submittedJobId(await this.submitCall(['--parsable'], scriptPath));
   }
 
-  async queued(jobIds: readonly string[]): Promise<Map<string, 'queued' | 'running'>> {
+  async queued(jobIds: readonly string[]): Promise<Map<string, ElementState>> {
     const output = await this.call('squeue', ['-h', '-r', '-u', userInfo().username, '-o', '%i|%T']);
     if (output.code !== 0) throw new Error(`squeue failed: ${said(output)}`);
     return parseSqueue(output.stdout, new Set(jobIds));
+  }
+
+  async findJob(jobName: string): Promise<string | null> {
+    const queued = await this.call('squeue', ['-h', '-u', userInfo().username, '--name', jobName, '-o', '%F']);
+    if (queued.code !== 0) throw new Error(`squeue failed: ${said(queued)}`);
+    const fromQueue = /^(\d+)/m.exec(queued.stdout.trim())?.[1];
+    if (fromQueue !== undefined) return fromQueue;
+    // Ended: the controller remembers jobs for MinJobAge; without accounting that is all there is.
+    const recent = await this.call('scontrol', ['-o', 'show', 'job']);
+    for (const line of recent.stdout.split('\n')) {
+      if (!line.includes(` JobName=${jobName} `)) continue;
+      const id = /(?:^|\s)ArrayJobId=(\d+)/.exec(line)?.[1] ?? /^JobId=(\d+)/.exec(line)?.[1];
+      if (id !== undefined) return id;
+    }
+    return null;
   }
 
   async ended(elements: readonly ElementRef[]): Promise<Map<string, ElementReport>> {
@@ -149,8 +167,8 @@ export function parseSinfoNodes(text: string): SinfoNode[] {
 const RUNNING_STATES = new Set(['RUNNING', 'COMPLETING', 'CONFIGURING', 'STAGE_OUT', 'SIGNALING', 'RESIZING']);
 
 /** `squeue -h -r -o '%i|%T'`: `123_4|RUNNING`, one array element per line. */
-export function parseSqueue(text: string, jobIds: ReadonlySet<string>): Map<string, 'queued' | 'running'> {
-  const states = new Map<string, 'queued' | 'running'>();
+export function parseSqueue(text: string, jobIds: ReadonlySet<string>): Map<string, ElementState> {
+  const states = new Map<string, ElementState>();
   for (const line of text.split('\n')) {
     const match = /^(\d+)_(\d+)\|(\S+)/.exec(line.trim());
     if (!match || !jobIds.has(match[1]!)) continue;
@@ -196,9 +214,11 @@ export function parseSacct(text: string): Map<string, ElementReport> {
     if (match[3] === undefined) {
       reports.set(key, { end: slurmEnd(state, exitCode ?? '0:0'), detail: `SLURM state ${state}, exit code ${exitCode}`, usage: report?.usage });
     } else if (report) {
-      const peak = parseSlurmSize(maxRss ?? '');
+      // An empty MaxRSS (no jobacct_gather) is unknown, not 0.
+      const peak = maxRss ? parseSlurmSize(maxRss) : null;
       const cpuMs = parseSlurmDuration(totalCpu ?? '');
-      report.usage = { peakMemory: Math.max(report.usage?.peakMemory ?? 0, peak), cpuMs: (report.usage?.cpuMs ?? 0) + cpuMs };
+      const before = report.usage?.peakMemory ?? null;
+      report.usage = { peakMemory: peak === null ? before : Math.max(before ?? 0, peak), cpuMs: (report.usage?.cpuMs ?? 0) + cpuMs };
     }
   }
   return reports;
