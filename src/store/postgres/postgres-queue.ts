@@ -100,6 +100,16 @@ export class PostgresQueue implements WorkQueue {
     return rows.map((row) => holding[Number(row.n) - 1]!);
   }
 
+  async started(workerId: string, attempts: Array<Extract<AttemptKey, { kind: 'task' }>>): Promise<void> {
+    if (attempts.length === 0) return;
+    await this.db.query(SQL.started, [workerId, attempts.map((a) => a.runId), attempts.map((a) => a.index), attempts.map((a) => a.attempt)]);
+  }
+
+  async leasesOutstanding(): Promise<boolean> {
+    const [row] = await this.db.query(SQL.leasesOutstanding, []);
+    return row?.outstanding === true;
+  }
+
   async expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }> {
     const [tasks, gathers] = await Promise.all([this.db.query(SQL.expiredAttempts, [limit]), this.db.query(SQL.expiredGathers, [limit])]);
     return { tasks: tasks.map(toAttempt), gathers: gathers.map(toGatherAttempt) };
@@ -262,6 +272,24 @@ const SQL = {
       WHERE e.kind = h.kind AND e.run_id = h.run_id AND e.idx IS NOT DISTINCT FROM h.idx AND e.attempt = h.attempt AND r.state = 'running'
     )
     ORDER BY h.n`,
+  ),
+  started: statement(
+    'started',
+    `
+    UPDATE attempts a SET started_at = ${NOW_MS}
+    FROM unnest($2::bigint[], $3::int[], $4::int[]) AS s(run_id, idx, attempt)
+    WHERE a.run_id = s.run_id AND a.idx = s.idx AND a.attempt = s.attempt AND a.state = 'running' AND a.worker = $1`,
+  ),
+  leasesOutstanding: statement<{ outstanding: boolean }>(
+    'leases_outstanding',
+    `
+    SELECT EXISTS (
+      SELECT 1 FROM attempts a JOIN runs r ON r.id = a.run_id
+      WHERE a.state = 'running' AND a.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+    ) OR EXISTS (
+      SELECT 1 FROM gathers g JOIN runs r ON r.id = g.run_id
+      WHERE g.state = 'running' AND g.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+    ) AS outstanding`,
   ),
   expiredAttempts: statement<AttemptRow>(
     'expired_attempts',
