@@ -72,6 +72,8 @@ export class QueueDuties {
       // Its inputs are all still there: queue it again, unless its worker reported it meanwhile.
       await this.store.endGather({ runId: gather.runId, attempt: gather.attempt, result: lost, gatherState: 'pending' });
     }
+    const vanished = [...expired.tasks, ...expired.gathers].map((attempt) => attempt.worker).filter((worker) => worker !== null);
+    await this.store.workersLost([...new Set(vanished)]);
     const byRun = new Map<number, AttemptRecord[]>();
     for (const attempt of expired.tasks) byRun.set(attempt.runId, [...(byRun.get(attempt.runId) ?? []), attempt]);
     for (const [runId, attempts] of byRun) {

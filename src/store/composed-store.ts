@@ -63,6 +63,9 @@ export abstract class ComposedStore implements Store {
   leasesOutstanding(...args: Parameters<WorkQueue['leasesOutstanding']>) {
     return this.queue.leasesOutstanding(...args);
   }
+  workersLost(...args: Parameters<WorkQueue['workersLost']>) {
+    return this.queue.workersLost(...args);
+  }
   expiredAttempts(...args: Parameters<WorkQueue['expiredAttempts']>) {
     return this.queue.expiredAttempts(...args);
   }

@@ -37,6 +37,8 @@ export interface WorkQueue {
    * queue with nothing to claim is not empty yet.
    */
   leasesOutstanding(): Promise<boolean>;
+  /** Workers whose attempts were reaped: listed `lost` (not `running`) unless they heartbeat again. */
+  workersLost(workerIds: string[]): Promise<void>;
   /** Running attempts whose lease ran out (their worker vanished), oldest first, at most `limit` of each kind. */
   expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }>;
   /**

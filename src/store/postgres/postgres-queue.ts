@@ -110,6 +110,10 @@ export class PostgresQueue implements WorkQueue {
     return row?.outstanding === true;
   }
 
+  async workersLost(workerIds: string[]): Promise<void> {
+    if (workerIds.length > 0) await this.db.query(SQL.workersLost, [workerIds]);
+  }
+
   async expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }> {
     const [tasks, gathers] = await Promise.all([this.db.query(SQL.expiredAttempts, [limit]), this.db.query(SQL.expiredGathers, [limit])]);
     return { tasks: tasks.map(toAttempt), gathers: gathers.map(toGatherAttempt) };
@@ -254,7 +258,7 @@ const SQL = {
     WITH held AS (
       SELECT * FROM unnest($2::text[], $3::bigint[], $4::int[], $5::int[]) WITH ORDINALITY AS h(kind, run_id, idx, attempt, n)
     ), beat AS (
-      UPDATE workers SET heartbeat_at = ${NOW_MS} WHERE id = $1
+      UPDATE workers SET heartbeat_at = ${NOW_MS}, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = $1
     ), extended_tasks AS (
       UPDATE attempts a SET lease_expires = ${NOW_MS} + $6::bigint FROM held h
       WHERE h.kind = 'task' AND a.run_id = h.run_id AND a.idx = h.idx AND a.attempt = h.attempt AND a.state = 'running' AND a.worker = $1
@@ -291,6 +295,7 @@ const SQL = {
       WHERE g.state = 'running' AND g.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
     ) AS outstanding`,
   ),
+  workersLost: statement('workers_lost', `UPDATE workers SET state = 'lost' WHERE id = ANY($1::text[]) AND state = 'running'`),
   expiredAttempts: statement<AttemptRow>(
     'expired_attempts',
     `

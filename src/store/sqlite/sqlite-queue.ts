@@ -121,6 +121,13 @@ export class SqliteQueue implements WorkQueue {
     return this.statements.leasesOutstanding.get()!.outstanding === 1;
   }
 
+  async workersLost(workerIds: string[]): Promise<void> {
+    const s = this.statements;
+    immediate(this.db, () => {
+      for (const id of workerIds) s.workerLost.run(id);
+    });
+  }
+
   async expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }> {
     const now = Date.now();
     return {
@@ -208,7 +215,9 @@ function prepareStatements(db: SqliteDatabase) {
     retireWorker: db.prepare<[number, string]>(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE id = ?`),
     expireAttemptLeasesOf: db.prepare<[number, string]>(`UPDATE attempts SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
     expireGatherLeasesOf: db.prepare<[number, string]>(`UPDATE gathers SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
-    workerBeat: db.prepare<[number, string]>(`UPDATE workers SET heartbeat_at = ? WHERE id = ?`),
+    workerBeat: db.prepare<[number, string]>(
+      `UPDATE workers SET heartbeat_at = ?, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = ?`,
+    ),
     extendAttemptLease: db.prepare<[number, number, number, number, string], { run_state: string | null }>(
       `UPDATE attempts SET lease_expires = ?
        WHERE run_id = ? AND idx = ? AND attempt = ? AND state = 'running' AND worker = ?
@@ -231,6 +240,7 @@ function prepareStatements(db: SqliteDatabase) {
          WHERE g.state = 'running' AND g.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
        ) AS outstanding`,
     ),
+    workerLost: db.prepare<[string]>(`UPDATE workers SET state = 'lost' WHERE id = ? AND state = 'running'`),
     expiredAttempts: db.prepare<[number, number], AttemptRow>(
       `SELECT * FROM attempts WHERE state = 'running' AND lease_expires <= ? ORDER BY lease_expires, run_id, idx LIMIT ?`,
     ),
