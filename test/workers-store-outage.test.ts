@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDatabase, startThrowawayPostgres, type ThrowawayPostgres } from '../scripts/pg/throwaway-postgres.mjs';
@@ -24,6 +25,13 @@ describeWithPostgres('a PostgreSQL restart under pull workers', () => {
     await cluster?.stop();
   });
 
+  /** What a process wrote on stderr so far, read at any time. */
+  function stderrOf(child: ChildProcess): () => string {
+    let text = '';
+    child.stderr!.on('data', (chunk) => (text += chunk));
+    return () => text;
+  }
+
   async function rows<T>(sql: string): Promise<T[]> {
     if (!db) {
       db = new pg.Client({ connectionString: storeUrl });
@@ -35,23 +43,30 @@ describeWithPostgres('a PostgreSQL restart under pull workers', () => {
   }
 
   it('workers and the watching `fanout run` ride out an immediate stop and start: every task succeeds, nothing is lost, they say so once each', async () => {
-    box.write('job.yaml', ['name: outage', 'backend: workers', `workdir: ${box.path('work')}`, 'command: sleep 2', 'tasks:', `  each: [${Array.from({ length: 12 }, (_, i) => i).join(', ')}]`, ''].join('\n'));
+    box.write(
+      'job.yaml',
+      [
+        'name: outage',
+        'backend: workers',
+        `workdir: ${box.path('work')}`,
+        'command: sleep 2',
+        'tasks:',
+        `  each: [${Array.from({ length: 12 }, (_, i) => i).join(', ')}]`,
+        '',
+      ].join('\n'),
+    );
     const env = { FANOUT_STORE: storeUrl };
     const watcher = box.start(['run', 'job.yaml'], { env });
+    const said = [stderrOf(watcher)];
     await waitForAsync(async () => (await rows(`SELECT 1 FROM runs`)).length > 0, 60_000, 'the run to be recorded');
     const worker = () => box.start(['worker', '--until-empty', '--cpus', '2', '--lease', '4s', '--scratch', box.path('scratch')], { env });
     const workers = [worker(), worker()];
+    said.push(...workers.map(stderrOf));
     await waitForAsync(async () => (await rows(`SELECT 1 FROM attempts WHERE reason = 'ok'`)).length >= 2, 90_000, 'two tasks done');
     await waitForAsync(async () => (await rows(`SELECT 1 FROM attempts WHERE state = 'running'`)).length > 0, 30_000, 'a running attempt');
 
     await cluster.crash();
     db = undefined;
-    const stderrOf = (child: (typeof workers)[number]) => {
-      let text = '';
-      child.stderr!.on('data', (chunk) => (text += chunk));
-      return () => text;
-    };
-    const said = [watcher, ...workers].map(stderrOf);
     await waitFor(() => said.every((text) => /is unreachable/.test(text())), 60_000, 'every process to notice the outage').catch((error: Error) => {
       throw new Error(`${error.message}; they said:\n${said.map((text) => text()).join('\n---\n')}`);
     });
@@ -74,5 +89,24 @@ describeWithPostgres('a PostgreSQL restart under pull workers', () => {
     // No lease ran out because of the outage: every attempt ran once, to its end.
     expect(await rows(`SELECT idx, reason, error FROM attempts WHERE reason <> 'ok'`)).toEqual([]);
     expect(await rows(`SELECT state FROM runs`)).toEqual([{ state: 'succeeded' }]);
+  }, 300_000);
+
+  it('gives up after FANOUT_STORE_PATIENCE with one clear line and exit code 2', async () => {
+    box.write('job.yaml', ['name: patience', 'backend: workers', `workdir: ${box.path('work')}`, 'command: sleep 2', 'tasks:', '  each: [a]', ''].join('\n'));
+    if (cluster.serverPid() === null) await cluster.restart();
+    const env = { FANOUT_STORE: storeUrl, FANOUT_STORE_PATIENCE: '3s' };
+    expect((await box.run(['run', 'job.yaml', '--detach'], { env })).code).toBe(0);
+    const worker = box.start(['worker', '--lease', '4s', '--scratch', box.path('scratch')], { env });
+    await waitForAsync(async () => (await rows(`SELECT 1 FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.job = 'patience'`)).length > 0, 60_000, 'a claim');
+    await cluster.crash();
+    db = undefined;
+    const gaveUp = await finished(worker, 120_000);
+    expect(gaveUp.code, gaveUp.stderr).toBe(2);
+    expect(gaveUp.stderr).toMatch(
+      /fanout: the store postgres:\/\/fanout@127\.0\.0\.1:\d+\/fanout_outage has been unreachable for \d.*; gave up; check that PostgreSQL is running/,
+    );
+    expect(gaveUp.stderr).toMatch(/FANOUT_STORE_PATIENCE sets how long to wait, now 3\.0s/);
+    expect(gaveUp.stderr).not.toMatch(/internal error|^\s+at /m);
+    await cluster.restart();
   }, 300_000);
 });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox, waitFor } from './harness.js';
 
@@ -53,10 +54,10 @@ describe('pull workers that vanish', () => {
   }, 240_000);
 
   it('an --until-empty worker does not leave while a vanished worker holds a task: it takes it back, adopting the result the attempt left', async () => {
-    job(['command: sleep 3; echo {{ item }} > {{ out }}/v', 'tasks:', '  each: [only]']);
+    job([`command: touch ${box.path('started')}; sleep 3; echo {{ item }} > {{ out }}/v`, 'tasks:', '  each: [only]']);
     expect((await box.run(['run', 'job.yaml', '--detach'])).code).toBe(0);
     const victim = worker();
-    await waitFor(() => box.query(`SELECT 1 FROM attempts WHERE state = 'running' AND started_at IS NOT NULL`).length > 0, 60_000, 'a started attempt');
+    await waitFor(() => existsSync(box.path('started')), 60_000, 'the task to start');
     victim.kill('SIGKILL');
     await finished(victim);
 

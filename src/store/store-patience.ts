@@ -10,7 +10,7 @@ import { formatDuration, parseDuration } from '../job/units.js';
  */
 
 /** Default of FANOUT_STORE_PATIENCE. */
-export const DEFAULT_STORE_PATIENCE_MS = 10 * 60_000;
+const DEFAULT_STORE_PATIENCE_MS = 10 * 60_000;
 /** Backoff between tries during an outage: doubles from the first to the last. */
 const FIRST_RETRY_MS = 250;
 export const LAST_RETRY_MS = 2_000;
@@ -43,7 +43,7 @@ const TRANSIENT_CODES = new Set([
 const TRANSIENT_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
 
 /** True for an error that says the store is out of reach for now, not that the call was wrong. */
-export function isTransientStoreError(error: unknown): boolean {
+function isTransientStoreError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;

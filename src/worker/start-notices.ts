@@ -9,7 +9,7 @@ type TaskKey = Extract<AttemptKey, { kind: 'task' }>;
  * at once waits for one round trip, not one each.
  */
 export class StartNotices {
-  private queued: Array<{ key: TaskKey; settle: (error?: unknown) => void }> = [];
+  private queued: Array<{ key: TaskKey; settle: (error?: Error) => void }> = [];
   private sending = false;
 
   constructor(private readonly send: (keys: TaskKey[]) => Promise<void>) {}
@@ -17,7 +17,7 @@ export class StartNotices {
   /** Resolves once the store knows `key` started; rejects when it could not be told. */
   note(key: TaskKey): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queued.push({ key, settle: (error) => (error === undefined ? resolve() : reject(error as Error)) });
+      this.queued.push({ key, settle: (error) => (error === undefined ? resolve() : reject(error)) });
       if (!this.sending) void this.sendQueued();
     });
   }
@@ -26,11 +26,11 @@ export class StartNotices {
     this.sending = true;
     while (this.queued.length > 0) {
       const batch = this.queued.splice(0);
-      let failure: unknown;
+      let failure: Error | undefined;
       try {
         await this.send(batch.map((notice) => notice.key));
       } catch (error) {
-        failure = error ?? new Error('the store could not be told');
+        failure = error instanceof Error ? error : new Error(String(error));
       }
       for (const notice of batch) notice.settle(failure);
     }

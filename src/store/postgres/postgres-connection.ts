@@ -49,7 +49,9 @@ export class PostgresConnection {
 
   /** One statement on any pooled connection: a transaction of its own. */
   async query<R>(statement: Statement<R>, values: unknown[]): Promise<R[]> {
-    return this.patience.call(() => retryingDeadlocks(async () => (await this.pool.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows));
+    return this.patience.call(() =>
+      retryingDeadlocks(async () => (await this.pool.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows),
+    );
   }
 
   /** Statements on one connection in one transaction, all or nothing. */
@@ -57,26 +59,28 @@ export class PostgresConnection {
     // A transaction cut off by an outage rolled back, so it runs again whole. (One whose COMMIT
     // got through just before its answer was lost runs twice; every write here is one a second
     // run leaves as it is, or, for a claim, whose attempts go back to the queue unstarted.)
-    return this.patience.call(() => retryingDeadlocks(async () => {
-      const client = await this.pool.connect();
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        const result = await work(
-          async <R>(statement: Statement<R>, values: unknown[]) =>
-            (await client.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows,
-        );
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
-          broken = rollbackFailed;
-        });
-        throw error;
-      } finally {
-        client.release(broken);
-      }
-    }));
+    return this.patience.call(() =>
+      retryingDeadlocks(async () => {
+        const client = await this.pool.connect();
+        let broken: Error | undefined;
+        try {
+          await client.query('BEGIN');
+          const result = await work(
+            async <R>(statement: Statement<R>, values: unknown[]) =>
+              (await client.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows,
+          );
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
+            broken = rollbackFailed;
+          });
+          throw error;
+        } finally {
+          client.release(broken);
+        }
+      }),
+    );
   }
 
   async close(): Promise<void> {

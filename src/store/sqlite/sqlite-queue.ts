@@ -215,9 +215,7 @@ function prepareStatements(db: SqliteDatabase) {
     retireWorker: db.prepare<[number, string]>(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE id = ?`),
     expireAttemptLeasesOf: db.prepare<[number, string]>(`UPDATE attempts SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
     expireGatherLeasesOf: db.prepare<[number, string]>(`UPDATE gathers SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
-    workerBeat: db.prepare<[number, string]>(
-      `UPDATE workers SET heartbeat_at = ?, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = ?`,
-    ),
+    workerBeat: db.prepare<[number, string]>(`UPDATE workers SET heartbeat_at = ?, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = ?`),
     extendAttemptLease: db.prepare<[number, number, number, number, string], { run_state: string | null }>(
       `UPDATE attempts SET lease_expires = ?
        WHERE run_id = ? AND idx = ? AND attempt = ? AND state = 'running' AND worker = ?
