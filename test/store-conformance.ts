@@ -862,6 +862,48 @@ export function storeConformance(name: string, under: StoreUnderTest): void {
         expect((await store.expiredAttempts(10)).tasks.map((a) => a.index)).toEqual([1, 2]);
       });
 
+      it('notes which claimed attempts started: only the claiming worker, only while they run', async () => {
+        const store = await open();
+        const run = await workersRun(store, 3);
+        const claimed = await store.claim(claimRequest('w', { limit: 3 }));
+        const key = (i: number) => ({ kind: 'task' as const, runId: run.id, index: i, attempt: 1 });
+        expect(claimed).toHaveLength(3);
+        expect((await store.attempts(run.id, 0))[0]!.startedAt).toBeNull();
+        await store.started('w', [key(0), key(1)]);
+        await store.started('someone-else', [key(2)]);
+        expect((await store.attempts(run.id, 0))[0]!.startedAt).toEqual(expect.any(Number));
+        expect((await store.attempts(run.id, 1))[0]!.startedAt).toEqual(expect.any(Number));
+        expect((await store.attempts(run.id, 2))[0]!.startedAt).toBeNull();
+        await store.started('w', []);
+      });
+
+      it('says while attempts of running pull runs are out under leases (a queue with nothing to claim is not empty then)', async () => {
+        const store = await open();
+        expect(await store.leasesOutstanding()).toBe(false);
+        const run = await workersRun(store, 1);
+        expect(await store.leasesOutstanding()).toBe(false);
+        await store.claim(claimRequest('w'));
+        expect(await store.leasesOutstanding()).toBe(true);
+        await store.commit({ results: [result(run.id, 0, 1, 'ok')] });
+        expect(await store.leasesOutstanding()).toBe(false);
+      });
+
+      it('lists a worker whose attempts were reaped as lost, until it heartbeats again', async () => {
+        const store = await open();
+        await store.registerWorker({ id: 'w', host: 'n', pid: 1, cpus: 4, memory: GiB, launchedBy: null });
+        await store.registerWorker({ id: 'gone', host: 'n', pid: 2, cpus: 4, memory: GiB, launchedBy: null });
+        await store.retireWorker('gone');
+        await store.workersLost(['w', 'gone']);
+        expect((await store.listWorkers()).map((w) => w.id)).toEqual([]);
+        expect((await store.listWorkers({ all: true })).map((w) => [w.id, w.state])).toEqual([
+          ['gone', 'stopped'],
+          ['w', 'lost'],
+        ]);
+        await store.heartbeat('w', [], 60_000);
+        expect((await store.listWorkers()).map((w) => [w.id, w.state])).toEqual([['w', 'running']]);
+        await store.workersLost([]);
+      });
+
       describe('settling a run', () => {
         it('waits while tasks are pending or running, then ends it by how they ended', async () => {
           const store = await open();

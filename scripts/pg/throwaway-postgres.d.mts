@@ -23,6 +23,10 @@ export interface ThrowawayPostgres {
   serverPid(): number | null;
   /** Stops the server (fast shutdown) and removes the folder. */
   stop(): Promise<void>;
+  /** Stops the server at once (`-m immediate`, as a crash or a power cut would); its data stays. */
+  crash(): Promise<void>;
+  /** Starts it again (after `crash`) on the same port, with the same settings. */
+  restart(): Promise<void>;
 }
 
 export declare function startThrowawayPostgres(options?: ThrowawayPostgresOptions): Promise<ThrowawayPostgres>;

@@ -31,6 +31,8 @@ export const HOW_TO_GET = 'install PostgreSQL with: apt-get install postgresql';
  * @property {string} folder the temp folder: data/, socket/, server.log
  * @property {() => number | null} serverPid the postmaster's pid (every server process is its child), null when it is not running
  * @property {() => Promise<void>} stop stops the server (fast shutdown) and removes the folder
+ * @property {() => Promise<void>} crash stops the server at once (`-m immediate`, as a crash or a power cut would); its data stays
+ * @property {() => Promise<void>} restart starts it again (after `crash`) on the same port, with the same settings
  */
 
 /**
@@ -87,8 +89,14 @@ export async function startThrowawayPostgres(options = {}) {
       ...options.settings,
     };
     const serverOptions = [`-p ${port}`, `-k ${socketDir}`, ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`)].join(' ');
-    await pgRun(join(bin, 'pg_ctl'), ['-D', data, '-l', join(folder, 'server.log'), '-o', serverOptions, '-w', '-t', '30', 'start']);
-    return { url: `postgres://fanout:${password}@127.0.0.1:${port}/postgres`, port, folder, serverPid, stop };
+    const start = async () => {
+      await pgRun(join(bin, 'pg_ctl'), ['-D', data, '-l', join(folder, 'server.log'), '-o', serverOptions, '-w', '-t', '60', 'start']);
+    };
+    const crash = async () => {
+      await pgRun(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    };
+    await start();
+    return { url: `postgres://fanout:${password}@127.0.0.1:${port}/postgres`, port, folder, serverPid, stop, crash, restart: start };
   } catch (error) {
     const log = existsSync(join(folder, 'server.log')) ? readFileSync(join(folder, 'server.log'), 'utf8').trim().split('\n').at(-1) : '';
     const e = /** @type {Error & { stderr?: string }} */ (error);

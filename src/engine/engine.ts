@@ -87,7 +87,7 @@ export class Engine {
     this.alerts = new Alerts({ layout, storage: this.storage });
     this.drivers = {
       push: new PushDriver(store, this.storage, layout, this.alerts, this.me, (spec, run) => this.openPushBackend(spec, run)),
-      pull: new PullDriver(store, this.alerts),
+      pull: new PullDriver(store, this.storage, this.alerts),
     };
   }
 

@@ -1,7 +1,8 @@
 import type { Alerts } from '../notify/alerts.js';
 import type { GatherOutcome, RunRecord, TaskCounts } from '../store/records.js';
+import type { Storage } from '../storage/storage.js';
 import type { Store } from '../store/store.js';
-import { QueueDuties } from './queue-duties.js';
+import { DEFAULT_LEASE_MS, QueueDuties } from './queue-duties.js';
 import type { Progress, RunDriver, RunHandle, RunOutcome } from './run-handle.js';
 
 const POLL_MS = 1000;
@@ -15,6 +16,7 @@ const POLL_MS = 1000;
 export class PullDriver implements RunDriver {
   constructor(
     private readonly store: Store,
+    private readonly storage: Storage,
     private readonly alerts: Alerts,
     private readonly options: { pollMs?: number } = {},
   ) {}
@@ -25,7 +27,8 @@ export class PullDriver implements RunDriver {
 
   async follow(run: RunRecord): Promise<RunHandle> {
     const { store } = this;
-    const duties = new QueueDuties(store, this.alerts);
+    // Workers' leases are theirs to choose; a watcher that saw the store go away assumes the default.
+    const duties = new QueueDuties(store, this.alerts, { storage: this.storage, leaseMs: DEFAULT_LEASE_MS });
     const listeners: Array<(progress: Progress) => void> = [];
     const startedAt = Date.now();
     let counts: TaskCounts = await store.counts(run.id);

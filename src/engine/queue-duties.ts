@@ -1,9 +1,12 @@
 import { ANY_WORKER } from '../backends/workers/workers-backend.js';
 import type { Alerts } from '../notify/alerts.js';
 import { lostResult } from '../runner/result-record.js';
-import type { AttemptRecord, RunRecord } from '../store/records.js';
+import { AttemptFiles } from '../storage/attempt-files.js';
+import type { Storage } from '../storage/storage.js';
+import type { AttemptOutcome, AttemptRecord, RunRecord } from '../store/records.js';
 import type { ResultChange } from '../store/run-ledger.js';
 import type { Store } from '../store/store.js';
+import { LAST_RETRY_MS } from '../store/store-patience.js';
 import { decideAttempt, rulesOf, type EndedAttempt } from './attempt-decision.js';
 
 /**
@@ -14,13 +17,25 @@ import { decideAttempt, rulesOf, type EndedAttempt } from './attempt-decision.js
  * is running and settles a run in one transaction, so two processes doing the same duty at once
  * do it once.
  */
+/** A pull worker's lease unless `fanout worker --lease` says otherwise. */
+export const DEFAULT_LEASE_MS = 60_000;
+
 export class QueueDuties {
   private readonly runs = new Map<number, RunRecord>();
+  private readonly files: AttemptFiles;
 
   constructor(
     private readonly store: Store,
     private readonly alerts: Alerts,
-  ) {}
+    private readonly options: {
+      /** Where attempt folders are read: a vanished worker's attempt may have left its result record. */
+      storage: Storage;
+      /** The lease of the workers whose attempts this process may reap (its own, for a worker). */
+      leaseMs: number;
+    },
+  ) {
+    this.files = new AttemptFiles(options.storage);
+  }
 
   /** A run's record; its spec never changes, so it is read once. */
   async run(runId: number): Promise<RunRecord> {
@@ -42,14 +57,23 @@ export class QueueDuties {
     return decideAttempt(ended, rulesOf(run, { stopping: run.state !== 'running', memoryCeiling: ANY_WORKER.memory }));
   }
 
-  /** Attempts whose worker stopped heartbeating go back to the queue as `lost` (per the retry policy); a lost gather is queued again. */
+  /**
+   * Attempts whose worker stopped heartbeating end as their result record says where this process
+   * can read it, else as `lost` (per the retry policy); a lost gather is queued again.
+   */
   async reapExpired(): Promise<number> {
+    // Leases run on the store's clock: just after an outage of the store every lease looks
+    // expired, though its worker is alive and retrying its heartbeat. Reap only once live workers
+    // had a lease, and a retry, to renew theirs.
+    if (this.store.reachableFor() < this.options.leaseMs + LAST_RETRY_MS) return 0;
     const expired = await this.store.expiredAttempts(200);
     for (const gather of expired.gathers) {
       const lost = lostResult(`its worker (${gather.worker ?? 'unknown'}) stopped renewing its lease`);
       // Its inputs are all still there: queue it again, unless its worker reported it meanwhile.
       await this.store.endGather({ runId: gather.runId, attempt: gather.attempt, result: lost, gatherState: 'pending' });
     }
+    const vanished = [...expired.tasks, ...expired.gathers].map((attempt) => attempt.worker).filter((worker) => worker !== null);
+    await this.store.workersLost([...new Set(vanished)]);
     const byRun = new Map<number, AttemptRecord[]>();
     for (const attempt of expired.tasks) byRun.set(attempt.runId, [...(byRun.get(attempt.runId) ?? []), attempt]);
     for (const [runId, attempts] of byRun) {
@@ -59,14 +83,31 @@ export class QueueDuties {
       const changes: ResultChange[] = [];
       for (const attempt of attempts) {
         const task = tasks.get(attempt.index);
-        const result = lostResult(`its worker (${attempt.worker ?? 'unknown'}) stopped renewing its lease`);
-        if (task) changes.push(this.decide(run, { task, attempt: attempt.attempt, result, interruption: 'none' }));
+        if (task) changes.push(this.decide(run, { task, attempt: attempt.attempt, result: await this.vanished(run, attempt), interruption: 'none' }));
       }
       const { appliedResults } = await this.store.commit({ results: changes });
       this.alerts.tasksFailed(run, appliedResults, (index) => tasks.get(index)?.name);
       await this.settle(runId);
     }
     return expired.tasks.length + expired.gathers.length;
+  }
+
+  /**
+   * What an attempt of a vanished worker became. Never started (its worker claimed it ahead and
+   * never said it started it): not an attempt of the task at all, so it costs the task nothing.
+   * Started, in a folder this process reads and with outputs the launcher commits itself (a
+   * shared workdir and outdir): its result record, when the launcher wrote one, so finished work
+   * is adopted rather than run again. Otherwise `lost`.
+   */
+  private async vanished(run: RunRecord, attempt: AttemptRecord): Promise<AttemptOutcome & { notStarted?: boolean }> {
+    const worker = `its worker (${attempt.worker ?? 'unknown'})`;
+    if (attempt.startedAt === null) return { ...lostResult(`${worker} vanished before starting it`, { notStarted: true }), startedAt: null };
+    const { storage } = this.options;
+    if (storage.isLocal(attempt.dir) && storage.isLocal(run.spec.outdir)) {
+      const record = await this.files.readResultRecord(attempt.dir).catch(() => null);
+      if (record) return record;
+    }
+    return lostResult(`${worker} stopped renewing its lease`);
   }
 
   /**

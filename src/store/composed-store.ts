@@ -12,6 +12,7 @@ export abstract class ComposedStore implements Store {
   abstract readonly id: string;
   abstract readonly shared: boolean;
   abstract close(): Promise<void>;
+  abstract reachableFor(): number;
 
   protected constructor(
     private readonly ledger: RunLedger,
@@ -55,6 +56,15 @@ export abstract class ComposedStore implements Store {
   }
   heartbeat(...args: Parameters<WorkQueue['heartbeat']>) {
     return this.queue.heartbeat(...args);
+  }
+  started(...args: Parameters<WorkQueue['started']>) {
+    return this.queue.started(...args);
+  }
+  leasesOutstanding(...args: Parameters<WorkQueue['leasesOutstanding']>) {
+    return this.queue.leasesOutstanding(...args);
+  }
+  workersLost(...args: Parameters<WorkQueue['workersLost']>) {
+    return this.queue.workersLost(...args);
   }
   expiredAttempts(...args: Parameters<WorkQueue['expiredAttempts']>) {
     return this.queue.expiredAttempts(...args);

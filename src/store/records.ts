@@ -143,7 +143,8 @@ export interface NewWorker {
 }
 
 export interface WorkerRecord extends NewWorker {
-  state: 'running' | 'stopped';
+  /** `lost`: its leases ran out and its attempts were taken back (it heartbeats again: `running`). */
+  state: 'running' | 'stopped' | 'lost';
   startedAt: number;
   heartbeatAt: number;
   /** Attempts it holds now. */

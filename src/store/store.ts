@@ -17,5 +17,11 @@ export interface Store extends RunLedger, WorkQueue, RunQueries {
   readonly id: string;
   /** Whether processes on other machines can reach this store (pull workers need one that is). */
   readonly shared: boolean;
+  /**
+   * How long the store has answered since this process last found it unreachable (ms; Infinity
+   * when it never was, 0 during an outage). Leases run on the store's clock, so right after an
+   * outage every lease looks expired: reapers wait until live workers had time to renew theirs.
+   */
+  reachableFor(): number;
   close(): Promise<void>;
 }

@@ -26,6 +26,19 @@ export interface WorkQueue {
    * Leases are measured by the store's clock (PostgreSQL: the server's), not the worker's.
    */
   heartbeat(workerId: string, holding: AttemptKey[], leaseMs: number): Promise<AttemptKey[]>;
+  /**
+   * The worker is about to hand these attempts of tasks (claimed, perhaps ahead) to its launcher:
+   * their `startedAt` is set. An attempt reaped without one never ran, and costs its task nothing.
+   */
+  started(workerId: string, attempts: Array<Extract<AttemptKey, { kind: 'task' }>>): Promise<void>;
+  /**
+   * True while a running run of pull dispatch has an attempt (of a task or a gather) out under a
+   * lease: if its worker vanishes the lease runs out and the attempt is back in the queue, so a
+   * queue with nothing to claim is not empty yet.
+   */
+  leasesOutstanding(): Promise<boolean>;
+  /** Workers whose attempts were reaped: listed `lost` (not `running`) unless they heartbeat again. */
+  workersLost(workerIds: string[]): Promise<void>;
   /** Running attempts whose lease ran out (their worker vanished), oldest first, at most `limit` of each kind. */
   expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }>;
   /**

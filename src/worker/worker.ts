@@ -19,6 +19,7 @@ import type { ResultChange } from '../store/run-ledger.js';
 import type { Store } from '../store/store.js';
 import type { AttemptKey, ClaimedAttempt } from '../store/work-queue.js';
 import { attemptSite, clearSite, stageIn, stageOutLogs, type AttemptSite } from './attempt-staging.js';
+import { StartNotices } from './start-notices.js';
 
 export interface WorkerOptions {
   store: Store;
@@ -90,6 +91,9 @@ export class Worker {
   readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly backend: LocalBackend;
   private readonly duties: QueueDuties;
+  private readonly startNotices: StartNotices;
+  /** Timers' work still under way (a heartbeat retried through an outage of the store): not begun twice. */
+  private readonly timersBusy = new Set<'heartbeat' | 'reap'>();
   private readonly held = new Map<number, Held>();
   private readonly templates = new Map<number, Template>();
   private readonly results: Array<{ launchId: number; result: AttemptResult }> = [];
@@ -110,8 +114,9 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.backend = new LocalBackend({ graceMs: options.graceMs });
-    this.duties = new QueueDuties(options.store, options.alerts);
+    this.duties = new QueueDuties(options.store, options.alerts, { storage: options.storage, leaseMs: options.leaseMs });
     this.scratch = join(options.scratch, this.id);
+    this.startNotices = new StartNotices((keys) => options.store.started(this.id, keys));
   }
 
   /**
@@ -141,8 +146,8 @@ export class Worker {
       launchedBy: this.options.launchedBy,
     });
     await this.backend.start((launchId, result) => this.ended(launchId, result));
-    const heartbeat = setInterval(() => this.background(this.heartbeat()), Math.max(200, leaseMs / 3));
-    const reaper = setInterval(() => this.background(this.duties.reapExpired()), Math.max(500, leaseMs / 2));
+    const heartbeat = setInterval(() => this.onTimer('heartbeat', () => this.heartbeat()), Math.max(200, leaseMs / 3));
+    const reaper = setInterval(() => this.onTimer('reap', () => this.duties.reapExpired()), Math.max(500, leaseMs / 2));
     const lifetime = this.options.lifetimeMs === null ? undefined : setTimeout(() => this.retire(), this.options.lifetimeMs);
     try {
       await this.loop();
@@ -175,7 +180,8 @@ export class Worker {
         // Settling a run may queue its gather: claim again before calling the queue empty.
         if (await this.settleTouchedRuns()) continue;
         idleSince ??= Date.now();
-        if (this.options.untilEmpty) return this.finish('empty');
+        // Attempts out under other workers' leases come back to the queue if those workers vanish.
+        if (this.options.untilEmpty && !(await this.options.store.leasesOutstanding())) return this.finish('empty');
         if (this.options.maxIdleMs !== null && Date.now() - idleSince >= this.options.maxIdleMs) return this.finish('idle');
         wait = Math.min(wait * 2, pollMs * 8);
       }
@@ -257,14 +263,25 @@ export class Worker {
 
   /** Stage an attempt in and hand it to the launcher; a staging failure is reported as `infra`. */
   private async start(launchId: number, held: Held): Promise<void> {
+    let launch: AttemptLaunch;
     try {
-      const launch = held.task ? await this.prepareTask(launchId, held, held.task) : await this.prepareGatherLaunch(launchId, held);
-      if (held.stopWhenStarted) return this.endUnstarted(launchId, 'cancelled', 'stopped before it started');
-      this.backend.submit([launch]);
-      held.phase = 'running';
+      launch = held.task ? await this.prepareTask(launchId, held, held.task) : await this.prepareGatherLaunch(launchId, held);
     } catch (error) {
-      this.endUnstarted(launchId, 'infra', `staging in failed: ${(error as Error).message}`);
+      return this.endUnstarted(launchId, 'infra', `staging in failed: ${(error as Error).message}`);
     }
+    if (held.key.kind === 'task' && !held.stopWhenStarted) {
+      try {
+        await this.startNotices.note(held.key);
+      } catch (error) {
+        // The store is gone for good: the worker stops (through its loop) and this never starts.
+        this.failure ??= error as Error;
+        this.wake?.();
+        return;
+      }
+    }
+    if (held.stopWhenStarted) return this.endUnstarted(launchId, 'cancelled', 'stopped before it started');
+    this.backend.submit([launch]);
+    held.phase = 'running';
   }
 
   /** Report an attempt that never reached the launcher. */
@@ -461,6 +478,13 @@ export class Worker {
     }
     this.unsettled.clear();
     return gatherWaiting;
+  }
+
+  /** A timer's work, unless the last one is still under way (riding out an outage of the store). */
+  private onTimer(what: 'heartbeat' | 'reap', work: () => Promise<unknown>): void {
+    if (this.timersBusy.has(what)) return;
+    this.timersBusy.add(what);
+    this.background(work().finally(() => this.timersBusy.delete(what)));
   }
 
   /** Timers' work: a failure stops the worker (through the loop) instead of going unseen. */

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { localCapacity } from '../../backends/local/local-capacity.js';
 import { UserError } from '../../errors.js';
 import { GIB, parseDuration, parseMemory } from '../../job/units.js';
+import { DEFAULT_LEASE_MS } from '../../engine/queue-duties.js';
 import { Worker } from '../../worker/worker.js';
 import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
 
@@ -17,8 +18,6 @@ interface WorkerFlags extends GlobalOptions {
   untilEmpty?: boolean;
   launchedBy?: string;
 }
-
-const DEFAULT_LEASE_MS = 60_000;
 
 const EXIT_NOTE = {
   idle: 'nothing to claim for --max-idle',

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { UserError } from '../../errors.js';
+import type { StorePatience } from '../store-patience.js';
 import { MIGRATIONS } from './migrations.js';
 
 /**
@@ -10,10 +11,14 @@ import { MIGRATIONS } from './migrations.js';
  * unique across the ledger, the queue and the queries. Times come from the server's clock.
  */
 export class PostgresConnection {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    /** Every statement rides out an outage of the server through it (the first connect does not: a wrong URL fails at once). */
+    private readonly patience: StorePatience,
+  ) {}
 
   /** Connect, and bring the schema up to date (or refuse one written by a newer fanout); returns the store's id too. */
-  static async open(url: string): Promise<{ connection: PostgresConnection; storeId: string }> {
+  static async open(url: string, patience: StorePatience): Promise<{ connection: PostgresConnection; storeId: string }> {
     const pool = new pg.Pool({
       connectionString: url,
       max: 4,
@@ -32,7 +37,7 @@ export class PostgresConnection {
       });
       try {
         const storeId = await migrate(client, url);
-        return { connection: new PostgresConnection(pool), storeId };
+        return { connection: new PostgresConnection(pool, patience), storeId };
       } finally {
         client.release();
       }
@@ -44,31 +49,38 @@ export class PostgresConnection {
 
   /** One statement on any pooled connection: a transaction of its own. */
   async query<R>(statement: Statement<R>, values: unknown[]): Promise<R[]> {
-    return retryingDeadlocks(async () => (await this.pool.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows);
+    return this.patience.call(() =>
+      retryingDeadlocks(async () => (await this.pool.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows),
+    );
   }
 
   /** Statements on one connection in one transaction, all or nothing. */
   async transaction<T>(work: (query: Query) => Promise<T>): Promise<T> {
-    return retryingDeadlocks(async () => {
-      const client = await this.pool.connect();
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        const result = await work(
-          async <R>(statement: Statement<R>, values: unknown[]) =>
-            (await client.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows,
-        );
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
-          broken = rollbackFailed;
-        });
-        throw error;
-      } finally {
-        client.release(broken);
-      }
-    });
+    // A transaction cut off by an outage rolled back, so it runs again whole. (One whose COMMIT
+    // got through just before its answer was lost runs twice; every write here is one a second
+    // run leaves as it is, or, for a claim, whose attempts go back to the queue unstarted.)
+    return this.patience.call(() =>
+      retryingDeadlocks(async () => {
+        const client = await this.pool.connect();
+        let broken: Error | undefined;
+        try {
+          await client.query('BEGIN');
+          const result = await work(
+            async <R>(statement: Statement<R>, values: unknown[]) =>
+              (await client.query<R & pg.QueryResultRow>({ name: statement.name, text: statement.text, values })).rows,
+          );
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
+            broken = rollbackFailed;
+          });
+          throw error;
+        } finally {
+          client.release(broken);
+        }
+      }),
+    );
   }
 
   async close(): Promise<void> {

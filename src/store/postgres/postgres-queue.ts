@@ -100,6 +100,20 @@ export class PostgresQueue implements WorkQueue {
     return rows.map((row) => holding[Number(row.n) - 1]!);
   }
 
+  async started(workerId: string, attempts: Array<Extract<AttemptKey, { kind: 'task' }>>): Promise<void> {
+    if (attempts.length === 0) return;
+    await this.db.query(SQL.started, [workerId, attempts.map((a) => a.runId), attempts.map((a) => a.index), attempts.map((a) => a.attempt)]);
+  }
+
+  async leasesOutstanding(): Promise<boolean> {
+    const [row] = await this.db.query(SQL.leasesOutstanding, []);
+    return row?.outstanding === true;
+  }
+
+  async workersLost(workerIds: string[]): Promise<void> {
+    if (workerIds.length > 0) await this.db.query(SQL.workersLost, [workerIds]);
+  }
+
   async expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }> {
     const [tasks, gathers] = await Promise.all([this.db.query(SQL.expiredAttempts, [limit]), this.db.query(SQL.expiredGathers, [limit])]);
     return { tasks: tasks.map(toAttempt), gathers: gathers.map(toGatherAttempt) };
@@ -244,7 +258,7 @@ const SQL = {
     WITH held AS (
       SELECT * FROM unnest($2::text[], $3::bigint[], $4::int[], $5::int[]) WITH ORDINALITY AS h(kind, run_id, idx, attempt, n)
     ), beat AS (
-      UPDATE workers SET heartbeat_at = ${NOW_MS} WHERE id = $1
+      UPDATE workers SET heartbeat_at = ${NOW_MS}, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = $1
     ), extended_tasks AS (
       UPDATE attempts a SET lease_expires = ${NOW_MS} + $6::bigint FROM held h
       WHERE h.kind = 'task' AND a.run_id = h.run_id AND a.idx = h.idx AND a.attempt = h.attempt AND a.state = 'running' AND a.worker = $1
@@ -263,6 +277,25 @@ const SQL = {
     )
     ORDER BY h.n`,
   ),
+  started: statement(
+    'started',
+    `
+    UPDATE attempts a SET started_at = ${NOW_MS}
+    FROM unnest($2::bigint[], $3::int[], $4::int[]) AS s(run_id, idx, attempt)
+    WHERE a.run_id = s.run_id AND a.idx = s.idx AND a.attempt = s.attempt AND a.state = 'running' AND a.worker = $1`,
+  ),
+  leasesOutstanding: statement<{ outstanding: boolean }>(
+    'leases_outstanding',
+    `
+    SELECT EXISTS (
+      SELECT 1 FROM attempts a JOIN runs r ON r.id = a.run_id
+      WHERE a.state = 'running' AND a.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+    ) OR EXISTS (
+      SELECT 1 FROM gathers g JOIN runs r ON r.id = g.run_id
+      WHERE g.state = 'running' AND g.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+    ) AS outstanding`,
+  ),
+  workersLost: statement('workers_lost', `UPDATE workers SET state = 'lost' WHERE id = ANY($1::text[]) AND state = 'running'`),
   expiredAttempts: statement<AttemptRow>(
     'expired_attempts',
     `

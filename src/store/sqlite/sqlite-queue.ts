@@ -109,6 +109,25 @@ export class SqliteQueue implements WorkQueue {
     });
   }
 
+  async started(workerId: string, attempts: Array<Extract<AttemptKey, { kind: 'task' }>>): Promise<void> {
+    const s = this.statements;
+    immediate(this.db, () => {
+      const now = Date.now();
+      for (const a of attempts) s.started.run(now, a.runId, a.index, a.attempt, workerId);
+    });
+  }
+
+  async leasesOutstanding(): Promise<boolean> {
+    return this.statements.leasesOutstanding.get()!.outstanding === 1;
+  }
+
+  async workersLost(workerIds: string[]): Promise<void> {
+    const s = this.statements;
+    immediate(this.db, () => {
+      for (const id of workerIds) s.workerLost.run(id);
+    });
+  }
+
   async expiredAttempts(limit: number): Promise<{ tasks: AttemptRecord[]; gathers: GatherAttemptRecord[] }> {
     const now = Date.now();
     return {
@@ -196,7 +215,7 @@ function prepareStatements(db: SqliteDatabase) {
     retireWorker: db.prepare<[number, string]>(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE id = ?`),
     expireAttemptLeasesOf: db.prepare<[number, string]>(`UPDATE attempts SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
     expireGatherLeasesOf: db.prepare<[number, string]>(`UPDATE gathers SET lease_expires = ? WHERE worker = ? AND state = 'running'`),
-    workerBeat: db.prepare<[number, string]>(`UPDATE workers SET heartbeat_at = ? WHERE id = ?`),
+    workerBeat: db.prepare<[number, string]>(`UPDATE workers SET heartbeat_at = ?, state = CASE state WHEN 'lost' THEN 'running' ELSE state END WHERE id = ?`),
     extendAttemptLease: db.prepare<[number, number, number, number, string], { run_state: string | null }>(
       `UPDATE attempts SET lease_expires = ?
        WHERE run_id = ? AND idx = ? AND attempt = ? AND state = 'running' AND worker = ?
@@ -207,6 +226,19 @@ function prepareStatements(db: SqliteDatabase) {
        WHERE run_id = ? AND attempt = ? AND state = 'running' AND worker = ?
        RETURNING (SELECT state FROM runs WHERE runs.id = gathers.run_id) AS run_state`,
     ),
+    started: db.prepare<[number, number, number, number, string]>(
+      `UPDATE attempts SET started_at = ? WHERE run_id = ? AND idx = ? AND attempt = ? AND state = 'running' AND worker = ?`,
+    ),
+    leasesOutstanding: db.prepare<[], { outstanding: 0 | 1 }>(
+      `SELECT EXISTS (
+         SELECT 1 FROM attempts a JOIN runs r ON r.id = a.run_id
+         WHERE a.state = 'running' AND a.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+       ) OR EXISTS (
+         SELECT 1 FROM gathers g JOIN runs r ON r.id = g.run_id
+         WHERE g.state = 'running' AND g.lease_expires IS NOT NULL AND r.state = 'running' AND r.dispatch = 'pull'
+       ) AS outstanding`,
+    ),
+    workerLost: db.prepare<[string]>(`UPDATE workers SET state = 'lost' WHERE id = ? AND state = 'running'`),
     expiredAttempts: db.prepare<[number, number], AttemptRow>(
       `SELECT * FROM attempts WHERE state = 'running' AND lease_expires <= ? ORDER BY lease_expires, run_id, idx LIMIT ?`,
     ),
