@@ -135,32 +135,28 @@ describe('alerts', () => {
   it('logs a webhook nobody listens on, without failing the run or naming its secret path', async () => {
     const port = await closedPort();
     job(['command: "true"', 'tasks:', '  each: [a]', 'notify:', `  webhook: http://127.0.0.1:${port}/hooks/s3cr3t-token`]);
-    const started = Date.now();
     const result = await box.run(['run', 'job.yaml']);
     expect(result.code, result.stderr).toBe(0);
+    // Three pauses (1 s, 2 s, 4 s) between four tries fit inside the 30 s an exiting fanout waits:
+    // had they not, the message would say the alert was still being delivered (no timing asserted).
     const message = new RegExp(
       `the finished alert of run 1 could not be delivered to the webhook at http://127\\.0\\.0\\.1:${port} after 4 tries: it cannot be reached \\(ECONNREFUSED\\)`,
     );
     expect(result.stderr).toMatch(message);
     expect(alertLog()).toMatch(message);
     expect(result.stderr + alertLog()).not.toMatch(/s3cr3t/);
-    // Three pauses (1 s, 2 s, 4 s) between four tries, well inside the 30 s an exiting fanout waits.
-    expect(Date.now() - started).toBeLessThan(25_000);
     expect(JSON.parse((await box.run(['status', '--json'])).stdout)).toMatchObject({ state: 'succeeded' });
   });
 
   it('stops waiting for a webhook that never answers after FANOUT_ALERT_WAIT, and the run stands', async () => {
     const hook = await receiver({ hang: true });
     job(['command: "true"', 'tasks:', '  each: [a]', 'notify:', `  webhook: ${hook.url()}`]);
-    const started = Date.now();
     const result = await box.run(['run', 'job.yaml'], { env: { FANOUT_ALERT_WAIT: '2s' } });
-    const took = Date.now() - started;
     expect(result.code, result.stderr).toBe(0);
     expect(hook.received).toHaveLength(1);
     expect(result.stderr).toMatch(/1 alert\(s\) were still being delivered after 2s; stopping them/);
     expect(result.stderr).toMatch(/could not be delivered .* after 1 try: .*gave up: fanout was exiting/);
-    // One try alone may take 10 s; the wait cut it short.
-    expect(took).toBeLessThan(9_000);
+    // The wait cut the one try short (the messages above say so); its duration is not asserted, as a busy machine stretches it.
     expect(JSON.parse((await box.run(['status', '--json'])).stdout)).toMatchObject({ state: 'succeeded' });
   });
 

@@ -102,7 +102,7 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
     for (const store of stores) await store.close();
   });
 
-  it('records a run of 100,000 tasks in seconds', async () => {
+  it('records a run of 100,000 tasks in one go', async () => {
     const store = await PostgresStore.open(url);
     try {
       const tasks: NewTask[] = Array.from({ length: 100_000 }, (_, index) => ({
@@ -115,14 +115,12 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
         memory: 2 ** 31,
         timeMs: null,
       }));
-      const started = Date.now();
+      // Its speed is measured in bench/store-probe.mjs, not here: a timed test fails whenever the machine is busy.
       const created = await store.createRun(
         { job: 'big', jobFile: '/j', spec: { name: 'big' } as never, backend: 'workers', dispatch: 'pull', planKey: 'p', tasks, coordinator: null },
         () => true,
       );
-      const elapsed = Date.now() - started;
       expect('run' in created).toBe(true);
-      expect(elapsed).toBeLessThan(15_000);
       const runId = 'run' in created ? created.run.id : -1;
       expect((await store.counts(runId)).pending).toBe(100_000);
       expect(await store.getTask(runId, 'sample-99999')).toMatchObject({ memory: 2 ** 31, vars: { sample: 's99999', lane: '7' } });
