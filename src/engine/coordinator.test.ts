@@ -97,6 +97,7 @@ describe('Coordinator: scheduling and retry rules', () => {
     const spec = {
       name: 'unit',
       file: join(home, 'job.yaml'),
+      baseDir: home,
       command: 'run {{ name }}',
       commandField: 'command',
       workdir: null,
