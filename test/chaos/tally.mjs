@@ -1,0 +1,44 @@
+// The counts the chaos suite reports: one tally per campaign, printed as a table (rows = counts,
+// columns = campaigns). Every row but `trials` should be 0; each is a failure a user would meet.
+
+/** The rows, in print order: key and the label printed. */
+export const ROWS = [
+  ['trials', 'trials'],
+  ['tasksLost', 'tasks lost'],
+  ['committedRerun', 'committed tasks rerun'],
+  ['halfOutputs', 'half outputs taken as done'],
+  ['hungRuns', 'hung runs'],
+  ['leftBehind', 'processes left behind'],
+  ['stackTraces', 'stack traces'],
+  ['badInputMishandled', 'bad input mishandled'],
+];
+
+/** A fresh tally: every row 0. */
+export function newTally() {
+  return Object.fromEntries(ROWS.map(([key]) => [key, 0]));
+}
+
+/** Adds one trial's counts into a campaign's tally. */
+export function addTrial(tally, counts) {
+  tally.trials += 1;
+  for (const [key] of ROWS) if (key !== 'trials') tally[key] += counts[key] ?? 0;
+}
+
+/** True when some row other than `trials` is nonzero in some campaign. */
+export function anyFailure(tallies) {
+  return Object.values(tallies).some((tally) => ROWS.some(([key]) => key !== 'trials' && tally[key] > 0));
+}
+
+/** The table as text: one column per campaign, and a total. */
+export function formatTable(tallies) {
+  const campaigns = Object.keys(tallies);
+  const header = ['', ...campaigns, 'total'];
+  const lines = ROWS.map(([key, label]) => {
+    const values = campaigns.map((c) => tallies[c][key]);
+    return [label, ...values.map(String), String(values.reduce((a, b) => a + b, 0))];
+  });
+  const rows = [header, ...lines];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
+  return [line(header), `| ${widths.map((w, i) => (i === 0 ? '-'.repeat(w) : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`, ...lines.map(line)].join('\n');
+}
