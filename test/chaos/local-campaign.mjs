@@ -50,7 +50,15 @@ async function localTrial(trial, { tasks, moment, group, resumeTimeoutMs }) {
   const kills = {
     // Node's start, planning and the first launches take a few seconds on a busy machine.
     start: [{ until: () => true, delayMs: random(0, 5000) }],
-    progress: [{ until: ((k) => () => starts() >= k)(Math.floor(random(1, tasks))), delayMs: random(0, 300) }],
+    progress: [
+      {
+        until: (
+          (k) => () =>
+            starts() >= k
+        )(Math.floor(random(1, tasks))),
+        delayMs: random(0, 300),
+      },
+    ],
     succession: Array.from({ length: 4 }, () => ({ until: () => true, delayMs: random(1000, 5000) })),
     gather: [{ until: gatherStarted, delayMs: random(0, 800) }],
   }[moment];
@@ -105,7 +113,10 @@ async function localTrial(trial, { tasks, moment, group, resumeTimeoutMs }) {
 async function snapshot(trial, tracker, ledgerPath) {
   const tasks = await trial.json(['tasks']);
   const ledgerLength = readLedger(ledgerPath).length;
-  tracker.snapshot((tasks ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name), ledgerLength);
+  tracker.snapshot(
+    (tasks ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name),
+    ledgerLength,
+  );
 }
 
 const random = (low, high) => low + Math.random() * (high - low);

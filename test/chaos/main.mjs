@@ -6,11 +6,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-const { badInputCampaign } = await import("./bad-input-campaign.mjs").catch(() => ({}));
+import { badInputCampaign } from './bad-input-campaign.mjs';
 import { localCampaign } from './local-campaign.mjs';
 import { addTrial, anyFailure, formatTable, newTally } from './tally.mjs';
 import { ROOT } from './trial.mjs';
-const { workersCampaign } = await import("./workers-campaign.mjs").catch(() => ({}));
+import { workersCampaign } from './workers-campaign.mjs';
 
 const HELP = `usage: npm run chaos -- [--quick] [--only local,workers,bad-input] [--tmpdir DIR] [--keep]
 

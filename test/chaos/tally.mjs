@@ -2,7 +2,7 @@
 // columns = campaigns). Every row but `trials` should be 0; each is a failure a user would meet.
 
 /** The rows, in print order: key and the label printed. */
-export const ROWS = [
+const ROWS = [
   ['trials', 'trials'],
   ['tasksLost', 'tasks lost'],
   ['committedRerun', 'committed tasks rerun'],

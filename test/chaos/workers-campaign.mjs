@@ -48,12 +48,18 @@ async function workersTrial(trial, { tasks, kills, fault, postgres, s3, bucket }
   const ledgerPath = trial.path('ledger');
   const prefix = `${trial.name}-${trial.id.slice(0, 8)}`;
   trial.extraEnv = { FANOUT_STORE: await postgres.database(`chaos_${trial.id.slice(0, 8)}`), ...s3.env };
-  trial.write('job.yaml', jobYaml({ count: tasks, ledger: ledgerPath, extra: `backend: workers\nworkdir: s3://${bucket}/${prefix}/work\noutdir: s3://${bucket}/${prefix}/out` }));
+  trial.write(
+    'job.yaml',
+    jobYaml({ count: tasks, ledger: ledgerPath, extra: `backend: workers\nworkdir: s3://${bucket}/${prefix}/work\noutdir: s3://${bucket}/${prefix}/out` }),
+  );
   const tracker = new CommittedTracker();
   const starts = () => readLedger(ledgerPath).filter((e) => e.kind === 'start').length;
   const snapshot = async () => {
     const list = await trial.json(['tasks']);
-    tracker.snapshot((list ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name), readLedger(ledgerPath).length);
+    tracker.snapshot(
+      (list ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name),
+      readLedger(ledgerPath).length,
+    );
   };
 
   const watcher = trial.start(['run', 'job.yaml', '--json'], { label: 'run (watching)' });
@@ -114,7 +120,9 @@ async function workersTrial(trial, { tasks, kills, fault, postgres, s3, bucket }
   );
   if (!ended || runState === 'running') {
     trial.count('hungRuns');
-    trial.note(`the run did not end (state ${runState}; ${fleet.liveCount()} workers alive; workers that exited by themselves: ${fleet.exitedByThemselves.join(', ') || 'none'})`);
+    trial.note(
+      `the run did not end (state ${runState}; ${fleet.liveCount()} workers alive; workers that exited by themselves: ${fleet.exitedByThemselves.join(', ') || 'none'})`,
+    );
   } else if (fleet.exitedByThemselves.length) {
     trial.note(`workers that exited by themselves: ${fleet.exitedByThemselves.join(', ')}`);
   }

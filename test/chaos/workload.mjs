@@ -4,7 +4,7 @@
 // so a task started again after the store said it succeeded is seen.
 import { existsSync, readFileSync } from 'node:fs';
 
-export const OUTPUT_BYTES = 1024 * 1024;
+const OUTPUT_BYTES = 1024 * 1024;
 const STEPS = 4;
 
 export const taskNames = (count) => Array.from({ length: count }, (_, i) => `t${String(i).padStart(3, '0')}`);
@@ -34,7 +34,7 @@ export function jobYaml({ count, ledger, extra = '' }) {
 }
 
 /** What a complete output of `name` holds. */
-export function expectedOutput(name) {
+function expectedOutput(name) {
   const line = Buffer.from(`${name}\n`);
   const step = Buffer.alloc(OUTPUT_BYTES / STEPS);
   for (let at = 0; at < step.length; at += line.length) line.copy(step, at);
@@ -103,7 +103,8 @@ export async function judgeOutcome(trial, { names, tasks, runState, readOutput, 
     const sizes = await readSizes();
     const expected = names.map(() => String(OUTPUT_BYTES)).join('\n');
     if (sizes === null) lost.push('gather: sizes.txt missing after the run succeeded');
-    else if (sizes.trim().split(/\s+/).join('\n') !== expected) half.push(`gather: sizes.txt has ${sizes.trim().split('\n').length} lines, not ${names.length} of ${OUTPUT_BYTES}`);
+    else if (sizes.trim().split(/\s+/).join('\n') !== expected)
+      half.push(`gather: sizes.txt has ${sizes.trim().split('\n').length} lines, not ${names.length} of ${OUTPUT_BYTES}`);
   } else {
     trial.note(`the run ended ${runState ?? 'unknown'}`);
   }
