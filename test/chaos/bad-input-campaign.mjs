@@ -165,7 +165,7 @@ export async function badInputCampaign(options) {
       await spec.setup(trial);
       for (const step of spec.steps) await checkStep(trial, spec, step);
     } catch (error) {
-      trial.note(`harness error: ${error.stack ?? error}`);
+      trial.harnessError(error);
     }
     await trial.reapLeftovers();
     if (mounted) execFileSync('umount', ['-l', trial.path('disk')]);

@@ -24,7 +24,7 @@ export async function localCampaign(options) {
     try {
       await localTrial(trial, { ...options, moment, group });
     } catch (error) {
-      trial.note(`harness error: ${error.stack ?? error}`);
+      trial.harnessError(error);
     }
     await trial.reapLeftovers();
     results.push(trial.finish({ keep: options.keep }));

@@ -66,27 +66,25 @@ const startedAt = Date.now();
 log(`chaos suite (${opts.quick ? 'quick' : 'full'}): details in ${outRoot}`);
 
 const tallies = {};
-const record = (campaign, results) => {
-  tallies[campaign] = newTally();
-  for (const counts of results) addTrial(tallies[campaign], counts);
+/** Runs one campaign into its column; a campaign that could not run at all is a harness error. */
+const campaign = async (name, run) => {
+  tallies[name] = newTally();
+  try {
+    for (const counts of await run()) addTrial(tallies[name], counts);
+  } catch (error) {
+    tallies[name].harnessErrors += 1;
+    log(`${name}: the campaign could not run: ${error?.stack ?? error}`);
+  }
 };
 
 if (only.includes('local')) {
-  record(
-    'local',
-    await localCampaign({
-      ...common,
-      trials: size('local-trials', 4, 28),
-      tasks: size('local-tasks', 40, 200),
-      resumeTimeoutMs: 10 * 60_000,
-    }),
-  );
+  await campaign('local', () => localCampaign({ ...common, trials: size('local-trials', 4, 28), tasks: size('local-tasks', 40, 200), resumeTimeoutMs: 10 * 60_000 }));
 }
 if (only.includes('workers')) {
-  record('workers', await workersCampaign({ ...common, tasks: size('worker-tasks', 24, 60), kills: size('worker-kills', 3, 12) }));
+  await campaign('workers', () => workersCampaign({ ...common, tasks: size('worker-tasks', 24, 60), kills: size('worker-kills', 3, 12) }));
 }
 if (only.includes('bad-input')) {
-  record('bad-input', await badInputCampaign(common));
+  await campaign('bad-input', () => badInputCampaign(common));
 }
 
 const table = formatTable(tallies);

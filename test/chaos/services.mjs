@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { createDatabase, findServerBinaries, startThrowawayPostgres } from '../../scripts/pg/throwaway-postgres.mjs';
+import { createDatabase, findServerBinaries, HOW_TO_GET, startThrowawayPostgres } from '../../scripts/pg/throwaway-postgres.mjs';
 import { ROOT } from './trial.mjs';
 
 const run = promisify(execFile);
@@ -19,6 +19,7 @@ const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 /** A throwaway PostgreSQL the campaign can stop at once and start again. */
 export async function startPostgres(tmpRoot) {
+  if (!findServerBinaries()) throw new Error(`the worker campaign needs PostgreSQL's server: ${HOW_TO_GET}`);
   const server = await startThrowawayPostgres({ parent: tmpRoot, fsync: false });
   const bin = findServerBinaries();
   const data = join(server.folder, 'data');

@@ -11,6 +11,8 @@ const ROWS = [
   ['leftBehind', 'processes left behind'],
   ['stackTraces', 'stack traces'],
   ['badInputMishandled', 'bad input mishandled'],
+  // Not fanout's: a trial whose harness failed proves nothing, so it must not pass as a 0.
+  ['harnessErrors', "harness errors (the suite's own)"],
 ];
 
 /** A fresh tally: every row 0. */

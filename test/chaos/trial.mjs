@@ -60,6 +60,12 @@ export class Trial {
     this.notes.push(text);
   }
 
+  /** The suite itself failed (a service would not start, a mount failed): the trial proves nothing. */
+  harnessError(error) {
+    this.count('harnessErrors');
+    this.note(`harness error: ${error?.stack ?? error}`);
+  }
+
   count(key, n = 1) {
     this.counts[key] = (this.counts[key] ?? 0) + n;
   }

@@ -30,7 +30,7 @@ export async function workersCampaign(options) {
       try {
         await workersTrial(trial, { ...options, fault, postgres, s3, bucket });
       } catch (error) {
-        trial.note(`harness error: ${error.stack ?? error}`);
+        trial.harnessError(error);
       }
       await trial.reapLeftovers();
       results.push(trial.finish({ keep: options.keep }));
