@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { badInputCampaign } from './bad-input-campaign.mjs';
 import { localCampaign } from './local-campaign.mjs';
-import { addTrial, anyFailure, formatTable, newTally } from './tally.mjs';
+import { addTrial, anyFailure, formatTable, newTally, tallyRecorded } from './tally.mjs';
 import { ROOT } from './trial.mjs';
 import { workersCampaign } from './workers-campaign.mjs';
 
@@ -18,6 +18,8 @@ const HELP = `usage: npm run chaos -- [--quick] [--only local,workers,bad-input]
   --only       run only these campaigns (comma-separated)
   --tmpdir     where the trials' temp folders go (default: the system temp folder)
   --keep       keep every trial's folder (failed trials' folders are always kept, less their 1 MB outputs)
+  --tally DIR  run nothing: print the table of the trials recorded under DIR (bench/out/chaos-...),
+               e.g. of a campaign that was cut off; several DIRs comma-separated
   --local-trials N, --local-tasks N, --worker-tasks N, --worker-kills N   override the campaign sizes
 
 Per-trial details go to bench/out/chaos-<time>/<campaign>/<trial>.json, the table to summary.json there.`;
@@ -28,6 +30,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string', default: 'local,workers,bad-input' },
     tmpdir: { type: 'string', default: tmpdir() },
     keep: { type: 'boolean', default: false },
+    tally: { type: 'string' },
     'local-trials': { type: 'string' },
     'local-tasks': { type: 'string' },
     'worker-tasks': { type: 'string' },
@@ -38,6 +41,11 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   console.log(HELP);
   process.exit(0);
+}
+if (opts.tally !== undefined) {
+  const tallies = tallyRecorded(opts.tally.split(','));
+  console.log(formatTable(tallies));
+  process.exit(anyFailure(tallies) ? 1 : 0);
 }
 const only = opts.only.split(',').map((s) => s.trim());
 for (const name of only) {

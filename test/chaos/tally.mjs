@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 // The counts the chaos suite reports: one tally per campaign, printed as a table (rows = counts,
 // columns = campaigns). Every row but `trials` should be 0; each is a failure a user would meet.
 
@@ -43,4 +46,19 @@ export function formatTable(tallies) {
   const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`;
   return [line(header), `| ${widths.map((w, i) => (i === 0 ? '-'.repeat(w) : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`, ...lines.map(line)].join('\n');
+}
+
+/** The tallies of the trials recorded in `<dir>/<campaign>/<trial>.json`, over several dirs. */
+export function tallyRecorded(dirs) {
+  const tallies = {};
+  for (const dir of dirs) {
+    for (const campaign of readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+      tallies[campaign.name] ??= newTally();
+      const folder = join(dir, campaign.name);
+      for (const file of readdirSync(folder).filter((f) => f.endsWith('.json'))) {
+        addTrial(tallies[campaign.name], JSON.parse(readFileSync(join(folder, file), 'utf8')).counts);
+      }
+    }
+  }
+  return tallies;
 }
