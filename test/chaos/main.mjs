@@ -10,7 +10,7 @@ import { badInputCampaign } from './bad-input-campaign.mjs';
 import { localCampaign } from './local-campaign.mjs';
 import { addTrial, anyFailure, formatTable, newTally, tallyRecorded } from './tally.mjs';
 import { ROOT } from './trial.mjs';
-import { workersCampaign } from './workers-campaign.mjs';
+import { WORKER_FAULTS, workersCampaign } from './workers-campaign.mjs';
 
 const HELP = `usage: npm run chaos -- [--quick] [--only local,workers,bad-input] [--tmpdir DIR] [--keep]
 
@@ -20,6 +20,7 @@ const HELP = `usage: npm run chaos -- [--quick] [--only local,workers,bad-input]
   --keep       keep every trial's folder (failed trials' folders are always kept, less their 1 MB outputs)
   --tally DIR  run nothing: print the table of the trials recorded under DIR (bench/out/chaos-...),
                e.g. of a campaign that was cut off; several DIRs comma-separated
+  --faults F,...  the worker campaign's faults only (${WORKER_FAULTS.join(', ')})
   --local-trials N, --local-tasks N, --worker-tasks N, --worker-kills N   override the campaign sizes
 
 Per-trial details go to bench/out/chaos-<time>/<campaign>/<trial>.json, the table to summary.json there.`;
@@ -31,6 +32,7 @@ const { values: opts } = parseArgs({
     tmpdir: { type: 'string', default: tmpdir() },
     keep: { type: 'boolean', default: false },
     tally: { type: 'string' },
+    faults: { type: 'string', default: WORKER_FAULTS.join(',') },
     'local-trials': { type: 'string' },
     'local-tasks': { type: 'string' },
     'worker-tasks': { type: 'string' },
@@ -51,6 +53,13 @@ const only = opts.only.split(',').map((s) => s.trim());
 for (const name of only) {
   if (!['local', 'workers', 'bad-input'].includes(name)) {
     console.error(`chaos: --only takes local, workers and bad-input, not ${JSON.stringify(name)}`);
+    process.exit(2);
+  }
+}
+const faults = opts.faults.split(',').map((s) => s.trim());
+for (const fault of faults) {
+  if (!WORKER_FAULTS.includes(fault)) {
+    console.error(`chaos: --faults takes ${WORKER_FAULTS.join(', ')}, not ${JSON.stringify(fault)}`);
     process.exit(2);
   }
 }
@@ -89,7 +98,7 @@ if (only.includes('local')) {
   await campaign('local', () => localCampaign({ ...common, trials: size('local-trials', 4, 28), tasks: size('local-tasks', 40, 200), resumeTimeoutMs: 10 * 60_000 }));
 }
 if (only.includes('workers')) {
-  await campaign('workers', () => workersCampaign({ ...common, tasks: size('worker-tasks', 24, 60), kills: size('worker-kills', 3, 12) }));
+  await campaign('workers', () => workersCampaign({ ...common, faults, tasks: size('worker-tasks', 24, 60), kills: size('worker-kills', 3, 12) }));
 }
 if (only.includes('bad-input')) {
   await campaign('bad-input', () => badInputCampaign(common));

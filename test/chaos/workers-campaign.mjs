@@ -9,8 +9,12 @@ import { killGroup, signal, sleep, Trial, waitUntil } from './trial.mjs';
 import { startPostgres, startS3 } from './services.mjs';
 import { summary } from './local-campaign.mjs';
 
+/** One trial each; `no-fault` is the control: the same run untouched must count 0 everywhere. */
+export const WORKER_FAULTS = ['no-fault', 'worker-kills', 'postgres-restart', 's3-outage', 'worker-sigstop'];
 const WORKERS = 3;
-const LEASE_S = 5;
+// Long enough that a worker starved of CPU on a busy machine still renews it (a 5 s lease lost
+// tasks of a run with no fault at all at a load of 20 on 2 cores), short enough to wait out.
+const LEASE_S = 20;
 /** How long a run may take after the last fault before it counts as hung. */
 const END_TIMEOUT_MS = 10 * 60_000;
 /** How long a run may stay unfinished once no worker is left alive to finish it. */
@@ -25,7 +29,7 @@ export async function workersCampaign(options) {
   const results = [];
   try {
     const bucket = await s3.bucket(`chaos-${randomUUID().slice(0, 8)}`);
-    for (const fault of ['worker-kills', 'postgres-restart', 's3-outage', 'worker-sigstop']) {
+    for (const fault of options.faults ?? WORKER_FAULTS) {
       const trial = new Trial(options.outRoot, 'workers', fault, options.tmpRoot);
       try {
         await workersTrial(trial, { ...options, fault, postgres, s3, bucket });
@@ -82,7 +86,7 @@ async function workersTrial(trial, { tasks, kills, fault, postgres, s3, bucket }
       await sleep(1000);
       fleet.start(victim);
     }
-  } else {
+  } else if (fault !== 'no-fault') {
     await startedAtLeast(Math.floor(tasks / 3));
     if (fault === 'postgres-restart') {
       await postgres.stopImmediately();
@@ -96,7 +100,7 @@ async function workersTrial(trial, { tasks, kills, fault, postgres, s3, bucket }
       const victim = fleet.randomLive();
       if (victim !== null) {
         signal(fleet.pid(victim), 'SIGSTOP');
-        await sleep(LEASE_S * 4 * 1000);
+        await sleep(LEASE_S * 3 * 1000);
         signal(fleet.pid(victim), 'SIGCONT');
       }
     }
