@@ -46,28 +46,25 @@ async function localTrial(trial, { tasks, moment, group, resumeTimeoutMs }) {
   const starts = () => readLedger(ledgerPath).filter((e) => e.kind === 'start').length;
   const gatherStarted = () => readLedger(ledgerPath).some((e) => e.kind === 'gather-start');
 
-  // When to kill each coordinator of this trial: a condition to wait for, then a random delay.
+  // When to kill each coordinator of this trial: once `until(since)` holds (`since`: the tasks
+  // started before it was spawned), after a random delay.
+  const startedTotal = (k) => () => starts() >= k;
+  const startedMore = (k) => (since) => starts() >= since + k;
   const kills = {
     // Node's start, planning and the first launches take a few seconds on a busy machine.
-    start: [{ until: () => true, delayMs: random(0, 5000) }],
-    progress: [
-      {
-        until: (
-          (k) => () =>
-            starts() >= k
-        )(Math.floor(random(1, tasks))),
-        delayMs: random(0, 300),
-      },
-    ],
-    succession: Array.from({ length: 4 }, () => ({ until: () => true, delayMs: random(1000, 5000) })),
+    start: [{ until: () => true, delayMs: random(0, 8000) }],
+    progress: [{ until: startedTotal(Math.floor(random(1, tasks))), delayMs: random(0, 300) }],
+    // Each coordinator gets to launch a few tasks (0 to 3) before it is killed.
+    succession: Array.from({ length: 4 }, () => ({ until: startedMore(Math.floor(random(0, 4))), delayMs: random(0, 1000) })),
     gather: [{ until: gatherStarted, delayMs: random(0, 800) }],
   }[moment];
 
   for (const kill of kills) {
+    const since = starts();
     const { child, done } = trial.start(['run', 'job.yaml'], { label: 'run (to be killed)' });
     let exited = false;
     void done.then(() => (exited = true));
-    await waitUntil(() => exited || kill.until(), resumeTimeoutMs, 50);
+    await waitUntil(() => exited || kill.until(since), resumeTimeoutMs, 50);
     if (!exited) {
       await sleep(kill.delayMs);
       if (group) killGroup(child.pid, 'SIGKILL');
