@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Trial } from './trial.mjs';
-import { summary } from './local-campaign.mjs';
+import { trialSummary } from './tally.mjs';
 
 /** Runs fanout as the unprivileged user `nobody`: root can write anywhere, whatever the modes. */
 const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
@@ -170,7 +170,7 @@ export async function badInputCampaign(options) {
     await trial.reapLeftovers();
     if (mounted) execFileSync('umount', ['-l', trial.path('disk')]);
     results.push(trial.finish({ keep: options.keep }));
-    options.log(`bad-input ${trial.name}: ${summary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 400)})` : ''}`);
+    options.log(`bad-input ${trial.name}: ${trialSummary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 400)})` : ''}`);
   }
   return results;
 }

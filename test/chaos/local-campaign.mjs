@@ -5,6 +5,7 @@
 // done, no resume hung, nothing left running, no stack trace.
 import { readFileSync, existsSync } from 'node:fs';
 import { CommittedTracker, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
+import { trialSummary } from './tally.mjs';
 import { killGroup, signal, sleep, Trial, waitUntil } from './trial.mjs';
 
 /** The moments a coordinator is killed at, one kind per trial, in turn. */
@@ -28,14 +29,9 @@ export async function localCampaign(options) {
     }
     await trial.reapLeftovers();
     results.push(trial.finish({ keep: options.keep }));
-    options.log(`local ${trial.name}: ${summary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 300)})` : ''}`);
+    options.log(`local ${trial.name}: ${trialSummary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 300)})` : ''}`);
   }
   return results;
-}
-
-export function summary(counts) {
-  const bad = Object.entries(counts).filter(([, n]) => n > 0);
-  return bad.length ? bad.map(([k, n]) => `${k}=${n}`).join(' ') : 'ok';
 }
 
 async function localTrial(trial, { tasks, moment, group, resumeTimeoutMs }) {

@@ -29,6 +29,12 @@ export function addTrial(tally, counts) {
   for (const [key] of ROWS) if (key !== 'trials') tally[key] += counts[key] ?? 0;
 }
 
+/** One trial's nonzero counts, for its line in the log ("ok" when there are none). */
+export function trialSummary(counts) {
+  const bad = Object.entries(counts).filter(([, n]) => n > 0);
+  return bad.length ? bad.map(([k, n]) => `${k}=${n}`).join(' ') : 'ok';
+}
+
 /** True when some row other than `trials` is nonzero in some campaign. */
 export function anyFailure(tallies) {
   return Object.values(tallies).some((tally) => ROWS.some(([key]) => key !== 'trials' && tally[key] > 0));

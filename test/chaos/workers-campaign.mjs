@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { CommittedTracker, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
 import { killGroup, signal, sleep, Trial, waitUntil } from './trial.mjs';
 import { startPostgres, startS3 } from './services.mjs';
-import { summary } from './local-campaign.mjs';
+import { trialSummary } from './tally.mjs';
 
 /** One trial each; `no-fault` is the control: the same run untouched must count 0 everywhere. */
 export const WORKER_FAULTS = ['no-fault', 'worker-kills', 'postgres-restart', 's3-outage', 'worker-sigstop'];
@@ -38,7 +38,7 @@ export async function workersCampaign(options) {
       }
       await trial.reapLeftovers();
       results.push(trial.finish({ keep: options.keep }));
-      options.log(`workers ${trial.name}: ${summary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 400)})` : ''}`);
+      options.log(`workers ${trial.name}: ${trialSummary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 400)})` : ''}`);
     }
   } finally {
     await s3.stop();
