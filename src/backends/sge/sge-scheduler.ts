@@ -228,7 +228,7 @@ function categoryLimit(category: string, name: string): string | undefined {
 const MEMORY_LIMIT_MARGIN = 0.9;
 
 /** Whether a task's maxvmem reached one of the memory limits in its category (within the margin). */
-export function reachedMemoryLimit(maxvmem: number, category: string): boolean {
+function reachedMemoryLimit(maxvmem: number, category: string): boolean {
   return ['h_vmem', 'h_rss', 's_vmem', 'mem_free']
     .map((name) => categoryLimit(category, name))
     .some((value) => value !== undefined && maxvmem >= parseSgeSize(value) * MEMORY_LIMIT_MARGIN);
