@@ -5,6 +5,7 @@ import type { JobSpec, NotifySpec, TaskSource } from './job-spec.js';
 import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolveLocation } from '../storage/location.js';
+import { checkSetOverrides } from './set-overrides.js';
 
 export interface CompileContext {
   /** Absolute job-file path, or a label such as `<api>`. */
@@ -24,6 +25,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   const name = job.name ?? sanitizeName(context.defaultName);
   const vars: Record<string, string> = {};
   for (const [key, value] of Object.entries(job.vars ?? {})) vars[key] = String(value);
+  checkSetOverrides(context.set, Object.keys(vars), context.file);
   Object.assign(vars, context.set);
 
   const memoryText = job.resources?.memory;

@@ -36,6 +36,9 @@ const tasks = z
   })
   .describe('Exactly one source of tasks.');
 
+/** Retries per task: enough for any flaky tool; more only hides a task that always fails. */
+const MAX_RETRIES = 100;
+
 const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost']);
 
 export const backendNames = ['local', 'slurm', 'sge', 'workers'] as const;
@@ -114,7 +117,7 @@ export const jobFileSchema = z
       .optional(),
     retry: z
       .strictObject({
-        max: z.int().min(0).optional().describe('Retries after the first attempt (default 0).'),
+        max: z.int().min(0).max(MAX_RETRIES).optional().describe(`Retries after the first attempt (default 0, at most ${MAX_RETRIES}).`),
         on: z.array(failureReason).min(1).optional().describe('Failure reasons that are retried (default: all).'),
         escalate: z
           .strictObject({
