@@ -1,28 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { canMount } from './mounts.js';
 import { Sandbox, type CliResult } from './harness.js';
 
-/**
- * Read-only, full and damaged homes are real here: tmpfs and bind mounts (root can write through
- * any permission bits, and runs as root here and in CI). Where mounting is not allowed, those
- * cases are skipped, not faked.
- */
-const canMount = (() => {
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-mount-check-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
-    execFileSync('umount', [dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-})();
+// Read-only and full disks are real mounts; without the right to mount, these are skipped (see mounts.ts).
 const needsMount = it.skipIf(!canMount);
 
 /** One clear line on stderr, exit 2: no stack trace, no "internal error". */

@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { joinLocation } from '../storage/location.js';
+import { isObjectStoreUri, joinLocation } from '../storage/location.js';
 import { sqliteStorePath } from '../store/open-store.js';
 
 /** What places a run's work folder: its id, and the workdir its job asked for. */
@@ -69,6 +70,17 @@ export function stagingOut(outdir: string, runId: number, index: number, attempt
   return join(outdir, '.fanout-staging', `${runId}.${index}.${attempt}`);
 }
 
+/**
+ * The staging folders of a task's attempts before `attempt`. They are removed when it is
+ * retried: a failed attempt's outputs are kept for inspection only until the next attempt, so
+ * that retries of a task that fills a disk do not keep it full.
+ */
+export function earlierStaging(outdir: string, runId: number, index: number, attempt: number): string[] {
+  // An outdir in object storage stages in each worker's scratch, which is cleared after every attempt.
+  if (isObjectStoreUri(outdir)) return [];
+  return Array.from({ length: attempt - 1 }, (_, earlier) => stagingOut(outdir, runId, index, earlier + 1));
+}
+
 /** Where a task's committed output is: a folder, or a prefix in object storage. */
 export function finalOut(outdir: string, taskName: string): string {
   return joinLocation(outdir, taskName);
@@ -99,4 +111,12 @@ export function refuseLostStore(home: string): void {
 
 function sizeOf(path: string): number | undefined {
   return statSync(path, { throwIfNoEntry: false })?.size;
+}
+
+/**
+ * Remove folders in the background: launching must not wait for a big tree to go. A failure
+ * leaves the folder behind, which costs room, not correctness.
+ */
+export function removeFolders(paths: readonly string[]): void {
+  for (const path of paths) rm(path, { recursive: true, force: true }).catch(() => {});
 }
