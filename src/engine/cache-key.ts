@@ -30,11 +30,11 @@ function inputIdentity(path: string, where: SourceLocation): string {
   if (!stat.isDirectory()) return `${path}:${stat.size}:${stat.mtimeMs}`;
   const parts: string[] = [];
   const walk = (folder: string, prefix: string) => {
-    for (const entry of unreadable(folder, where, () => readdirSync(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const entry of lookAt(folder, where, () => readdirSync(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const full = join(folder, entry.name);
       if (entry.isDirectory()) walk(full, `${prefix}${entry.name}/`);
       else {
-        const s = unreadable(full, where, () => statSync(full, { throwIfNoEntry: false }));
+        const s = lookAt(full, where, () => statSync(full, { throwIfNoEntry: false }));
         parts.push(`${prefix}${entry.name}:${s?.size}:${s?.mtimeMs}`);
       }
     }
@@ -44,7 +44,7 @@ function inputIdentity(path: string, where: SourceLocation): string {
 }
 
 /** `look` at an input, turning what stops it (a link loop, no permission) into the job's error. */
-function unreadable<T>(path: string, where: SourceLocation, look: () => T): T {
+function lookAt<T>(path: string, where: SourceLocation, look: () => T): T {
   try {
     return look();
   } catch (error) {
