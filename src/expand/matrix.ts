@@ -7,7 +7,7 @@ import { variableProblem } from './variable-names.js';
  * The most combinations a matrix may give. A few short axes multiply into more tasks than
  * planning can hold in memory; that many tasks want a table (one row per task) instead.
  */
-export const MAX_MATRIX_TASKS = 1_000_000;
+const MAX_MATRIX_TASKS = 1_000_000;
 
 /** `matrix: {a: [..], b: [..]}`: one task per combination, the first axis varying slowest. */
 export function expandMatrix(axes: Record<string, Scalar[]>, ctx: ExpandContext): TaskSeed[] {

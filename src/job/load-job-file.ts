@@ -25,7 +25,7 @@ export interface LoadOptions {
  * The largest job file read. Parsing YAML takes tens of times the file's size in memory, and a
  * job file is a recipe, not a data set: long lists belong in a table or a glob.
  */
-export const MAX_JOB_FILE_BYTES = 1_000_000;
+const MAX_JOB_FILE_BYTES = 1_000_000;
 
 /** Read, validate and compile a YAML or JSON job file. Every problem is a JobFileError. */
 function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {

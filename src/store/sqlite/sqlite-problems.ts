@@ -42,7 +42,11 @@ export function withSqliteProblems<T extends object>(part: T, path: string): T {
       return (...args: unknown[]) => {
         try {
           const result: unknown = value.apply(target, args);
-          return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(sqliteProblem(error, path))) : result;
+          return result instanceof Promise
+            ? result.catch((error: unknown) => {
+                throw sqliteProblem(error, path);
+              })
+            : result;
         } catch (error) {
           throw sqliteProblem(error, path);
         }
