@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, symlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
 
@@ -95,6 +95,67 @@ describe('bad input', () => {
 
   it('a JSON job file names its line too', async () => {
     await refused('{\n  "command": "echo",\n  "tasks": {"each": [1]},\n  "retry": {"max": -1}\n}\n', [/job\.json:4: retry\.max/], 'job.json');
+  });
+
+  it('a YAML alias bomb is refused as a job-file error, not an internal error', async () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [i, name] of ['b', 'c', 'd', 'e', 'f'].entries()) levels.push(`${name}: &${name} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`);
+    await refused(`${levels.join('\n')}\ncommand: echo\ntasks:\n  each: *f\n`, [/job\.yaml: /, /aliases/, /write the values out/]);
+  });
+
+  it('a job file past the size cap points at table: and files:', async () => {
+    const items = Array.from({ length: 200_000 }, (_, i) => `  - ${i}`).join('\n');
+    await refused(`command: echo {{ item }}\ntasks:\n  each:\n${items}\n`, [/job\.yaml: /, /more than the 1\.0 MB/, /tasks\.table/, /tasks\.files/]);
+  });
+
+  it('a matrix with too many combinations', async () => {
+    const axis = `[${Array.from({ length: 101 }, (_, i) => i).join(', ')}]`;
+    await refused(`command: echo {{ a }}{{ b }}{{ c }}\ntasks:\n  matrix:\n    a: ${axis}\n    b: ${axis}\n    c: ${axis}\n`, [
+      /job\.yaml:\d+: tasks\.matrix/,
+      /1030301 combinations/,
+      /tasks\.table/,
+    ]);
+  });
+
+  it('retry.max has an upper bound', async () => {
+    await refused('command: echo\ntasks:\n  each: [1]\nretry:\n  max: 1000000000000\n', [/job\.yaml:5: retry\.max: must be at most 100/]);
+  });
+
+  it("--set of a name the job does not declare names the job's variables", async () => {
+    box.write('job.yaml', 'command: echo {{ item }} {{ db }}\nvars:\n  db: a.db\n  level: 3\ntasks:\n  each: [1]\n');
+    for (const command of ['run', 'validate']) {
+      const result = await box.run([command, 'job.yaml', '--set', 'nosuch=1']);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/--set nosuch=1: the job .*job\.yaml has no variable "nosuch"/);
+      expect(result.stderr).toMatch(/only these: db, level/);
+    }
+    expect(existsSync(box.path('fanout-out'))).toBe(false);
+    expect((await box.run(['validate', 'job.yaml', '--set', 'level=4'])).code).toBe(0);
+  });
+
+  it('a symbolic link loop among the folders names the link', async () => {
+    box.write('in/s1/f', 'x');
+    symlinkSync('loopB', box.path('in', 'loopA'));
+    symlinkSync('loopA', box.path('in', 'loopB'));
+    await refused('command: ls {{ folder }}\ntasks:\n  folders: in\n', [/job\.yaml:3: tasks\.folders/, /in\/loop[AB] is a symbolic link loop/, /remove the link/]);
+  });
+
+  it('a symbolic link loop inside a task folder names the link', async () => {
+    box.write('in/s1/f', 'x');
+    symlinkSync('self', box.path('in', 's1', 'self'));
+    await refused('command: ls {{ folder }}\ntasks:\n  folders: in\n', [/job\.yaml:3: tasks\.folders/, /in\/s1\/self is a symbolic link loop/]);
+  });
+
+  it('an unreadable table file', async () => {
+    box.write('samples.csv', 'name,reads\ns1,a.fq\n');
+    chmodSync(box.path('samples.csv'), 0o000);
+    box.write('job.yaml', 'command: echo {{ reads }}\ntasks:\n  table: samples.csv\n');
+    // root reads any file: run fanout as an unprivileged user (nobody), as most users are.
+    const result = await box.run(['validate', 'job.yaml'], { asNobody: true });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/job\.yaml:3: tasks\.table: the table .*samples\.csv cannot be read \(EACCES\); make it readable/);
   });
 
   it('a missing job file', async () => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,14 +36,15 @@ export class Sandbox {
   }
 
   /** Run `fanout ...args` in the sandbox and wait for it. */
-  run(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  run(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; asNobody?: boolean } = {}): Promise<CliResult> {
     const child = this.start(args, options);
     return finished(child, options.timeoutMs ?? 120_000);
   }
 
   /** Start `fanout ...args` without waiting; the test stops it or awaits `finished`. */
-  start(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-    const child = spawn(process.execPath, [FANOUT_BIN, ...args], {
+  start(args: string[], options: { env?: NodeJS.ProcessEnv; asNobody?: boolean } = {}): ChildProcess {
+    const [command, ...prefix] = options.asNobody ? this.asNobody() : [process.execPath];
+    const child = spawn(command!, [...prefix, FANOUT_BIN, ...args], {
       cwd: this.dir,
       env: { ...process.env, FANOUT_HOME: undefined, FANOUT_PROGRESS_SECONDS: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,6 +53,16 @@ export class Sandbox {
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
+  }
+
+  /**
+   * The command that runs node as the unprivileged user nobody when the tests run as root (as
+   * here and in CI), for whom permissions do not apply; the sandbox is opened to it.
+   */
+  private asNobody(): string[] {
+    if (process.getuid?.() !== 0) return [process.execPath];
+    chmodSync(this.dir, 0o755);
+    return ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath];
   }
 
   /** Read the store directly, as a second opinion on what the CLI says. */

@@ -60,6 +60,10 @@ describe('pull workers that vanish', () => {
     await waitFor(() => existsSync(box.path('started')), 60_000, 'the task to start');
     victim.kill('SIGKILL');
     await finished(victim);
+    // The launcher outlives its worker and finishes the attempt: the case of the issue is a dead
+    // worker whose attempt wrote its result record (a reaper that comes before the record takes
+    // the attempt as lost, which the retry rules then run again).
+    await waitFor(() => existsSync(box.path('.fanout/work/1/0.1/.fanout.result.json')), 60_000, 'the orphaned attempt to write its record');
 
     // Started now, it finds nothing to claim: the task is the dead worker's until its lease runs out.
     const late = await finished(worker('--until-empty'), 180_000);

@@ -27,7 +27,8 @@ export function storeLocation(options: GlobalOptions): string | undefined {
   return options.store ?? (process.env.FANOUT_STORE || undefined);
 }
 
-export function openEngine(options: GlobalOptions & MachineOptions): Promise<Engine> {
+/** `readOnly`: the command only reads or checks, and creates no home where none exists. */
+export function openEngine(options: GlobalOptions & MachineOptions, mode: { readOnly?: boolean } = {}): Promise<Engine> {
   const cpus = options.cpus ?? process.env.FANOUT_CPUS;
   const memory = options.memory ?? process.env.FANOUT_MEMORY;
   const grace = options.grace ?? process.env.FANOUT_GRACE;
@@ -42,6 +43,7 @@ export function openEngine(options: GlobalOptions & MachineOptions): Promise<Eng
     },
     graceMs: grace === undefined ? undefined : parsed(parseDuration(grace), '--grace', 'a duration such as 10s'),
     alertWaitMs: alertWait === undefined ? undefined : parsed(parseDuration(alertWait), 'FANOUT_ALERT_WAIT', 'a duration such as 30s'),
+    readOnly: mode.readOnly,
   });
 }
 
@@ -94,11 +96,16 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 /** Run a command body with an engine that is closed afterwards. */
-export async function withEngine<T>(options: GlobalOptions & MachineOptions, body: (engine: Engine) => Promise<T> | T): Promise<T> {
-  const engine = await openEngine(options);
+export async function withEngine<T>(options: GlobalOptions & MachineOptions, body: (engine: Engine) => Promise<T> | T, mode: { readOnly?: boolean } = {}): Promise<T> {
+  const engine = await openEngine(options, mode);
   try {
     return await body(engine);
   } finally {
     await engine.close();
   }
+}
+
+/** `withEngine` for commands that only read or check: a home that does not exist is left uncreated. */
+export function withReadOnlyEngine<T>(options: GlobalOptions, body: (engine: Engine) => Promise<T> | T): Promise<T> {
+  return withEngine(options, body, { readOnly: true });
 }

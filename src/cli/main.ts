@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors.js';
+import { systemProblem } from '../system-problems.js';
 import { registerBackends } from './commands/backends.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerGather } from './commands/gather.js';
@@ -64,8 +65,10 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof UserError) {
-      process.stderr.write(`fanout: ${error.describe()}\n`);
+    // A full disk or a read-only path is the machine's state, not a bug: one line, like a user mistake.
+    const userError = error instanceof UserError ? error : systemProblem(error);
+    if (userError) {
+      process.stderr.write(`fanout: ${userError.describe()}\n`);
       return 2;
     }
     process.stderr.write(`fanout: internal error (a bug in fanout; please report it with this output)\n${(error as Error)?.stack ?? String(error)}\n`);

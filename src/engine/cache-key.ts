@@ -1,23 +1,26 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { JobFileError, type SourceLocation } from '../errors.js';
+import { symlinkLoop } from '../expand/symlink-loop.js';
 
 /**
  * A task's cache key: its rendered command, its variables and the identity (path, size,
  * modification time) of the files it reads. Resources are left out on purpose: a task that
- * succeeded with more memory is still done.
+ * succeeded with more memory is still done. `where` is the task source, named when an input
+ * cannot be looked at.
  */
-export function cacheKey(renderedCommand: string, vars: Readonly<Record<string, string>>, inputs: readonly string[]): string {
+export function cacheKey(renderedCommand: string, vars: Readonly<Record<string, string>>, inputs: readonly string[], where: SourceLocation): string {
   const hash = createHash('sha256');
   hash.update(renderedCommand);
   hash.update('\0');
   for (const key of Object.keys(vars).sort()) hash.update(`${key}=${vars[key]}\0`);
-  for (const input of inputs) hash.update(`${inputIdentity(input)}\0`);
+  for (const input of inputs) hash.update(`${inputIdentity(input, where)}\0`);
   return hash.digest('hex').slice(0, 32);
 }
 
 /** A file's path, size and mtime; a folder's is that of everything under it. */
-function inputIdentity(path: string): string {
+function inputIdentity(path: string, where: SourceLocation): string {
   let stat;
   try {
     stat = statSync(path);
@@ -27,15 +30,26 @@ function inputIdentity(path: string): string {
   if (!stat.isDirectory()) return `${path}:${stat.size}:${stat.mtimeMs}`;
   const parts: string[] = [];
   const walk = (folder: string, prefix: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const entry of lookAt(folder, where, () => readdirSync(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const full = join(folder, entry.name);
       if (entry.isDirectory()) walk(full, `${prefix}${entry.name}/`);
       else {
-        const s = statSync(full, { throwIfNoEntry: false });
+        const s = lookAt(full, where, () => statSync(full, { throwIfNoEntry: false }));
         parts.push(`${prefix}${entry.name}:${s?.size}:${s?.mtimeMs}`);
       }
     }
   };
   walk(path, '');
   return `${path}:{${parts.join(',')}}`;
+}
+
+/** `look` at an input, turning what stops it (a link loop, no permission) into the job's error. */
+function lookAt<T>(path: string, where: SourceLocation, look: () => T): T {
+  try {
+    return look();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw symlinkLoop(path, where, error);
+    throw new JobFileError(where, `the input ${path} cannot be read (${code ?? String(error)})`, 'make it readable by the user who runs fanout', { cause: error });
+  }
 }

@@ -8,7 +8,8 @@ import type { LaunchChange, ResultChange, StateChanges } from '../store/run-ledg
 import type { Store } from '../store/store.js';
 import { decideAttempt, rulesOf } from './attempt-decision.js';
 import type { Progress } from './run-handle.js';
-import { finalOut, stagingOut, type HomeLayout } from './home-layout.js';
+import { withDiskFullNote } from './disk-full.js';
+import { earlierStaging, finalOut, removeFolders, stagingOut, type HomeLayout } from './home-layout.js';
 import { ResourceTally } from './resource-tally.js';
 import { taskLaunch } from './task-launch.js';
 
@@ -181,8 +182,10 @@ export class Coordinator {
       if (!running) continue;
       this.release(id, running);
       const task = this.tasks[running.index]!;
+      const { layout, run } = this.options;
+      const places = { attemptDir: layout.attemptDir(run, task.index, running.attempt), stagingOut: stagingOut(this.spec.outdir, run.id, task.index, running.attempt) };
       const change = decideAttempt(
-        { task, attempt: running.attempt, result, interruption: running.orphan ? 'supervisor-lost' : 'none' },
+        { task, attempt: running.attempt, result: withDiskFullNote(result, places), interruption: running.orphan ? 'supervisor-lost' : 'none' },
         rulesOf(this.options.run, { stopping: this.stopping !== 'no', memoryCeiling: this.options.capacity.memory }),
       );
       task.memory = change.task.memory;
@@ -240,6 +243,7 @@ export class Coordinator {
     const id = this.nextId++;
     const dir = layout.attemptDir(run, task.index, attempt);
     const staging = stagingOut(this.spec.outdir, run.id, task.index, attempt);
+    removeFolders(earlierStaging(this.spec.outdir, run.id, task.index, attempt));
     this.occupy(id, { index: task.index, attempt, cpus: task.cpus, memory: task.memory ?? 0, orphan: false });
     this.setState(task, 'running');
     return {

@@ -1,3 +1,5 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AttemptLaunch, Backend, Capacity, PlanSample, PushBackend } from '../backends/backend.js';
 import { openBackend } from '../backends/open-backend.js';
@@ -16,7 +18,7 @@ import { openStore } from '../store/open-store.js';
 import type { AttemptRecord, Dispatch, GatherAttemptRecord, GatherOutcome, RunRecord, TaskRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { committedTasks } from './committed-outputs.js';
-import { HomeLayout, type RunPlace } from './home-layout.js';
+import { HomeLayout, refuseLostStore, type RunPlace } from './home-layout.js';
 import { newTasks, planJob, type PlannedJob } from './plan-job.js';
 import { PullDriver } from './pull-driver.js';
 import { alreadyRunning, PushDriver } from './push-driver.js';
@@ -37,6 +39,11 @@ export interface EngineOptions {
   alertWaitMs?: number;
   /** Where workdirs and outdirs are read and written (default: folders and s3://, as the environment configures them). */
   storage?: Storage;
+  /**
+   * For commands that only read or check (`status`, `validate`, `render`...): a home that does
+   * not exist is not created; a chunked job is split into a temporary folder, removed on close.
+   */
+  readOnly?: boolean;
 }
 
 /** What the command line may change about a job file without editing it. */
@@ -69,6 +76,8 @@ export class Engine {
   /** What cluster schedulers said about their clusters during this engine's life. */
   private readonly clusterFacts = new Map<string, ClusterFacts>();
   private readonly drivers: Record<Dispatch, RunDriver>;
+  /** Where planning splits chunked inputs: the home's, or a temporary folder when the home must stay untouched. */
+  private readonly chunkDir: string;
 
   /** Alerts of the runs this engine drives or settles; `close` waits for their deliveries. */
   readonly alerts: Alerts;
@@ -85,6 +94,7 @@ export class Engine {
     this.storage = options.storage ?? openStorage();
     this.files = new AttemptFiles(this.storage);
     this.alerts = new Alerts({ layout, storage: this.storage });
+    this.chunkDir = options.readOnly && !existsSync(layout.home) ? mkdtempSync(join(tmpdir(), 'fanout-chunks-')) : layout.chunkDir;
     this.drivers = {
       push: new PushDriver(store, this.storage, layout, this.alerts, this.me, (spec, run) => this.openPushBackend(spec, run)),
       pull: new PullDriver(store, this.storage, this.alerts),
@@ -93,7 +103,8 @@ export class Engine {
 
   static async open(options: EngineOptions): Promise<Engine> {
     const home = resolve(options.home);
-    const store = await openStore(options.store, home);
+    if (!options.store) refuseLostStore(home);
+    const store = await openStore(options.store, home, { create: !options.readOnly });
     return new Engine(options, store, new HomeLayout(home, store.id));
   }
 
@@ -112,7 +123,7 @@ export class Engine {
     };
     const backend = await this.openBackend(spec, { id: 0, spec }, 'check');
     await checkLocations(spec, locate, { storage: this.storage, backend, sharedStore: this.store.shared });
-    const planned = await planJob(spec, { locate, chunkDir: this.layout.chunkDir, backend });
+    const planned = await planJob(spec, { locate, chunkDir: this.chunkDir, backend });
     await backend.preflight?.(this.planSample(planned, { id: 0, spec }), locate);
     return planned;
   }
@@ -263,6 +274,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.alerts.drain(this.options.alertWaitMs ?? ALERT_WAIT_MS);
     await this.store.close();
+    if (this.chunkDir !== this.layout.chunkDir) rmSync(this.chunkDir, { recursive: true, force: true });
   }
 
   private async findRun(ref: string): Promise<RunRecord | undefined> {

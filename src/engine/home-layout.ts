@@ -1,5 +1,9 @@
+import { readdirSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { joinLocation } from '../storage/location.js';
+import { UserError } from '../errors.js';
+import { isObjectStoreUri, joinLocation } from '../storage/location.js';
+import { sqliteStorePath } from '../store/open-store.js';
 
 /** What places a run's work folder: its id, and the workdir its job asked for. */
 export interface RunPlace {
@@ -21,6 +25,11 @@ export class HomeLayout {
     private readonly tag: string,
   ) {}
 
+  /** Where the attempt folders of runs without a `workdir` live. */
+  get workDir(): string {
+    return join(this.home, 'work');
+  }
+
   get chunkDir(): string {
     return join(this.home, 'chunks');
   }
@@ -31,7 +40,7 @@ export class HomeLayout {
    * there the folder name carries the store's tag as well as the run id.
    */
   runDir(run: RunPlace): string {
-    if (!run.spec.workdir) return join(this.home, 'work', String(run.id));
+    if (!run.spec.workdir) return join(this.workDir, String(run.id));
     return joinLocation(run.spec.workdir, `${this.tag}-${run.id}`);
   }
 
@@ -61,7 +70,53 @@ export function stagingOut(outdir: string, runId: number, index: number, attempt
   return join(outdir, '.fanout-staging', `${runId}.${index}.${attempt}`);
 }
 
+/**
+ * The staging folders of a task's attempts before `attempt`. They are removed when it is
+ * retried: a failed attempt's outputs are kept for inspection only until the next attempt, so
+ * that retries of a task that fills a disk do not keep it full.
+ */
+export function earlierStaging(outdir: string, runId: number, index: number, attempt: number): string[] {
+  // An outdir in object storage stages in each worker's scratch, which is cleared after every attempt.
+  if (isObjectStoreUri(outdir)) return [];
+  return Array.from({ length: attempt - 1 }, (_, earlier) => stagingOut(outdir, runId, index, earlier + 1));
+}
+
 /** Where a task's committed output is: a folder, or a prefix in object storage. */
 export function finalOut(outdir: string, taskName: string): string {
   return joinLocation(outdir, taskName);
+}
+
+/**
+ * Refuse a home whose SQLite store was emptied (truncated to 0 bytes: a full disk, a bad copy)
+ * while attempt folders of its runs remain: opening it would start a new, empty store over them,
+ * and their runs, cache and outputs' records would be forgotten without a word.
+ */
+export function refuseLostStore(home: string): void {
+  const path = sqliteStorePath(home);
+  // A new store's first pages may still be in its write-ahead log only: that is not a loss.
+  if (sizeOf(path) !== 0 || (sizeOf(`${path}-wal`) ?? 0) > 0) return;
+  const layout = new HomeLayout(home, '');
+  let runFolders: string[];
+  try {
+    runFolders = readdirSync(layout.workDir);
+  } catch {
+    return;
+  }
+  if (runFolders.length === 0) return;
+  throw new UserError(
+    `the store ${path} is empty (0 bytes), but ${layout.workDir} holds the attempt folders of earlier runs: the store was lost, and fanout will not start over on top of them`,
+    `restore ${path} from a backup, or move the home aside (e.g. \`mv ${home} ${home}.broken\`) to start a new one`,
+  );
+}
+
+function sizeOf(path: string): number | undefined {
+  return statSync(path, { throwIfNoEntry: false })?.size;
+}
+
+/**
+ * Remove folders in the background: launching must not wait for a big tree to go. A failure
+ * leaves the folder behind, which costs room, not correctness.
+ */
+export function removeFolders(paths: readonly string[]): void {
+  for (const path of paths) rm(path, { recursive: true, force: true }).catch(() => {});
 }

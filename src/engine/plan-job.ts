@@ -64,10 +64,11 @@ export async function planJob(
   if (first) checkVariables(command, [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS], locate, spec.commandField, 'a task');
 
   const plan = createHash('sha256');
+  const sourceField = locate(`tasks.${spec.tasks.kind}`);
   const tasks = seeds.map((seed): PlannedTask => {
     const vars = { ...spec.vars, ...seed.vars };
     const rendered = renderTemplate(command, taskValues(spec, vars, seed.index, seed.name, OUT_PLACEHOLDER));
-    const task = { index: seed.index, name: seed.name, vars, cacheKey: cacheKey(rendered, vars, seed.inputs), out: finalOut(spec.outdir, seed.name) };
+    const task = { index: seed.index, name: seed.name, vars, cacheKey: cacheKey(rendered, vars, seed.inputs, sourceField), out: finalOut(spec.outdir, seed.name) };
     plan.update(`${task.name}\0${task.cacheKey}\0`);
     return task;
   });

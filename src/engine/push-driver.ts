@@ -143,8 +143,9 @@ export function alreadyRunning(job: string, holder: ProcessIdentity): UserError 
 
 /**
  * A commit that replaced an earlier output swapped the old one into the attempt's staging
- * folder. Clear those once per drive, off the scheduling path; staging folders of attempts that
- * failed stay for inspection.
+ * folder. Clear those once per drive, off the scheduling path, with what attempts recorded
+ * `lost` left (half an output, nothing to inspect) and what a later attempt supersedes. The
+ * staging folder of a task's last attempt, failed, stays for inspection.
  */
 async function removeReplacedOutputs(store: Store, run: RunRecord): Promise<void> {
   const staging = dirname(stagingOut(run.spec.outdir, run.id, 0, 1));
@@ -154,10 +155,14 @@ async function removeReplacedOutputs(store: Store, run: RunRecord): Promise<void
   } catch {
     return;
   }
-  const succeeded = new Map((await store.listTasks(run.id, { state: 'succeeded' })).map((task) => [task.index, task.attempts]));
+  if (entries.length === 0) return;
+  const tasks = new Map((await store.listTasks(run.id)).map((task) => [task.index, task]));
   for (const entry of entries) {
     const [runId, index, attempt] = entry.split('.').map(Number);
-    if (runId === run.id && succeeded.get(index!) === attempt) rmSync(join(staging, entry), { recursive: true, force: true });
+    const task = runId === run.id ? tasks.get(index!) : undefined;
+    if (task === undefined || task.state === 'running' || task.state === 'pending') continue;
+    const last = task.attempts === attempt;
+    if (!last || task.state === 'succeeded' || task.reason === 'lost') rmSync(join(staging, entry), { recursive: true, force: true });
   }
 }
 

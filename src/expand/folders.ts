@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { TaskSeed } from '../job/job-spec.js';
 import type { ExpandContext } from './expand-context.js';
+import { symlinkLoop } from './symlink-loop.js';
 import { checkTaskNames } from './task-names.js';
 
 /** `folders: parent`: one task per child folder of `parent` (hidden ones skipped), in name order. */
@@ -27,7 +28,7 @@ export async function expandFolders(parent: string, ctx: ExpandContext): Promise
 
   const names: string[] = [];
   for (const entry of entries) {
-    if (!entry.name.startsWith('.') && (await isFolder(entry, parent))) names.push(entry.name);
+    if (!entry.name.startsWith('.') && (await isFolder(entry, parent, ctx))) names.push(entry.name);
   }
   if (names.length === 0) {
     throw new JobFileError(
@@ -53,12 +54,15 @@ export async function expandFolders(parent: string, ctx: ExpandContext): Promise
 }
 
 /** A child folder, or a symbolic link to one (links are a common way to gather inputs). */
-async function isFolder(entry: Dirent, parent: string): Promise<boolean> {
+async function isFolder(entry: Dirent, parent: string, ctx: ExpandContext): Promise<boolean> {
   if (entry.isDirectory()) return true;
   if (!entry.isSymbolicLink()) return false;
+  const path = join(parent, entry.name);
   try {
-    return (await stat(join(parent, entry.name))).isDirectory();
-  } catch {
-    return false; // a dangling link is not a folder
+    return (await stat(path)).isDirectory();
+  } catch (error) {
+    // A loop is a mistake; a dangling link is only not a folder.
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkLoop(path, ctx.locate('tasks.folders'), error);
+    return false;
   }
 }

@@ -56,9 +56,12 @@ async function readTable(file: string, ctx: ExpandContext): Promise<string> {
     return await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const problem = code === 'ENOENT' ? `the table ${file} does not exist` : code === 'EISDIR' ? `${file} is a folder, not a table` : undefined;
-    if (problem === undefined) throw error;
-    throw new JobFileError(ctx.locate('tasks.table'), problem, 'check the path', { cause: error });
+    const where = ctx.locate('tasks.table');
+    if (code === 'ENOENT') throw new JobFileError(where, `the table ${file} does not exist`, 'check the path', { cause: error });
+    if (code === 'EISDIR') throw new JobFileError(where, `${file} is a folder, not a table`, 'check the path', { cause: error });
+    throw new JobFileError(where, `the table ${file} cannot be read (${code ?? String(error)})`, 'make it readable by the user who runs fanout', {
+      cause: error,
+    });
   }
 }
 

@@ -6,6 +6,7 @@ import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolvePathValue } from './path-values.js';
 import { resolveLocation } from '../storage/location.js';
+import { checkSetOverrides } from './set-overrides.js';
 
 export interface CompileContext {
   /** Absolute job-file path, or a label such as `<api>`. */
@@ -32,6 +33,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   const name = job.name ?? sanitizeName(context.defaultName);
   const vars: Record<string, string> = {};
   for (const [key, value] of Object.entries(job.vars ?? {})) vars[key] = resolvePathValue(String(value), baseDir);
+  checkSetOverrides(context.set, Object.keys(vars), context.file);
   for (const [key, value] of Object.entries(context.set)) vars[key] = resolvePathValue(value, context.cwd);
 
   const memoryText = job.resources?.memory;

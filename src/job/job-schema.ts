@@ -36,6 +36,9 @@ const tasks = z
   })
   .describe('Exactly one source of tasks.');
 
+/** Retries per task: enough for any flaky tool; more only hides a task that always fails. */
+const MAX_RETRIES = 100;
+
 const failureReason = z.enum(['exit', 'oom', 'timeout', 'lost', 'infra']);
 
 export const backendNames = ['local', 'slurm', 'sge', 'workers'] as const;
@@ -114,7 +117,7 @@ export const jobFileSchema = z
       .optional(),
     retry: z
       .strictObject({
-        max: z.int().min(0).optional().describe('Retries after the first attempt (default 0).'),
+        max: z.int().min(0).max(MAX_RETRIES).optional().describe(`Retries after the first attempt (default 0, at most ${MAX_RETRIES}).`),
         on: z
           .array(failureReason)
           .min(1)
@@ -123,7 +126,7 @@ export const jobFileSchema = z
         platform_max: z
           .int()
           .min(0)
-          .max(100)
+          .max(MAX_RETRIES)
           .optional()
           .describe(
             'Attempts lost to the platform (lost: its worker, node or job vanished; infra: staging or submission failed) retried per task without spending max (default 3); past that they count as ordinary failures.',

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import { JobFileError, UserError } from '../errors.js';
 import { compileJob } from './compile-job.js';
 import { fieldPath, type Locate } from './field-location.js';
+import { formatBytes } from './units.js';
 import { validateJobFile } from './validate-job-file.js';
 import type { JobSpec } from './job-spec.js';
 
@@ -20,13 +21,28 @@ export interface LoadOptions {
   cwd?: string;
 }
 
+/**
+ * The largest job file read. Parsing YAML takes tens of times the file's size in memory, and a
+ * job file is a recipe, not a data set: long lists belong in a table or a glob.
+ */
+const MAX_JOB_FILE_BYTES = 1_000_000;
+
 /** Read, validate and compile a YAML or JSON job file. Every problem is a JobFileError. */
 function loadJobFile(path: string, options: LoadOptions = {}): LoadedJob {
   const file = resolve(path);
   let text: string;
   try {
+    const { size } = statSync(file);
+    if (size > MAX_JOB_FILE_BYTES) {
+      throw new JobFileError(
+        { file: path },
+        `the job file is ${formatBytes(size)}, more than the ${formatBytes(MAX_JOB_FILE_BYTES)} a job file may be`,
+        'put long lists of items in a CSV/TSV file named by `tasks.table:`, or match input files with `tasks.files:`',
+      );
+    }
     text = readFileSync(file, 'utf8');
   } catch (error) {
+    if (error instanceof UserError) throw error;
     throw new UserError(`job file ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, 'check the path', {
       cause: error,
     });
@@ -95,7 +111,7 @@ export function parseYaml(text: string, displayName: string): { data: unknown; l
     throw new JobFileError({ file: displayName, line }, `not valid YAML or JSON: ${firstError.message.split('\n')[0]}`, 'fix the syntax at that line');
   }
   const locate: Locate = (field) => ({ file: displayName, field, line: lineOf(document, lines, field) });
-  return { data: document.toJS(), locate };
+  return { data: toData(document, displayName), locate };
 }
 
 /** The line of the deepest node that exists on the field's path. */
@@ -106,4 +122,19 @@ function lineOf(document: Document, lines: LineCounter, field: string): number |
     if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
+}
+
+/** The document's data; aliases that would expand past the parser's limit (an "alias bomb") are refused. */
+function toData(document: Document, displayName: string): unknown {
+  try {
+    return document.toJS();
+  } catch (error) {
+    // The yaml package throws a ReferenceError once aliases expand past `maxAliasCount`.
+    if (error instanceof ReferenceError && /alias/i.test(error.message)) {
+      throw new JobFileError({ file: displayName }, 'its YAML aliases (*name) expand to too much data', 'write the values out, or use fewer aliases of aliases', {
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }

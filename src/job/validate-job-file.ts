@@ -62,6 +62,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}, not ${typeName(issue.input)}`;
     case 'too_small':
       return issue.origin === 'array' ? `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}` : `must be at least ${issue.minimum}`;
+    case 'too_big':
+      return issue.origin === 'array' ? `has more than ${issue.maximum} entries` : `must be at most ${issue.maximum}`;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_format':

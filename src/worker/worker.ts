@@ -6,7 +6,8 @@ import { LocalBackend } from '../backends/local/local-backend.js';
 import type { AttemptLaunch } from '../backends/backend.js';
 import { commitToObjectStorage } from '../engine/committed-outputs.js';
 import { GatherStep } from '../engine/gather.js';
-import { finalOut, stagingOut, type HomeLayout } from '../engine/home-layout.js';
+import { withDiskFullNote } from '../engine/disk-full.js';
+import { earlierStaging, finalOut, removeFolders, stagingOut, type HomeLayout } from '../engine/home-layout.js';
 import { QueueDuties } from '../engine/queue-duties.js';
 import { ResourceTally } from '../engine/resource-tally.js';
 import { taskLaunch } from '../engine/task-launch.js';
@@ -331,6 +332,7 @@ export class Worker {
     const remoteOut = !this.options.storage.isLocal(spec.outdir);
     if (remoteOut) held.localOut = `${site.local}.out`;
     else mkdirSync(spec.outdir, { recursive: true });
+    removeFolders(earlierStaging(spec.outdir, run.id, task.index, key.attempt));
     const vars = await stageIn(this.options.storage, task.vars, site);
     return taskLaunch(
       spec,
@@ -415,7 +417,8 @@ export class Worker {
 
   /** Stage out what a finished task attempt left, then say what its task becomes. */
   private async finishTask(held: Held, task: TaskRecord, result: AttemptResult): Promise<ResultChange> {
-    let outcome = result;
+    const staging = stagingOut(held.run.spec.outdir, held.run.id, task.index, held.key.attempt);
+    let outcome = withDiskFullNote(result, { attemptDir: held.site.local, stagingOut: staging });
     try {
       if (result.reason === 'ok' && held.localOut !== null) {
         await commitToObjectStorage(this.options.storage, held.localOut, held.run.spec.outdir, task.name, {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { positiveInteger, withEngine, type GlobalOptions } from '../cli-context.js';
+import { positiveInteger, withReadOnlyEngine, type GlobalOptions } from '../cli-context.js';
 
 export function registerLogs(program: Command): void {
   program
@@ -11,7 +11,7 @@ export function registerLogs(program: Command): void {
     .option('--attempt <n>', 'which attempt (default: the last)')
     .option('--stderr', 'print stderr instead of stdout')
     .action((first: string, second: string | undefined, options: GlobalOptions & { attempt?: string; stderr?: boolean }) =>
-      withEngine(options, async (engine) => {
+      withReadOnlyEngine(options, async (engine) => {
         const run = await engine.resolveRun(second === undefined ? undefined : first);
         const name = second ?? first;
         const attempts = await engine.attemptsNamed(run, name);

@@ -5,7 +5,7 @@ import { taskValues } from '../../engine/plan-job.js';
 import type { DeclaredOutput } from '../../job/job-spec.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
-import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
+import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 
 export function registerRender(program: Command): void {
   withPlanFlags(
@@ -15,7 +15,7 @@ export function registerRender(program: Command): void {
       .argument('<file>', 'the job file')
       .option('--task <name>', 'which task (default: the first)'),
   ).action((file: string, options: GlobalOptions & PlanFlags & { task?: string }) =>
-    withEngine(options, async (engine) => {
+    withReadOnlyEngine(options, async (engine) => {
       const planned = await engine.plan(file, planOptions(options));
       const script = await engine.submissionScript(planned);
       if (script !== null) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../job/units.js';
-import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { withReadOnlyEngine, type GlobalOptions } from '../cli-context.js';
 import { statusJson } from '../../run-json.js';
 import { table } from '../output.js';
 
@@ -10,7 +10,7 @@ export function registerRuns(program: Command): void {
     .description('every run, newest first')
     .option('--json', 'print as JSON')
     .action((options: GlobalOptions & { json?: boolean }) =>
-      withEngine(options, async (engine) => {
+      withReadOnlyEngine(options, async (engine) => {
         const runs = [];
         const records = await engine.store.listRuns();
         const unattended = await engine.unattended(records);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../job/units.js';
-import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { withReadOnlyEngine, type GlobalOptions } from '../cli-context.js';
 import { statusJson } from '../../run-json.js';
 import { countsLine } from '../output.js';
 
@@ -11,7 +11,7 @@ export function registerStatus(program: Command): void {
     .argument('[run]', 'run id or job name (default: the latest run)')
     .option('--json', 'print as JSON')
     .action((ref: string | undefined, options: GlobalOptions & { json?: boolean }) =>
-      withEngine(options, async (engine) => {
+      withReadOnlyEngine(options, async (engine) => {
         const run = await engine.resolveRun(ref);
         const unattended = (await engine.unattended([run])).get(run.id) ?? null;
         const status = statusJson(run, await engine.store.counts(run.id), unattended);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { TASK_STATES, type TaskState } from '../../store/records.js';
-import { withEngine, type GlobalOptions } from '../cli-context.js';
+import { withReadOnlyEngine, type GlobalOptions } from '../cli-context.js';
 import { taskJson } from '../../run-json.js';
 import { bytesOrDash, durationOrDash, orDash, table } from '../output.js';
 
@@ -13,7 +13,7 @@ export function registerTasks(program: Command): void {
     .option('--state <state>', `only tasks in this state (${TASK_STATES.join(', ')})`)
     .option('--json', 'print as JSON')
     .action((ref: string | undefined, options: GlobalOptions & { state?: string; json?: boolean }) =>
-      withEngine(options, async (engine) => {
+      withReadOnlyEngine(options, async (engine) => {
         const state = options.state;
         if (state !== undefined && !TASK_STATES.includes(state as TaskState)) {
           throw new UserError(`--state ${state} is not a task state`, `use one of ${TASK_STATES.join(', ')}`);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { planOptions, withEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
+import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
 import { printable } from '../output.js';
 
 export function registerValidate(program: Command): void {
@@ -9,7 +9,7 @@ export function registerValidate(program: Command): void {
       .description('check a job file and list its tasks, without running anything (a cluster backend asks its scheduler to check too)')
       .argument('<file>', 'the job file'),
   ).action((file: string, options: GlobalOptions & PlanFlags) =>
-    withEngine(options, async (engine) => {
+    withReadOnlyEngine(options, async (engine) => {
       const planned = await engine.plan(file, planOptions(options));
       const names = planned.tasks.slice(0, 10).map((t) => printable(t.name));
       const more = planned.tasks.length > 10 ? `, … (${planned.tasks.length - 10} more)` : '';

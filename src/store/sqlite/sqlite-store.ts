@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ComposedStore } from '../composed-store.js';
-import { openDatabase, type SqliteDatabase } from './sqlite-connection.js';
+import { openDatabase, openEmptyDatabase, type SqliteDatabase } from './sqlite-connection.js';
+import { withSqliteProblems } from './sqlite-problems.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import { SqliteQueries } from './sqlite-queries.js';
 import { SqliteQueue } from './sqlite-queue.js';
@@ -18,9 +20,14 @@ export class SqliteStore extends ComposedStore {
 
   private readonly db: SqliteDatabase;
 
-  constructor(readonly path: string) {
-    const db = openDatabase(path);
-    super(new SqliteLedger(db), new SqliteQueue(db), new SqliteQueries(db));
+  /** @param options.create false: a store file that does not exist is opened empty, in memory, and not created. */
+  constructor(
+    readonly path: string,
+    options: { create?: boolean } = {},
+  ) {
+    const db = options.create === false && !existsSync(path) ? openEmptyDatabase() : openDatabase(path);
+    const told = <T extends object>(part: T) => withSqliteProblems(part, path);
+    super(told(new SqliteLedger(db)), told(new SqliteQueue(db)), told(new SqliteQueries(db)));
     this.db = db;
     this.id = createHash('sha256').update(dirname(path)).digest('hex').slice(0, 8);
   }
