@@ -1,4 +1,4 @@
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HOG } from './conformance.js';
@@ -145,8 +145,11 @@ describe('pull workers', () => {
     job(['command: sleep 1', 'tasks:', '  each: [p]']);
     await box.run(['run', 'job.yaml', '--detach']);
     const victim = worker();
-    await waitFor(() => box.query(`SELECT 1 FROM attempts WHERE state = 'running'`).length > 0, 20_000, 'a running attempt');
-    victim.kill('SIGKILL');
+    await waitFor(() => box.query(`SELECT 1 FROM attempts WHERE state = 'running' AND started_at IS NOT NULL`).length > 0, 20_000, 'a started attempt');
+    // The whole node goes (worker, launcher and task): with the launcher alive, the attempt would
+    // end by itself and its record be adopted, which is not a loss.
+    const lostNode = [victim.pid!, ...descendantsOf(victim.pid!)];
+    for (const pid of lostNode) process.kill(pid, 'SIGKILL');
     await finished(victim);
     const done = await finished(worker('--max-idle', '4s'));
     expect(done.code, done.stderr).toBe(0);
@@ -250,3 +253,24 @@ describe('pull workers', () => {
     }
   });
 });
+
+/** Every process below `pid` (children, grandchildren, ...), from /proc. */
+function descendantsOf(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The field after the parenthesised command name: state, then the parent's pid.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  for (let frontier = [pid]; frontier.length > 0;) {
+    frontier = [...parentOf].filter(([, parent]) => frontier.includes(parent)).map(([child]) => child);
+    found.push(...frontier);
+  }
+  return found;
+}
