@@ -9,7 +9,7 @@ const needsMount = it.skipIf(!canMount);
 
 /** Writes a complete 1 MB file into its output, then fails until its attempt `succeedAt`. */
 const writeThenFail = (succeedAt: number) =>
-  `command: head -c 1000000 /dev/zero > {{ out }}/part.bin && [ "$FANOUT_ATTEMPT" -ge ${succeedAt} ]\ntasks:\n  each: [a]\noutdir: out\nretry:\n  max: 3\n`;
+  `command: head -c 1000000 /dev/zero > {{ out }}/part.bin && [ "$FANOUT_ATTEMPT" -ge ${succeedAt} ]\ntasks:\n  each: [a]\noutdir: out\nretry:\n  max: 3\n  on: [exit]\n`;
 
 describe('the staging folders of failed attempts', () => {
   let box: Sandbox;

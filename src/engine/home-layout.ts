@@ -1,5 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { isObjectStoreUri, joinLocation } from '../storage/location.js';
@@ -114,9 +113,17 @@ function sizeOf(path: string): number | undefined {
 }
 
 /**
- * Remove folders in the background: launching must not wait for a big tree to go. A failure
- * leaves the folder behind, which costs room, not correctness.
+ * Remove folders before the next attempt starts: it must find the room they took (a retried
+ * task on a nearly full disk would otherwise fail, or be told the disk is full, because of its
+ * own earlier attempt). Only retries pay this. A failure leaves the folder behind, which costs
+ * room, not correctness.
  */
 export function removeFolders(paths: readonly string[]): void {
-  for (const path of paths) rm(path, { recursive: true, force: true }).catch(() => {});
+  for (const path of paths) {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // kept: see above
+    }
+  }
 }
