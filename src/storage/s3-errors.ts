@@ -1,4 +1,5 @@
 import { UserError } from '../errors.js';
+import { UNREACHABLE_SOCKET_CODES } from '../network-errors.js';
 import { formatDuration } from '../job/units.js';
 
 /**
@@ -69,15 +70,7 @@ export function explainS3Error(error: unknown, target: S3Target): unknown {
 
 /** Socket and stream errors that say the service is out of reach for now, not that the call was wrong. */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EAI_AGAIN',
+  ...UNREACHABLE_SOCKET_CODES,
   // A download cut off when the server went away mid-body.
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);

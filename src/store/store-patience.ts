@@ -1,4 +1,5 @@
 import { UserError } from '../errors.js';
+import { UNREACHABLE_SOCKET_CODES } from '../network-errors.js';
 import { formatDuration, parseDuration } from '../job/units.js';
 
 /**
@@ -17,15 +18,7 @@ export const LAST_RETRY_MS = 2_000;
 
 /** Node's socket errors and PostgreSQL's SQLSTATEs that say the server is (for now) out of reach. */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EAI_AGAIN',
+  ...UNREACHABLE_SOCKET_CODES,
   // connection_exception and its kinds
   '08000',
   '08001',
