@@ -131,6 +131,8 @@ describe('bad input', () => {
       expect(result.stderr).toMatch(/only these: db, level/);
     }
     expect(existsSync(box.path('fanout-out'))).toBe(false);
+    // Refused before anything was recorded: no home is left where there was none.
+    expect(existsSync(box.path('.fanout'))).toBe(false);
     expect((await box.run(['validate', 'job.yaml', '--set', 'level=4'])).code).toBe(0);
   });
 
@@ -139,6 +141,11 @@ describe('bad input', () => {
     symlinkSync('loopB', box.path('in', 'loopA'));
     symlinkSync('loopA', box.path('in', 'loopB'));
     await refused('command: ls {{ folder }}\ntasks:\n  folders: in\n', [/job\.yaml:3: tasks\.folders/, /in\/loop[AB] is a symbolic link loop/, /remove the link/]);
+  });
+
+  it('a symbolic link loop as the folder of folders: names it', async () => {
+    symlinkSync('samples', box.path('samples'));
+    await refused('command: ls {{ folder }}\ntasks:\n  folders: samples\n', [/job\.yaml:3: tasks\.folders/, /samples is a symbolic link loop/, /remove the link/]);
   });
 
   it('a symbolic link loop inside a task folder names the link', async () => {

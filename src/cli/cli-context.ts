@@ -1,3 +1,4 @@
+import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Engine, type PlanOptions } from '../engine/engine.js';
@@ -95,13 +96,23 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** Run a command body with an engine that is closed afterwards. */
+/**
+ * Run a command body with an engine that is closed afterwards. A command refused before it
+ * recorded anything (a bad job file, a wrong `--set`) leaves no home where there was none.
+ */
 export async function withEngine<T>(options: GlobalOptions & MachineOptions, body: (engine: Engine) => Promise<T> | T, mode: { readOnly?: boolean } = {}): Promise<T> {
+  const home = homeFolder(options);
+  const homeIsNew = !mode.readOnly && storeLocation(options) === undefined && !existsSync(home);
   const engine = await openEngine(options, mode);
+  let refusedEmpty = false;
   try {
     return await body(engine);
+  } catch (error) {
+    refusedEmpty = homeIsNew && error instanceof UserError && (await engine.store.listRuns({ limit: 1 })).length === 0;
+    throw error;
   } finally {
     await engine.close();
+    if (refusedEmpty) rmSync(home, { recursive: true, force: true });
   }
 }
 

@@ -23,6 +23,7 @@ export async function expandFolders(parent: string, ctx: ExpandContext): Promise
     if (code === 'ENOTDIR') {
       throw new JobFileError(where, `${parent} is a file, not a folder`, 'name the folder that holds one folder per task', { cause: error });
     }
+    if (code === 'ELOOP') throw symlinkLoop(parent, where, error);
     throw error;
   }
 
