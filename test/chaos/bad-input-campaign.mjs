@@ -192,7 +192,9 @@ async function checkStep(trial, spec, step) {
   if (step.readOnly && !hadHome && existsSync(join(cwd, '.fanout'))) wrong.push('it created .fanout/');
   if (step.runNotLeftRunning) {
     const status = await trial.json(['status'], { cwd });
-    if (status?.state === 'running') wrong.push('it left the run `running`');
+    // A store that cannot be written cannot record the run's end either: `running` is then
+    // acceptable only while `fanout status` says nothing drives it and how to resume it.
+    if (status?.state === 'running' && !status.unattended?.resume) wrong.push('it left the run `running`, and status does not say it is unattended');
   }
   if (wrong.length) {
     trial.count('badInputMishandled');
