@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { describeStoreLocation, openStore } from '../src/store/open-store.js';
+import { PostgresConnection } from '../src/store/postgres/postgres-connection.js';
 import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { StorePatience } from '../src/store/store-patience.js';
 import type { NewTask } from '../src/store/records.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
 import { storeConformance } from './store-conformance.js';
@@ -100,6 +102,30 @@ describeWithPostgres('PostgreSQL store', (adminUrl) => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open(url)));
     expect(new Set(stores.map((s) => s.id)).size).toBe(1);
     for (const store of stores) await store.close();
+  });
+
+  it('rides out a connection the server drops in the middle of a transaction: the transaction runs again, the process lives on', async () => {
+    const lines: string[] = [];
+    const patience = new StorePatience({ name: 'test', giveUpMs: 30_000, say: (line) => lines.push(line) });
+    const { connection } = await PostgresConnection.open(url, patience);
+    try {
+      let tries = 0;
+      const answer = await connection.transaction(async (query) => {
+        tries++;
+        const [me] = await query<{ pid: number }>({ name: 'fanout_test_pid', text: 'SELECT pg_backend_pid() AS pid' }, []);
+        if (tries === 1) {
+          // As a server restart does: the connection ends under a checked-out client.
+          await admin.query('SELECT pg_terminate_backend($1)', [me!.pid]);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return (await query<{ one: number }>({ name: 'fanout_test_one', text: 'SELECT 1 AS one' }, []))[0]!.one;
+      });
+      expect(answer).toBe(1);
+      expect(tries).toBe(2);
+      expect(lines.join('\n')).toMatch(/is back/);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('records a run of 100,000 tasks in one go', async () => {

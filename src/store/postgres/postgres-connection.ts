@@ -35,10 +35,14 @@ export class PostgresConnection {
       const client = await pool.connect().catch((error: unknown) => {
         throw connectionProblem(error, url);
       });
+      // See `transaction`: a drop while migrating fails the migration, not the process.
+      const dropped = () => undefined;
+      client.on('error', dropped);
       try {
         const storeId = await migrate(client, url);
         return { connection: new PostgresConnection(pool, patience), storeId };
       } finally {
+        client.off('error', dropped);
         client.release();
       }
     } catch (error) {
@@ -63,6 +67,13 @@ export class PostgresConnection {
       retryingDeadlocks(async () => {
         const client = await this.pool.connect();
         let broken: Error | undefined;
+        // The pool listens for a dropped connection only while it is idle: checked out, the drop
+        // is also an 'error' event on the client, which would end the process unheard. The
+        // statement in flight fails with it anyway; the client is then not reused.
+        const dropped = (error: Error) => {
+          broken = error;
+        };
+        client.on('error', dropped);
         try {
           await client.query('BEGIN');
           const result = await work(
@@ -77,6 +88,7 @@ export class PostgresConnection {
           });
           throw error;
         } finally {
+          client.off('error', dropped);
           client.release(broken);
         }
       }),
