@@ -4,7 +4,7 @@
 // done and judge it: nothing lost, nothing committed started again, no half output taken as
 // done, no resume hung, nothing left running, no stack trace.
 import { readFileSync, existsSync } from 'node:fs';
-import { CommittedTracker, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
+import { CommittedTracker, isCommitted, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
 import { trialSummary } from './tally.mjs';
 import { killGroup, signal, sleep, Trial, waitUntil } from './trial.mjs';
 
@@ -107,7 +107,7 @@ async function snapshot(trial, tracker, ledgerPath) {
   const tasks = await trial.json(['tasks']);
   const ledgerLength = readLedger(ledgerPath).length;
   tracker.snapshot(
-    (tasks ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name),
+    (tasks ?? []).filter(isCommitted).map((t) => t.name),
     ledgerLength,
   );
 }

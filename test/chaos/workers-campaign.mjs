@@ -4,7 +4,7 @@
 // connections for 10 s, a worker stopped (SIGSTOP) past its lease. A `fanout run` watches, as a
 // user's would. Then the run must end by itself, everything committed once and complete.
 import { randomUUID } from 'node:crypto';
-import { CommittedTracker, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
+import { CommittedTracker, isCommitted, judgeOutcome, jobYaml, readLedger, taskNames } from './workload.mjs';
 import { killGroup, signal, sleep, Trial, waitUntil } from './trial.mjs';
 import { startPostgres, startS3 } from './services.mjs';
 import { trialSummary } from './tally.mjs';
@@ -61,7 +61,7 @@ async function workersTrial(trial, { tasks, kills, fault, postgres, s3, bucket }
   const snapshot = async () => {
     const list = await trial.json(['tasks']);
     tracker.snapshot(
-      (list ?? []).filter((t) => t.state === 'succeeded').map((t) => t.name),
+      (list ?? []).filter(isCommitted).map((t) => t.name),
       readLedger(ledgerPath).length,
     );
   };

@@ -79,6 +79,15 @@ export class CommittedTracker {
 }
 
 /**
+ * Whether the store says a task's output is committed: it succeeded, or (in a run after the one
+ * that ran it, e.g. when a run meant to be killed ended by itself and was run again) it was
+ * skipped for the output an earlier run committed. Either way its output is checked in full.
+ */
+export function isCommitted(task) {
+  return task?.state === 'succeeded' || task?.state === 'skipped';
+}
+
+/**
  * Judges the end of a run: `tasks` from `fanout tasks --json`, `readOutput(name)` the committed
  * output (a Buffer, or null when there is none), `readSizes()` the gather's sizes.txt (or null).
  * A task not succeeded, or succeeded without an output, is lost (these tasks never fail by
@@ -91,7 +100,7 @@ export async function judgeOutcome(trial, { names, tasks, runState, readOutput, 
   const half = [];
   for (const name of names) {
     const task = byName.get(name);
-    if (task?.state !== 'succeeded') {
+    if (!isCommitted(task)) {
       lost.push(`${name}: ${task ? `${task.state} ${task.reason ?? ''}`.trim() : 'no such task'}`);
       continue;
     }
