@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canMount } from './mounts.js';
+import { mayMount } from './mounts.mjs';
 import { Sandbox, type CliResult } from './harness.js';
 
 // Read-only and full disks are real mounts; without the right to mount, these are skipped (see mounts.ts).
-const needsMount = it.skipIf(!canMount);
+const needsMount = it.skipIf(!mayMount());
 
 /** One clear line on stderr, exit 2: no stack trace, no "internal error". */
 function clearError(result: CliResult, ...patterns: RegExp[]): string {

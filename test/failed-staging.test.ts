@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canMount } from './mounts.js';
+import { mayMount } from './mounts.mjs';
 import { Sandbox } from './harness.js';
 
 // Read-only and full disks are real mounts; without the right to mount, these are skipped (see mounts.ts).
-const needsMount = it.skipIf(!canMount);
+const needsMount = it.skipIf(!mayMount());
 
 /** Writes a complete 1 MB file into its output, then fails until its attempt `succeedAt`. */
 const writeThenFail = (succeedAt: number) =>

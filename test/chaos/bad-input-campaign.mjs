@@ -5,23 +5,9 @@
 // mishandled"; a stack trace counts under its own row.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-  openSync,
-  writeSync,
-  closeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { mayMount } from '../mounts.mjs';
 import { Trial } from './trial.mjs';
 import { trialSummary } from './tally.mjs';
 
@@ -194,20 +180,6 @@ export async function badInputCampaign(options) {
     options.log(`bad-input ${trial.name}: ${trialSummary(trial.counts)}${trial.notes.length ? ` (${trial.notes.join(' | ').slice(0, 400)})` : ''}`);
   }
   return results;
-}
-
-/** Whether this process may mount a tmpfs (root in a container that allows it). */
-function mayMount() {
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-chaos-mount-check-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
-    execFileSync('umount', [dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 async function checkStep(trial, spec, step) {

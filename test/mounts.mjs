@@ -5,10 +5,11 @@ import { join } from 'node:path';
 
 /**
  * Whether this process may mount (a tmpfs, a read-only bind): read-only and full disks are real
- * in the tests that need them (root writes through any permission bits, and runs the tests here
- * and in CI). Where it may not, those tests are skipped, not faked.
+ * in the tests and chaos cases that need them (root writes through any permission bits, and runs
+ * them here and in CI). Where it may not, those cases are skipped, not faked. Plain ESM, so the
+ * chaos suite (no build) and the vitest suites share this one check.
  */
-export const canMount = (() => {
+export function mayMount() {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-mount-check-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
@@ -19,4 +20,4 @@ export const canMount = (() => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-})();
+}
