@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { JobFileError } from '../errors.js';
 import { expandTasks } from '../expand/expand-tasks.js';
-import type { JobSpec } from '../job/job-spec.js';
+import type { JobSpec, TaskSeed } from '../job/job-spec.js';
+import { containerKey, planContainer } from '../container/container-plan.js';
 import type { Locate } from '../job/field-location.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
 import { formatBytes } from '../job/units.js';
@@ -63,16 +64,31 @@ export async function planJob(
   const first = seeds[0];
   if (first) checkVariables(command, [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS], locate, spec.commandField, 'a task');
 
+  const valuesOf = (seed: TaskSeed) => taskValues(spec, { ...spec.vars, ...seed.vars }, seed.index, seed.name, OUT_PLACEHOLDER);
+  const containerPlan = await planContainer(
+    spec,
+    seeds.map((seed) => ({ name: seed.name, values: valuesOf(seed) })),
+    locate,
+  );
   const plan = createHash('sha256');
   const sourceField = locate(`tasks.${spec.tasks.kind}`);
   const tasks = seeds.map((seed): PlannedTask => {
     const vars = { ...spec.vars, ...seed.vars };
-    const rendered = renderTemplate(command, taskValues(spec, vars, seed.index, seed.name, OUT_PLACEHOLDER));
+    const values = valuesOf(seed);
+    const rendered = renderTemplate(command, values) + containerKey(containerPlan, values);
     const task = { index: seed.index, name: seed.name, vars, cacheKey: cacheKey(rendered, vars, seed.inputs, sourceField), out: finalOut(spec.outdir, seed.name) };
     plan.update(`${task.name}\0${task.cacheKey}\0`);
     return task;
   });
-  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32), backend: options.backend.name, dispatch: options.backend.dispatch };
+  return {
+    spec: { ...spec, containerPlan },
+    command,
+    gather,
+    tasks,
+    planKey: plan.digest('hex').slice(0, 32),
+    backend: options.backend.name,
+    dispatch: options.backend.dispatch,
+  };
 }
 
 /** Every value a task's template can name. */
