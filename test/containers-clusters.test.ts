@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { containersLeft, describeWithPodman, expectRanInside, insideJob } from './containers.js';
+import { IGNORES_TERM, containersLeft, describeWithPodman, expectRanInside, insideJob } from './containers.js';
 import { Sandbox } from './harness.js';
 import { describeOn } from './schedulers.js';
 
@@ -62,7 +62,7 @@ describeWithPodman('clusters', 'containers on the clusters', (tag) => {
       it(
         'a timeout stops the container: none is left',
         async () => {
-          job(['command: sleep 60', 'tasks:', '  each: [slow]', 'resources:', '  time: 3s', ...container]);
+          job([`command: ${IGNORES_TERM}`, 'tasks:', '  each: [slow]', 'resources:', '  time: 3s', ...container]);
           const result = await run(['run', 'job.yaml']);
           expect(result.code).toBe(1);
           expect(attempts()).toEqual([{ attempt: 1, reason: 'timeout' }]);

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { buildImage, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER } from './containers.js';
+import { buildImage, IGNORES_TERM, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 
 /**
@@ -55,7 +55,7 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
   });
 
   it('a timeout stops the container: none is left', async () => {
-    job(['command: sleep 60', 'tasks:', '  each: [slow]', 'resources:', '  time: 3s', ...container()]);
+    job([`command: ${IGNORES_TERM}`, 'tasks:', '  each: [slow]', 'resources:', '  time: 3s', ...container()]);
     const result = await box.run(['run', 'job.yaml'], { timeoutMs: SLOW });
     expect(result.code).toBe(1);
     expect(attempts()).toEqual([{ idx: 0, attempt: 1, reason: 'timeout' }]);
@@ -63,7 +63,7 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
   });
 
   it('`fanout cancel` of a running run stops its containers: none is left', async () => {
-    job(['command: sleep 60', 'tasks:', '  each: [a, b, c, d]', 'concurrency: 2', ...container()]);
+    job([`command: ${IGNORES_TERM}`, 'tasks:', '  each: [a, b, c, d]', 'concurrency: 2', ...container()]);
     const run = box.start(['run', 'job.yaml']);
     await waitFor(() => containersRunning(box).length === 2, 60_000, 'two running containers');
     const cancel = await box.run(['cancel']);

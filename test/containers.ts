@@ -142,6 +142,13 @@ export function containersRunning(box: Sandbox): string[] {
     .map((line) => line.split(' ')[0]!);
 }
 
+/**
+ * A task that ignores the polite SIGTERM: only a stop sent to the container itself (podman stop,
+ * which kills after its grace) ends it. Killing the engine's client process, even with SIGKILL,
+ * would leave it running.
+ */
+export const IGNORES_TERM = `"trap '' TERM; sleep 60"`;
+
 export const TWENTY = Array.from({ length: 20 }, (_, i) => `t${i}`);
 
 /**
