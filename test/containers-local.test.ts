@@ -73,6 +73,16 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
     expect(containersLeft(box)).toEqual([]);
   });
 
+  it('Ctrl-C of `fanout run` stops its containers: none is left', async () => {
+    job([`command: ${IGNORES_TERM}`, 'tasks:', '  each: [a, b, c, d]', 'concurrency: 2', ...container()]);
+    const run = box.start(['run', 'job.yaml']);
+    await waitFor(() => containersRunning(box).length === 2, 60_000, 'two running containers');
+    run.kill('SIGINT');
+    expect((await finished(run, SLOW)).code).toBe(130);
+    expect(JSON.parse((await box.run(['status', '--json'])).stdout)).toMatchObject({ state: 'cancelled', counts: { running: 0 } });
+    expect(containersLeft(box)).toEqual([]);
+  });
+
   it(
     'a SIGKILLed coordinator, then resumed: every task succeeds once, and no container is left',
     async () => {
