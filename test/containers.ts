@@ -17,7 +17,7 @@ import type { Sandbox } from './harness.js';
 export const MARKER = '/inside-image';
 
 /** The image's own user: a container that ran as it (not as the user running fanout) would leave files owned by this uid. */
-export const IMAGE_UID = 4321;
+const IMAGE_UID = 4321;
 
 const BUSYBOX = '/bin/busybox';
 /** Images this process built: a tag built again leaves its previous image untagged, which the cleanup removes too. */
@@ -149,7 +149,7 @@ export function containersRunning(box: Sandbox): string[] {
  */
 export const IGNORES_TERM = `"trap '' TERM; sleep 60"`;
 
-export const TWENTY = Array.from({ length: 20 }, (_, i) => `t${i}`);
+const TWENTY = Array.from({ length: 20 }, (_, i) => `t${i}`);
 
 /**
  * Twenty tasks, two at a time, that each leave in {{ out }} what they saw inside: the image's
