@@ -13,7 +13,7 @@ import { taskImage, taskMounts } from './container-plan.js';
  * runner, pull worker) runs what comes out like any command: a shell script that starts the
  * container and waits for it. Where the engine runs containers apart from its client (podman's
  * conmon, dockerd), the script stops the container itself when the attempt is stopped (timeout,
- * cancel, Ctrl-C), and the engine limits memory and cpus: inside, a last step writes the
+ * cancel, Ctrl-C, Grid Engine's SIGUSR2 before a qdel), and the engine limits memory and cpus: inside, a last step writes the
  * container's memory peak and oom kills to a file the runner reads (CONTAINER_LIMITS_FILE).
  */
 
@@ -89,11 +89,12 @@ export function inContainer(launch: AttemptLaunch, plan: ContainerPlan, values: 
     `${line} &`,
     `run=$!`,
     `stop_container() {`,
-    `  trap '' TERM INT HUP`,
+    `  trap '' TERM INT HUP USR2`,
     `  n=0; while [ ! -s ${cid} ] && kill -0 "$run" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done`,
     `  [ -s ${cid} ] && ${program} stop --time ${CONTAINER_STOP_SECONDS} "$(cat ${cid})" >/dev/null 2>&1`,
     `}`,
-    `trap stop_container TERM INT HUP`,
+    // USR2: Grid Engine's warning before it kills a job (-notify).
+    `trap stop_container TERM INT HUP USR2`,
     `wait "$run"; code=$?`,
     `while kill -0 "$run" 2>/dev/null; do wait "$run"; code=$?; done`,
     `rm -f ${cid}`,

@@ -87,7 +87,7 @@ run_attempt() {
   dir=$run_dir/$1
   # Already ran: the scheduler restarted this element (requeue); keep the first result.
   [ -f "$dir/${RESULT_FILE}" ] && return 0
-  id=0 staging='' final='' time_s='' grace_s=10
+  id=0 staging='' final='' time_s='' grace_s=10 limits_inside=''
   . "$dir/${COMMIT_FILE}" || return 0
   [ -n "$staging" ] && mkdir -p "$staging"
   # A cgroup v1 peak can be reset, so each packed attempt gets its own; memory.peak cannot.
@@ -99,9 +99,17 @@ run_attempt() {
   set -- /bin/sh "$dir/${TASK_FILE}"
   [ -n "$time_s" ] && [ -n "$has_timeout" ] && set -- timeout -k "$grace_s" "$time_s" "$@"
   # Outside timeout, whose signals go to its own process group: time must outlive the command.
-  [ -n "$gnu_time" ] && set -- "$gnu_time" -f %M -o "$dir/.fanout.peak" "$@"
-  "$@" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
+  # An attempt in a container measures itself; GNU time would measure the engine's client.
+  [ -n "$gnu_time" ] && [ -z "$limits_inside" ] && set -- "$gnu_time" -f %M -o "$dir/.fanout.peak" "$@"
+  # In the background, so that a stop (below) reaches the attempt while it runs.
+  "$@" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null &
+  child=$!
+  wait "$child"
   code=$?
+  while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+  # Stopped by the scheduler: the attempt ended because of it, and the scheduler's account says
+  # how (cancelled, time limit), as when this element is killed outright; no record of ours.
+  [ -n "$stopping" ] && exit 143
   ended=$(now_ms)
   times > "$dir/.fanout.times"
   cpu_ms=$(($(children_cpu_ms "$dir/.fanout.times") - cpu_before))
@@ -143,9 +151,21 @@ run_attempt() {
     mv "$dir/${RESULT_FILE}.tmp" "$dir/${RESULT_FILE}"
 }
 
+# A warning before the scheduler kills this element (Grid Engine's SIGUSR2 under -notify, a
+# SIGTERM): the attempt is told to stop, and this element waits for it, runs no more attempts,
+# and ends. An attempt in a container stops its container then (which SIGKILL would leave running).
+stopping=''
+stop_attempt() {
+  stopping=1
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+}
+child=''
+trap stop_attempt USR2 TERM
+
 line=$(sed -n "\${element}p" "$list")
 [ -n "$line" ] || { echo "fanout: element $element is not in $list" >&2; exit 3; }
 for attempt in $line; do
+  [ -n "$stopping" ] && break
   run_attempt "$attempt"
 done
 `;
@@ -172,6 +192,7 @@ export function writeAttemptFiles(launch: AttemptLaunch, graceMs: number): void 
     `staging=${launch.stagingOut ? shellQuote(launch.stagingOut) : "''"}\n` +
     `final=${launch.finalOut && launch.stagingOut ? shellQuote(launch.finalOut) : "''"}\n` +
     `time_s=${launch.timeMs === null ? "''" : Math.max(1, Math.ceil(launch.timeMs / 1000))}\n` +
-    `grace_s=${Math.max(1, Math.ceil(graceMs / 1000))}\n`;
+    `grace_s=${Math.max(1, Math.ceil(graceMs / 1000))}\n` +
+    `limits_inside=${launch.limitsInside ? 1 : "''"}\n`;
   writeFileSync(join(launch.attemptDir, COMMIT_FILE), commit);
 }
