@@ -8,6 +8,8 @@ FANOUT_DOCKER_EXEC_ROOT=/run/fanout-docker
 # Images built by the tests are kept here across restarts, so a suite builds its image once.
 FANOUT_DOCKER_DATA_ROOT=/var/lib/fanout-docker
 FANOUT_DOCKER_LOG=/var/log/fanout-docker.log
+# Held by start-dockerd.sh while it checks and starts, so test suites may call it concurrently.
+FANOUT_DOCKER_LOCK=/run/fanout-docker.lock
 # What clients (docker, the tests, fanout) must have in their environment to reach this engine.
 FANOUT_DOCKER_HOST=unix://$FANOUT_DOCKER_SOCK
 

@@ -31,7 +31,7 @@ ready() {
 }
 
 install_docker() {
-  command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 && return 0
+  [ -x /usr/sbin/dockerd ] && command -v docker >/dev/null 2>&1 && return 0
   [ "${FANOUT_SKIP_APT_UPDATE:-0}" = 1 ] || apt-get update >&2
   # docker.io's maintainer script would start the stock daemon through its init script, with the
   # default socket, a docker0 bridge and NAT rules: keep it from doing so while installing.
@@ -50,6 +50,10 @@ install_docker() {
   fi
 }
 
+# Two starts at once would both see no engine, and the second dockerd would exit on the first's
+# pid file: the second caller waits here instead, then finds the engine answering.
+exec 9>"$FANOUT_DOCKER_LOCK"
+flock 9
 install_docker
 answers && ready
 
@@ -67,6 +71,7 @@ if [ -z "$pid" ]; then
   # cgroupfs: there is no systemd here to delegate cgroups to (the machine has cgroup v1).
   # Containers inherit dockerd's rlimits (nofile 20000 here), which this kind of machine allows;
   # podman needed its higher default ulimits emptied, dockerd sets none by default.
+  # 9>&-: dockerd must not inherit the start lock, or it would hold it for its whole life.
   # setsid: the engine outlives this script and is not in the caller's process group. A background
   # job of a script is no group leader, so setsid execs dockerd in place and $! is dockerd's pid.
   setsid /usr/sbin/dockerd \
@@ -77,7 +82,7 @@ if [ -z "$pid" ]; then
     --iptables=false --ip6tables=false --bridge=none \
     --exec-opt native.cgroupdriver=cgroupfs \
     "${storage[@]}" \
-    </dev/null >>"$FANOUT_DOCKER_LOG" 2>&1 &
+    </dev/null >>"$FANOUT_DOCKER_LOG" 2>&1 9>&- &
   started=$!
   log "started dockerd (pid $started), waiting up to ${TIMEOUT} s for it to answer"
 else
@@ -86,16 +91,19 @@ else
   log "dockerd (pid $pid) is running but not answering yet; waiting up to ${TIMEOUT} s"
 fi
 
+# dockerd's own words since this start, without the gRPC connection and plugin loading chatter, which buries them.
+last_log_lines() { tail -n +"$log_start" "$FANOUT_DOCKER_LOG" | grep -v -e 'module=grpc' -e 'msg="loading plugin' | tail -n 30 >&2; }
+
 deadline=$(($(date +%s) + TIMEOUT))
 until answers; do
   if ! kill -0 "$started" 2>/dev/null; then
     log "ERROR: dockerd exited before answering on $FANOUT_DOCKER_SOCK; its last log lines ($FANOUT_DOCKER_LOG):"
-    tail -n +"$log_start" "$FANOUT_DOCKER_LOG" | tail -n 30 >&2
+    last_log_lines
     exit 1
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    log "ERROR: dockerd (pid $started) did not answer on $FANOUT_DOCKER_SOCK within ${TIMEOUT} s; its last log lines ($FANOUT_DOCKER_LOG):"
-    tail -n +"$log_start" "$FANOUT_DOCKER_LOG" | tail -n 30 >&2
+    log "ERROR: dockerd (pid $started) did not answer on $FANOUT_DOCKER_SOCK within ${TIMEOUT} s (it is left running: scripts/containers/stop-dockerd.sh stops it); its last log lines ($FANOUT_DOCKER_LOG):"
+    last_log_lines
     exit 1
   fi
   sleep 0.5
