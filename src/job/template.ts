@@ -62,8 +62,12 @@ export function parseTemplate(source: string): Template {
   return { source, parts, variables };
 }
 
-/** Render with every variable present; callers check `variables` against what they have first. */
-export function renderTemplate(template: Template, values: Readonly<Record<string, TemplateValue>>): string {
+/**
+ * Render with every variable present; callers check `variables` against what they have first.
+ * `verbatim` inserts every value as `raw` does, for templates that are not shell commands.
+ */
+export function renderTemplate(template: Template, values: Readonly<Record<string, TemplateValue>>, options: { verbatim?: boolean } = {}): string {
+  const verbatim = options.verbatim ?? false;
   let out = '';
   for (const part of template.parts) {
     if (typeof part === 'string') {
@@ -72,8 +76,9 @@ export function renderTemplate(template: Template, values: Readonly<Record<strin
     }
     const value = values[part.variable];
     if (value === undefined) throw new Error(`template variable ${part.variable} has no value`);
-    if (typeof value === 'string') out += part.raw ? value : shellQuote(value);
-    else out += value.map((word) => (part.raw ? word : shellQuote(word))).join(' ');
+    const raw = verbatim || part.raw;
+    if (typeof value === 'string') out += raw ? value : shellQuote(value);
+    else out += value.map((word) => (raw ? word : shellQuote(word))).join(' ');
   }
   return out;
 }
