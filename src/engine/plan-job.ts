@@ -12,6 +12,7 @@ import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type
 import { formatBytes } from '../job/units.js';
 import type { Backend, Capacity } from '../backends/backend.js';
 import type { Dispatch, NewTask } from '../store/records.js';
+import { closest } from '../job/validate-job-file.js';
 import { cacheKey } from './cache-key.js';
 import { finalOut } from './home-layout.js';
 
@@ -150,7 +151,7 @@ function perTaskResourceTemplates(spec: JobSpec, known: string[], locate: Locate
     if (template.variables.length === 0) {
       for (const variable of sizeVariables(parseResourceExpression(source, field))) {
         if (!known.includes(variable)) {
-          const similar = known.find((k) => k.toLowerCase() === variable.toLowerCase() || k.startsWith(variable) || variable.startsWith(k));
+          const similar = closest(variable, known);
           throw new JobFileError(
             locate(where),
             `size(${variable}) names a variable that a task does not have`,
