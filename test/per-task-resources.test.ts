@@ -171,34 +171,40 @@ describe('per-task resources on the local backend', () => {
   });
 });
 
-describeOn('slurm', 'per-task resources on slurm', () => {
-  let box: Sandbox;
-  beforeEach(() => (box = new Sandbox()));
-  afterEach(() => box.cleanup());
+/** The memory an array's submission script asks for, in MiB: SLURM's --mem, Grid Engine's h_vmem (per slot; one cpu here). */
+const MEMORY_DIRECTIVE = { slurm: /^#SBATCH --mem=(\d+)M$/m, sge: /^#\$ -l h_vmem=(\d+)M/m } as const;
 
-  it(
-    'puts tasks with different memory into different arrays, each asking for its own',
-    async () => {
-      box.write('samples.csv', 'name,mem\na,100M\nb,200M\nc,100M\n');
-      box.write('job.yaml', 'command: echo {{ name }} > {{ out }}/v\ntasks:\n  table: samples.csv\nresources:\n  memory: "{{ mem }}"\n');
-      const result = await box.run(['run', 'job.yaml'], { env: { FANOUT_POLL_MS: '300', FANOUT_BACKEND: 'slurm' }, timeoutMs: SLOW });
-      expect(result.code, result.stderr).toBe(0);
-      expect(runJobIds(box)).toHaveLength(2);
-      const array = (n: number) => {
-        const dir = box.path('.fanout', 'work', '1', 'arrays', String(n));
-        const mem = /^#SBATCH --mem=(\d+)M$/m.exec(readFileSync(`${dir}/script.sh`, 'utf8'))?.[1];
-        return { mem: Number(mem), elements: readFileSync(`${dir}/elements`, 'utf8').trim().split('\n').length };
-      };
-      expect([array(1), array(2)].sort((x, y) => x.mem - y.mem)).toEqual([
-        { mem: 100, elements: 2 },
-        { mem: 200, elements: 1 },
-      ]);
-      expect(recordedResources(box).map((t) => [t.name, t.memory])).toEqual([
-        ['a', 100 * MIB],
-        ['b', 200 * MIB],
-        ['c', 100 * MIB],
-      ]);
-    },
-    SLOW,
-  );
-});
+for (const backend of ['slurm', 'sge'] as const) {
+  describeOn(backend, `per-task resources on ${backend}`, () => {
+    let box: Sandbox;
+    beforeEach(() => (box = new Sandbox()));
+    afterEach(() => box.cleanup());
+
+    it(
+      'puts tasks with different memory into different arrays, each asking for its own',
+      async () => {
+        box.write('samples.csv', 'name,mem\na,200M\nb,300M\nc,200M\n');
+        box.write('job.yaml', 'command: echo {{ name }} > {{ out }}/v\ntasks:\n  table: samples.csv\nresources:\n  memory: "{{ mem }}"\n');
+        const result = await box.run(['run', 'job.yaml'], { env: { FANOUT_POLL_MS: '300', FANOUT_BACKEND: backend }, timeoutMs: SLOW });
+        expect(result.code, result.stderr).toBe(0);
+        expect(runJobIds(box)).toHaveLength(2);
+        const array = (n: number) => {
+          const dir = box.path('.fanout', 'work', '1', 'arrays', String(n));
+          const mem = MEMORY_DIRECTIVE[backend].exec(readFileSync(`${dir}/script.sh`, 'utf8'))?.[1];
+          return { mem: Number(mem), elements: readFileSync(`${dir}/elements`, 'utf8').trim().split('\n').length };
+        };
+        expect([array(1), array(2)].sort((x, y) => x.mem - y.mem)).toEqual([
+          { mem: 200, elements: 2 },
+          { mem: 300, elements: 1 },
+        ]);
+        expect(recordedResources(box).map((t) => [t.name, t.memory])).toEqual([
+          ['a', 200 * MIB],
+          ['b', 300 * MIB],
+          ['c', 200 * MIB],
+        ]);
+        for (const name of ['a', 'b', 'c']) expect(readFileSync(box.path('fanout-out', 'job', name, 'v'), 'utf8')).toBe(`${name}\n`);
+      },
+      SLOW,
+    );
+  });
+}
