@@ -631,6 +631,32 @@ static void start_attempt(char **f, char **env, size_t n_env) {
     if (!next_sample && !sampling_disabled) next_sample = mono_ms() + sample_ms;
 }
 
+/* A container's last step writes its memory cgroup's peak and oom kills here (the processes run
+ * under the engine, where this launcher cannot see them): see src/runner/result-record.ts,
+ * CONTAINER_LIMITS_FILE. Absent for commands not in a container. */
+static void read_container_limits(const attempt_t *a, long long *peak, long long *oom_kills) {
+    *peak = -1, *oom_kills = 0;
+    char *path = path_join(a->attempt_dir, ".fanout.container");
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f) return;
+    char key[32];
+    long long value;
+    for (;;) {
+        int n = fscanf(f, "%31s %lld", key, &value);
+        if (n == EOF) break;
+        if (n != 2) {
+            /* a key without a number (not measured): skip the rest of its line */
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n') {}
+            continue;
+        }
+        if (strcmp(key, "peak") == 0) *peak = value;
+        else if (strcmp(key, "oom_kill") == 0) *oom_kills = value;
+    }
+    fclose(f);
+}
+
 static void complete(attempt_t *a, int status, const struct rusage *ru) {
     outcome_t o = {0};
     o.ended_at = wall_ms();
@@ -649,6 +675,11 @@ static void complete(attempt_t *a, int status, const struct rusage *ru) {
     } else if (WIFSIGNALED(status)) {
         o.signal = WTERMSIG(status);
     }
+    long long container_peak, container_oom_kills;
+    read_container_limits(a, &container_peak, &container_oom_kills);
+    if (container_peak >= 0) a->peak = container_peak;
+    int failed = !(o.has_exit_code && o.exit_code == 0);
+    if (a->killed == KILLED_NONE && failed && container_oom_kills > 0) a->killed = KILLED_OOM;
     char *error = NULL;
     switch (a->killed) {
     case KILLED_OOM: o.reason = "oom"; break;

@@ -40,6 +40,11 @@ export interface AttemptLaunch {
   timeMs: number | null;
   command: string;
   env: Record<string, string>;
+  /**
+   * The command enforces `memory` itself (a container engine does): the runner reserves it but
+   * neither limits the command's processes to it nor measures them for it.
+   */
+  limitsInside?: boolean;
 }
 
 /** An attempt a previous coordinator launched and did not see end. */

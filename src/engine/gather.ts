@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import type { AttemptLaunch, PushBackend } from '../backends/backend.js';
 import { UserError } from '../errors.js';
 import type { JobSpec } from '../job/job-spec.js';
-import { parseTemplate, renderTemplate, type Template } from '../job/template.js';
+import { parseTemplate, renderTemplate, type Template, type TemplateValue } from '../job/template.js';
+import { inContainer } from '../container/container-command.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { joinLocation } from '../storage/location.js';
 import type { Storage } from '../storage/storage.js';
@@ -86,7 +87,8 @@ export class GatherStep {
     }
     const outputs = tasks.map((task) => (mirrored ? join(outdir, task.name) : finalOut(spec.outdir, task.name)));
     writeManifest(places.manifest, tasks, outputs);
-    const command = renderTemplate(this.template, { ...jobValues(spec), outputs, manifest: places.manifest, outdir });
+    const values = { ...jobValues(spec), outputs, manifest: places.manifest, outdir };
+    const command = renderTemplate(this.template, values);
     mkdirSync(places.attemptDir, { recursive: true });
     const launch: AttemptLaunch = {
       id: places.launchId,
@@ -101,7 +103,7 @@ export class GatherStep {
         { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) },
       ),
     };
-    return { launch, finish: this.finisher(places.attemptDir) };
+    return { launch: gatherInContainer(spec, launch, values), finish: this.finisher(places.attemptDir) };
   }
 
   /**
@@ -260,4 +262,14 @@ function commandOrScript(command: string, attemptDir: string): string {
  */
 export function gatherBackendSpec(spec: JobSpec): JobSpec {
   return spec.gatherOn === 'local' && (spec.backend ?? 'local') !== 'local' ? { ...spec, backend: 'local' } : spec;
+}
+
+/**
+ * The gather runs in the tasks' image when that image does not depend on a task's variables (one
+ * image for the job); with an image per task, it runs where fanout runs it, outside any image.
+ */
+function gatherInContainer(spec: JobSpec, launch: AttemptLaunch, values: Record<string, TemplateValue>): AttemptLaunch {
+  const plan = spec.containerPlan ?? null;
+  if (plan === null || parseTemplate(plan.image).variables.some((variable) => !(variable in values))) return launch;
+  return inContainer(launch, plan, values, spec.baseDir);
 }

@@ -6,6 +6,7 @@ import type { JobSpec, Resources, TaskSeed } from '../job/job-spec.js';
 import { parseResourceExpression, ResourceExpressionError, sizeVariables, type ResourceField } from '../job/resource-expression.js';
 import { RESOURCE_FIELDS, resourceValue } from '../job/resource-setting.js';
 import { isObjectStoreUri } from '../storage/location.js';
+import { containerKey, planContainer } from '../container/container-plan.js';
 import { pathSize } from './path-size.js';
 import type { Locate } from '../job/field-location.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
@@ -76,12 +77,18 @@ export async function planJob(
   if (first) checkVariables(command, [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS], locate, spec.commandField, 'a task');
   const resourceTemplates = perTaskResourceTemplates(spec, [...Object.keys(spec.vars), ...Object.keys(first?.vars ?? {}), ...RESOURCE_BUILTINS], locate);
 
+  const valuesOf = (seed: TaskSeed) => taskValues(spec, { ...spec.vars, ...seed.vars }, seed.index, seed.name, OUT_PLACEHOLDER);
+  const containerPlan = await planContainer(
+    spec,
+    seeds.map((seed) => ({ name: seed.name, values: valuesOf(seed) })),
+    locate,
+  );
   const plan = createHash('sha256');
   const sourceField = locate(`tasks.${spec.tasks.kind}`);
   const tasks = seeds.map((seed): PlannedTask => {
     const vars = { ...spec.vars, ...seed.vars };
-    const values = taskValues(spec, vars, seed.index, seed.name, OUT_PLACEHOLDER);
-    const rendered = renderTemplate(command, values);
+    const values = valuesOf(seed);
+    const rendered = renderTemplate(command, values) + containerKey(containerPlan, values);
     const resources = taskResources(spec, resourceTemplates, values, seed, locate);
     if (resourceTemplates.length > 0) checkResources(resources, capacity, locate, seed);
     const task = {
@@ -95,7 +102,15 @@ export async function planJob(
     plan.update(`${task.name}\0${task.cacheKey}\0`);
     return task;
   });
-  return { spec, command, gather, tasks, planKey: plan.digest('hex').slice(0, 32), backend: options.backend.name, dispatch: options.backend.dispatch };
+  return {
+    spec: { ...spec, containerPlan },
+    command,
+    gather,
+    tasks,
+    planKey: plan.digest('hex').slice(0, 32),
+    backend: options.backend.name,
+    dispatch: options.backend.dispatch,
+  };
 }
 
 /** Every value a task's template can name. */
@@ -168,7 +183,7 @@ function perTaskResourceTemplates(spec: JobSpec, known: string[], locate: Locate
 function taskResources(spec: JobSpec, templates: readonly ResourceTemplate[], values: Record<string, TemplateValue>, seed: TaskSeed, locate: Locate): Resources {
   const resources = { ...spec.resources };
   for (const { field, template } of templates) {
-    const text = renderTemplate(template, values, { verbatim: true });
+    const text = renderTemplate(template, values, { quote: false });
     let value: number;
     try {
       value = resourceValue(field, text, (variable) => sizeOfVariable(variable, values, spec.baseDir));

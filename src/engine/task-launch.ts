@@ -3,6 +3,7 @@ import type { JobSpec } from '../job/job-spec.js';
 import { renderTemplate, type Template } from '../job/template.js';
 import type { TaskRecord } from '../store/records.js';
 import { withOutputCheck } from './output-check.js';
+import { inContainer } from '../container/container-command.js';
 import { taskEnvironment, taskValues } from './plan-job.js';
 
 /** Where one attempt of a task runs and writes. */
@@ -28,7 +29,7 @@ export function taskLaunch(
 ): AttemptLaunch {
   const { task } = identity;
   const values = taskValues(spec, identity.vars ?? task.vars, task.index, task.name, places.stagingOut);
-  return {
+  const launch: AttemptLaunch = {
     id: identity.id,
     attemptDir: places.attemptDir,
     cwd: places.attemptDir,
@@ -45,4 +46,6 @@ export function taskLaunch(
       FANOUT_OUT: places.stagingOut,
     }),
   };
+  const container = spec.containerPlan ?? null;
+  return container === null ? launch : inContainer(launch, container, values, spec.baseDir);
 }

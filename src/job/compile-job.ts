@@ -72,6 +72,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     cluster: job.cluster?.templates === undefined ? (job.cluster ?? {}) : { ...job.cluster, templates: resolve(baseDir, job.cluster.templates) },
     slurm: job.slurm ?? {},
     sge: job.sge ?? {},
+    container: job.container ?? {},
     notify: compileNotify(job.notify, locate),
   };
 }

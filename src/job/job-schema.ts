@@ -80,6 +80,36 @@ export const sgeSettings = z
   })
   .describe('Grid Engine options.');
 
+export const containerEngines = ['podman', 'docker', 'apptainer', 'singularity'] as const;
+export const pullPolicies = ['missing', 'always', 'never'] as const;
+
+/** The image every task (and the gather) runs in; a config file may set defaults (the job file wins). */
+export const containerSettings = z
+  .strictObject({
+    image: z
+      .string()
+      .optional()
+      .describe("The image, a template over the task's variables: localhost/tool:1.2, docker.io/biocontainers/samtools:1.17, or a .sif file for apptainer/singularity."),
+    engine: z
+      .enum(containerEngines)
+      .optional()
+      .describe("Which engine runs it (default: the config's, else the first of podman, docker, apptainer, singularity found on PATH)."),
+    mounts: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        "Extra folders to bind-mount (templates): PATH (at the same path), SRC:DEST or SRC:DEST:ro. Inputs, {{ out }}, the attempt folder and the job file's folder are mounted at their own paths without asking.",
+      ),
+    options: z.array(z.string()).optional().describe('Extra engine flags, one per entry, e.g. [--network=none] or [--gpus, all].'),
+    pull: z
+      .enum(pullPolicies)
+      .optional()
+      .describe(
+        'missing (default): pull an image not present, once, before the run starts; always: pull it before every run; never: refuse a run whose image is not present.',
+      ),
+  })
+  .describe('Run each task in a container image (podman, docker, apptainer or singularity).');
+
 export const notifyEvents = ['finished', 'failed', 'task_failed'] as const;
 
 const notifySettings = z
@@ -164,6 +194,7 @@ export const jobFileSchema = z
       .describe(
         "Where attempt folders (logs, result records) and chunk files live: on a cluster, on the nodes' shared filesystem; for pull workers with no shared disk, an s3://bucket/prefix URI (default: .fanout/work).",
       ),
+    container: containerSettings.optional(),
     cluster: clusterSettings.optional(),
     slurm: slurmSettings.optional(),
     sge: sgeSettings.optional(),
@@ -192,6 +223,9 @@ export type BackendName = (typeof backendNames)[number];
 export type ClusterSettings = z.infer<typeof clusterSettings>;
 export type SlurmSettings = z.infer<typeof slurmSettings>;
 export type SgeSettings = z.infer<typeof sgeSettings>;
+export type ContainerSettings = z.infer<typeof containerSettings>;
+export type ContainerEngineName = (typeof containerEngines)[number];
+export type PullPolicy = (typeof pullPolicies)[number];
 export type NotifyEvent = (typeof notifyEvents)[number];
 
 /** The JSON Schema that `fanout schema` prints and the package publishes. */

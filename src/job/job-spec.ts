@@ -1,5 +1,5 @@
 import type { ResourceField } from './resource-expression.js';
-import type { BackendName, ClusterSettings, NotifyEvent, SgeSettings, SlurmSettings } from './job-schema.js';
+import type { BackendName, ClusterSettings, ContainerEngineName, ContainerSettings, NotifyEvent, PullPolicy, SgeSettings, SlurmSettings } from './job-schema.js';
 
 /**
  * The compiled job: what a job file means once it has been validated, defaults filled and units
@@ -97,6 +97,15 @@ export interface JobSpec {
   cluster: ClusterSettings;
   slurm: SlurmSettings;
   sge: SgeSettings;
+  /** The `container:` block as the job file gives it; config files fill in the rest when the run is planned. */
+  container: ContainerSettings;
+  /**
+   * The container every task and the gather run in, resolved when the run was planned (config,
+   * profile and job file merged, engine found, image identities read); null: none. Runs recorded
+   * by a fanout without containers have no such field in their stored spec: read it as
+   * `spec.containerPlan ?? null`.
+   */
+  containerPlan?: ContainerPlan | null;
   /**
    * Alerts when the run ends or a task fails for good; null: none. Runs recorded by a fanout
    * without alerts have no such field in their stored spec: read it as `spec.notify ?? null`.
@@ -134,4 +143,22 @@ export interface TaskSeed {
   inputs: string[];
   /** Where the task comes from when its name does not say, e.g. a table row (`samples.csv:3`), for messages. */
   origin?: string;
+}
+
+/** A job's container, resolved when its run is planned; what every attempt's command line is built from. */
+export interface ContainerPlan {
+  engine: ContainerEngineName;
+  /** The image as a template over the task's variables. */
+  image: string;
+  /** Extra mounts as written (templates): PATH, SRC:DEST or SRC:DEST:ro; relative sources are under the job file's folder. */
+  mounts: string[];
+  /** Extra engine flags. */
+  options: string[];
+  pull: PullPolicy;
+  /**
+   * Each image the tasks name (rendered) → its identity when planned: the engine's image id
+   * (sha256:…, content-addressed: a tag moved to new content has a new one), or for an image
+   * file its path, size and time; null when it could not be read.
+   */
+  digests: Record<string, string | null>;
 }

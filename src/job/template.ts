@@ -64,10 +64,10 @@ export function parseTemplate(source: string): Template {
 
 /**
  * Render with every variable present; callers check `variables` against what they have first.
- * `verbatim` inserts every value as `raw` does, for templates that are not shell commands.
+ * Values are shell-quoted for command templates; `quote: false` for values that are not shell
+ * (an image name, a mount path).
  */
-export function renderTemplate(template: Template, values: Readonly<Record<string, TemplateValue>>, options: { verbatim?: boolean } = {}): string {
-  const verbatim = options.verbatim ?? false;
+export function renderTemplate(template: Template, values: Readonly<Record<string, TemplateValue>>, options: { quote: boolean } = { quote: true }): string {
   let out = '';
   for (const part of template.parts) {
     if (typeof part === 'string') {
@@ -76,9 +76,8 @@ export function renderTemplate(template: Template, values: Readonly<Record<strin
     }
     const value = values[part.variable];
     if (value === undefined) throw new Error(`template variable ${part.variable} has no value`);
-    const raw = verbatim || part.raw;
-    if (typeof value === 'string') out += raw ? value : shellQuote(value);
-    else out += value.map((word) => (raw ? word : shellQuote(word))).join(' ');
+    if (typeof value === 'string') out += part.raw || !options.quote ? value : shellQuote(value);
+    else out += value.map((word) => (part.raw || !options.quote ? word : shellQuote(word))).join(' ');
   }
   return out;
 }

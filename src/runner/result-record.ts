@@ -13,6 +13,13 @@ import type { AttemptResult } from './launcher.js';
 export const STDOUT_FILE = '.fanout.out';
 export const STDERR_FILE = '.fanout.err';
 export const RESULT_FILE = '.fanout.result.json';
+/**
+ * Written by a container's last step (src/container/container-command.ts): its memory cgroup's
+ * peak and oom-kill count, which the runner outside cannot see. The launcher and the cluster
+ * element runner read it: a failed attempt whose container had an oom kill is `oom`, and the
+ * peak is the container's.
+ */
+export const CONTAINER_LIMITS_FILE = '.fanout.container';
 
 /** The record on disk: an AttemptResult plus who it was. */
 export interface ResultRecord extends AttemptResult {

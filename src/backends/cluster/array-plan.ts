@@ -18,7 +18,7 @@ export const ELEMENT_TIME_MARGIN_MS = 60_000;
 export function planArrays(launches: readonly AttemptLaunch[], options: { pack: number; maxArraySize: number }): PlannedArray[] {
   const groups = new Map<string, AttemptLaunch[]>();
   for (const launch of launches) {
-    const key = `${launch.cpus}/${launch.memory ?? '-'}/${launch.timeMs ?? '-'}`;
+    const key = `${launch.cpus}/${launch.memory ?? '-'}/${launch.timeMs ?? '-'}/${launch.limitsInside === true}`;
     const group = groups.get(key);
     if (group) group.push(launch);
     else groups.set(key, [launch]);
@@ -33,6 +33,7 @@ export function planArrays(launches: readonly AttemptLaunch[], options: { pack: 
       cpus: first.cpus,
       memory: first.memory,
       timeMs: first.timeMs === null ? null : first.timeMs * perElement + ELEMENT_TIME_MARGIN_MS,
+      ...(first.limitsInside ? { limitsInside: true } : {}),
     };
     for (let at = 0; at < elements.length; at += options.maxArraySize) {
       arrays.push({ resources, elements: elements.slice(at, at + options.maxArraySize) });

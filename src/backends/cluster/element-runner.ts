@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellQuote } from '../../job/shell-quote.js';
-import { RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
+import { CONTAINER_LIMITS_FILE, RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
 import type { AttemptLaunch } from '../backend.js';
 
 /**
@@ -116,9 +116,19 @@ run_attempt() {
     case $kib in ''|*[!0-9]*) ;; *) peak=$((kib * 1024)) ;; esac
   fi
   rm -f "$dir/.fanout.peak"
+  # A container's own memory peak and oom kills, which this element cannot see (${CONTAINER_LIMITS_FILE}).
+  container_oom=0
+  if [ -r "$dir/${CONTAINER_LIMITS_FILE}" ]; then
+    while read -r key value; do
+      case $value in ''|*[!0-9]*) continue ;; esac
+      case $key in peak) peak=$value ;; oom_kill) container_oom=$value ;; esac
+    done < "$dir/${CONTAINER_LIMITS_FILE}"
+  fi
   case $peak in ''|*[!0-9]*) peak=null ;; esac
   reason=ok exit_code=$code signal=null error=''
-  if [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
+  if [ "$code" -ne 0 ] && [ "$container_oom" -gt 0 ]; then
+    reason=oom
+  elif [ "$code" -ne 0 ] && [ -n "$time_s" ] && [ $(((ended - started) / 1000)) -ge "$time_s" ]; then
     reason=timeout
     [ "$code" -gt 128 ] && exit_code=null signal="\\"SIG$(kill -l $((code - 128)) 2>/dev/null)\\""
   elif [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then

@@ -32,6 +32,11 @@ export interface ElementResources {
   memory: number | null;
   /** For the whole element: the sum over the attempts packed into it, plus a margin. */
   timeMs: number | null;
+  /**
+   * The attempts enforce their memory themselves (in a container): the element reserves it, but a
+   * limit on the element's own processes (an address-space ulimit) would only break the engine's client.
+   */
+  limitsInside?: boolean;
 }
 
 export interface ArrayScript {

@@ -71,7 +71,8 @@ export class LocalBackend implements PushBackend {
         cwd: launch.cwd,
         stagingOut: launch.stagingOut,
         finalOut: launch.finalOut,
-        memory: launch.memory,
+        // Reserved either way; limited and measured here only when the command does not do it itself.
+        memory: launch.limitsInside ? null : launch.memory,
         timeMs: launch.timeMs,
         graceMs: this.options.graceMs,
         command: launch.command,

@@ -17,6 +17,19 @@ import { ceilMebibytes } from '../../job/units.js';
 
 const DEFAULT_PE = 'threaded';
 const DEFAULT_MEMORY_RESOURCES = ['h_vmem'];
+/** Resources Grid Engine turns into an address-space ulimit on the element's processes. */
+const ADDRESS_SPACE_LIMITS = new Set(['h_vmem', 's_vmem']);
+
+/**
+ * The resources a memory request goes to. Attempts in a container are limited by the engine;
+ * an address-space ulimit would only stop the engine's client from starting (a Go program
+ * reserves far more address space than it uses), so those ask through mem_free instead.
+ */
+function memoryResources(names: readonly string[], limitsInside: boolean): string[] {
+  if (!limitsInside) return [...names];
+  const kept = names.filter((name) => !ADDRESS_SPACE_LIMITS.has(name));
+  return kept.length > 0 ? kept : ['mem_free'];
+}
 
 /** Grid Engine (SGE, Son of Grid Engine, Debian's gridengine) through qsub, qstat, qacct, qdel, qconf, qhost. */
 export class SgeScheduler implements Scheduler {
@@ -65,7 +78,7 @@ export class SgeScheduler implements Scheduler {
     if (resources.memory !== null) {
       // Grid Engine counts memory per slot: a 4-cpu task asking 8G asks 2G a slot.
       const perSlotMb = ceilMebibytes(resources.memory / resources.cpus);
-      for (const name of sge.memory ?? DEFAULT_MEMORY_RESOURCES) limits.push(`${name}=${perSlotMb}M`);
+      for (const name of memoryResources(sge.memory ?? DEFAULT_MEMORY_RESOURCES, resources.limitsInside === true)) limits.push(`${name}=${perSlotMb}M`);
     }
     if (resources.timeMs !== null) limits.push(`h_rt=${Math.ceil(resources.timeMs / 1000)}`);
     if (limits.length > 0) lines.push(`-l ${limits.join(',')}`);

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
-import { configPlaces, templatePlaces } from '../../backends/cluster/cluster-settings.js';
+import { templatePlaces } from '../../backends/cluster/cluster-settings.js';
+import { configPlaces } from '../../job/config-files.js';
 import { SchedulerCommands } from '../../backends/cluster/scheduler-commands.js';
 import { findTemplate } from '../../backends/cluster/submission-script.js';
 import { localCapacity } from '../../backends/local/local-capacity.js';

@@ -1,0 +1,103 @@
+import { join } from 'node:path';
+import type { AttemptLaunch } from '../backends/backend.js';
+import type { ContainerPlan } from '../job/job-spec.js';
+import { shellQuote } from '../job/shell-quote.js';
+import type { TemplateValue } from '../job/template.js';
+import { CONTAINER_LIMITS_FILE } from '../runner/result-record.js';
+import { containerEngine, joinWords, type BindMount, type ContainerRun } from './container-engines.js';
+import { attemptMounts } from './container-mounts.js';
+import { taskImage, taskMounts } from './container-plan.js';
+
+/**
+ * An attempt's command, run in its container. The runner (local launcher, cluster element
+ * runner, pull worker) runs what comes out like any command: a shell script that starts the
+ * container and waits for it. Where the engine runs containers apart from its client (podman's
+ * conmon, dockerd), the script stops the container itself when the attempt is stopped (timeout,
+ * cancel, Ctrl-C), and the engine limits memory and cpus: inside, a last step writes the
+ * container's memory peak and oom kills to a file the runner reads (CONTAINER_LIMITS_FILE).
+ */
+
+/** Seconds a stopped container gets between SIGTERM and SIGKILL; within the runner's grace (10 s by default). */
+const CONTAINER_STOP_SECONDS = 5;
+/** The engine's own time limit, past the runner's: it only matters if the runner is gone. */
+const ENGINE_TIMEOUT_MARGIN_SECONDS = 60;
+
+/**
+ * Runs in the container as `/bin/sh -c INNER fanout-task COMMAND LIMITS_FILE`: the command as a
+ * child (so a SIGTERM to the container's first process reaches it), then the memory cgroup's
+ * peak and oom kills (cgroup v1, else v2), with shell builtins only: an image may hold nothing
+ * but a shell.
+ */
+const INNER = `/bin/sh -c "$1" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+wait "$child"; code=$?
+while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+peak='' oom=''
+for f in /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak; do
+  if [ -r "$f" ]; then read -r peak < "$f"; break; fi
+done
+for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+  if [ -r "$f" ]; then while read -r key value; do [ "$key" = oom_kill ] && oom=$value; done < "$f"; break; fi
+done
+printf 'peak %s\\noom_kill %s\\n' "$peak" "$oom" 2>/dev/null > "$2"
+exit "$code"`;
+
+/** The container an attempt runs in, before it is written as a command line. */
+export function containerRun(launch: AttemptLaunch, plan: ContainerPlan, values: Readonly<Record<string, TemplateValue>>, baseDir: string): ContainerRun {
+  const engine = containerEngine(plan.engine);
+  // The plan refused bad mounts before the run started; one that turns bad later is skipped, not fatal.
+  const extra = taskMounts(plan, values, baseDir).filter((mount): mount is BindMount => !('problem' in mount));
+  const places = [launch.attemptDir, launch.cwd, ...(launch.stagingOut ? [launch.stagingOut] : []), baseDir];
+  return {
+    image: taskImage(plan, values),
+    mounts: attemptMounts(places, values, extra),
+    workdir: launch.cwd,
+    envNames: Object.keys(launch.env).filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)),
+    memory: engine.detached ? launch.memory : null,
+    cpus: launch.cpus,
+    timeoutSeconds: launch.timeMs === null ? null : Math.ceil(launch.timeMs / 1000) + ENGINE_TIMEOUT_MARGIN_SECONDS,
+    cidFile: join(launch.attemptDir, '.fanout.cid'),
+    labels: { 'fanout.attempt': launch.attemptDir },
+    options: plan.options,
+    pullMissing: plan.pull !== 'never',
+    argv: ['/bin/sh', '-c', INNER, 'fanout-task', launch.command, join(launch.attemptDir, CONTAINER_LIMITS_FILE)],
+  };
+}
+
+/** The command line that starts the container (what `fanout render` prints). */
+export function containerCommandLine(plan: ContainerPlan, run: ContainerRun): string {
+  return `${plan.engine} ${joinWords(containerEngine(plan.engine).runWords(run))}`;
+}
+
+/**
+ * The attempt, run in its container. Its memory is then the engine's to enforce (where the
+ * engine runs the container apart from the runner): the runner only reserves it.
+ */
+export function inContainer(launch: AttemptLaunch, plan: ContainerPlan, values: Readonly<Record<string, TemplateValue>>, baseDir: string): AttemptLaunch {
+  const run = containerRun(launch, plan, values, baseDir);
+  const line = containerCommandLine(plan, run);
+  const engine = containerEngine(plan.engine);
+  if (!engine.detached) return { ...launch, command: line };
+  const cid = shellQuote(run.cidFile);
+  const program = shellQuote(plan.engine);
+  // The container runs apart from this script: a stop must go to the engine, and this script
+  // waits for the container's own exit status after passing the stop on.
+  const script = [
+    `# fanout: this attempt runs in a container (src/container/container-command.ts)`,
+    `rm -f ${cid}`,
+    `${line} &`,
+    `run=$!`,
+    `stop_container() {`,
+    `  trap '' TERM INT HUP`,
+    `  n=0; while [ ! -s ${cid} ] && kill -0 "$run" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done`,
+    `  [ -s ${cid} ] && ${program} stop --time ${CONTAINER_STOP_SECONDS} "$(cat ${cid})" >/dev/null 2>&1`,
+    `}`,
+    `trap stop_container TERM INT HUP`,
+    `wait "$run"; code=$?`,
+    `while kill -0 "$run" 2>/dev/null; do wait "$run"; code=$?; done`,
+    `rm -f ${cid}`,
+    `exit "$code"`,
+  ].join('\n');
+  return { ...launch, command: script, limitsInside: true };
+}
