@@ -1,7 +1,9 @@
 import { isAbsolute, resolve } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { JobFile } from './job-schema.js';
-import type { DeclaredOutput, JobSpec, NotifySpec, TaskSource } from './job-spec.js';
+import type { DeclaredOutput, JobSpec, NotifySpec, Resources, TaskSource } from './job-spec.js';
+import { ResourceExpressionError } from './resource-expression.js';
+import { compileResource, RESOURCE_FIELDS, type CompiledResource } from './resource-setting.js';
 import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolvePathValue } from './path-values.js';
@@ -36,16 +38,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   checkSetOverrides(context.set, Object.keys(vars), context.file);
   for (const [key, value] of Object.entries(context.set)) vars[key] = resolvePathValue(value, context.cwd);
 
-  const memoryText = job.resources?.memory;
-  const memory = memoryText === undefined ? null : parseMemory(memoryText);
-  if (memoryText !== undefined && memory === null) {
-    throw new JobFileError(locate('resources.memory'), `"${memoryText}" is not a size`, 'write a size with a unit, e.g. 512MB or 4GB');
-  }
-  const timeText = job.resources?.time;
-  const timeMs = timeText === undefined ? null : parseDuration(timeText);
-  if (timeText !== undefined && timeMs === null) {
-    throw new JobFileError(locate('resources.time'), `"${timeText}" is not a duration`, 'write a duration with a unit, e.g. 90s, 30m or 2h');
-  }
+  const { resources, perTaskResources } = compileResources(job.resources ?? {}, locate);
 
   if (job.cluster?.poll !== undefined && parseDuration(job.cluster.poll) === null) {
     throw new JobFileError(locate('cluster.poll'), `"${job.cluster.poll}" is not a duration`, 'write a duration with a unit, e.g. 5s or 1m');
@@ -59,7 +52,8 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     commandField: job.command === undefined ? 'script' : 'command',
     tasks: compileTaskSource(job.tasks, baseDir, locate),
     vars,
-    resources: { cpus: job.resources?.cpus ?? 1, memory, timeMs },
+    resources,
+    perTaskResources,
     retry: {
       max: job.retry?.max ?? 0,
       on: job.retry?.on ?? [...DEFAULT_RETRY_ON],
@@ -81,6 +75,28 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     container: job.container ?? {},
     notify: compileNotify(job.notify, locate),
   };
+}
+
+/** Constant fields become values now; the rest are kept as written, for each task to compute (plan-job.ts). */
+function compileResources(written: NonNullable<JobFile['resources']>, locate: Locate): Pick<JobSpec, 'resources' | 'perTaskResources'> {
+  const resources: Resources = { cpus: 1, memory: null, timeMs: null };
+  const perTaskResources: NonNullable<JobSpec['perTaskResources']> = {};
+  for (const field of RESOURCE_FIELDS) {
+    const value = written[field];
+    if (value === undefined) continue;
+    let compiled: CompiledResource;
+    try {
+      compiled = compileResource(field, value);
+    } catch (error) {
+      if (error instanceof ResourceExpressionError) throw new JobFileError(locate(`resources.${field}`), error.message, error.fix);
+      throw error;
+    }
+    if ('perTask' in compiled) perTaskResources[field] = compiled.perTask;
+    else if (field === 'cpus') resources.cpus = compiled.constant;
+    else if (field === 'memory') resources.memory = compiled.constant;
+    else resources.timeMs = compiled.constant;
+  }
+  return { resources, perTaskResources };
 }
 
 /** Declared outputs live in the task's own output folder: a path leaving it could never be checked there. */

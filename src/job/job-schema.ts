@@ -140,11 +140,27 @@ export const jobFileSchema = z
     vars: z.record(z.string(), scalar).optional().describe('Shared values; `--set key=value` overrides them.'),
     resources: z
       .strictObject({
-        cpus: z.int().min(1).optional().describe('Cores per task (default 1).'),
-        memory: memory.optional().describe('Memory per task; an attempt past it is stopped and recorded as oom.'),
-        time: duration.optional().describe('Time per attempt; an attempt past it is stopped and recorded as timeout.'),
+        cpus: z
+          .union([z.int().min(1), z.string()])
+          .optional()
+          .describe('Cores per task (default 1): a whole number, or a template or expression giving one per task, e.g. "{{ threads }}".'),
+        memory: z
+          .string()
+          .optional()
+          .describe(
+            'Memory per task; an attempt past it is stopped and recorded as oom. A size with a unit (512MB, 4GB, 4GiB or 4G), or a template or expression giving one per task, e.g. "{{ mem }}" or "2GB + 3 * size(file)".',
+          ),
+        time: z
+          .string()
+          .optional()
+          .describe(
+            'Time per attempt; an attempt past it is stopped and recorded as timeout. A duration (90s, 30m, 2h, 1h30m, HH:MM:SS), or a template or expression giving one per task, e.g. "{{ hours }}h" or "10m + 2s * size(chunk) / 1MB".',
+          ),
       })
-      .optional(),
+      .optional()
+      .describe(
+        "What each task gets. Templates render over the task's variables; expressions use numbers, sizes and durations with units, + - * / and parentheses, and size(variable) (the bytes of the file or folder a variable names).",
+      ),
     retry: z
       .strictObject({
         max: z.int().min(0).max(MAX_RETRIES).optional().describe(`Retries after the first attempt (default 0, at most ${MAX_RETRIES}).`),

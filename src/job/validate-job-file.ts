@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { JobFileError, UserError } from '../errors.js';
 import { jobFileSchema, taskSourceKeys, type JobFile } from './job-schema.js';
 import { fieldName, type Locate } from './field-location.js';
+import { resourceFix } from './resource-setting.js';
 
 /**
  * Check parsed job-file data against the schema and the rules a schema cannot say
@@ -69,7 +70,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_format':
       return 'has characters that are not allowed';
     case 'invalid_union':
-      return 'must be a value (text, number, true/false) or a map of values';
+      return fieldName(issue.path) === 'resources.cpus'
+        ? `must be a whole number or text such as "{{ threads }}", not ${typeName(issue.input)}`
+        : 'must be a value (text, number, true/false) or a map of values';
     default:
       return issue.message;
   }
@@ -77,8 +80,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 const FIXES: Record<string, string> = {
   name: 'use letters, digits, ".", "_" and "-", starting with a letter or digit',
-  'resources.memory': 'write a size with a unit, e.g. 512MB or 4GB',
-  'resources.time': 'write a duration with a unit, e.g. 90s, 30m or 2h',
+  'resources.cpus': resourceFix('cpus'),
+  'resources.memory': resourceFix('memory'),
+  'resources.time': resourceFix('time'),
   'tasks.chunks.size': 'write a size with a unit, e.g. 10MB',
   'notify.webhook': 'write an http:// or https:// URL',
   'notify.command': 'write a shell command that reads the JSON summary on stdin',

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
-import type { DeclaredOutput } from '../../job/job-spec.js';
+import type { DeclaredOutput, Resources } from '../../job/job-spec.js';
+import { formatBytes, formatDuration } from '../../job/units.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
@@ -33,12 +34,23 @@ export function registerRender(program: Command): void {
       const lines = [
         `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
+        describeResources(task.resources),
         ...declaredOutputs(planned.spec.outputs ?? []),
         renderTemplate(planned.command, values),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
+}
+
+/** The task's own resources (they may differ per task), as its first attempt gets them. */
+function describeResources({ cpus, memory, timeMs }: Resources): string {
+  const limits = [
+    `${cpus} cpu${cpus === 1 ? '' : 's'}`,
+    memory === null ? 'memory not limited' : `memory ${formatBytes(memory)}`,
+    timeMs === null ? 'time not limited' : `time ${formatDuration(timeMs)}`,
+  ];
+  return `# resources: ${limits.join(', ')}`;
 }
 
 /** The check an attempt makes after its command exits 0 (engine/output-check.ts), as a comment. */
