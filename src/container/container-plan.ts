@@ -54,6 +54,7 @@ export async function planContainer(spec: JobSpec, tasks: readonly TaskView[], l
     mounts: settings.mounts ?? [],
     options: settings.options ?? [],
     pull: settings.pull ?? 'missing',
+    per: settings.per ?? 'task',
     digests: {},
   };
   const images = renderEach(plan, tasks, spec.baseDir, locate);

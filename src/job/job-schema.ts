@@ -101,6 +101,12 @@ export const containerSettings = z
         "Extra folders to bind-mount (templates): PATH (at the same path), SRC:DEST or SRC:DEST:ro. Inputs, {{ out }}, the attempt folder and the job file's folder are mounted at their own paths without asking.",
       ),
     options: z.array(z.string()).optional().describe('Extra engine flags, one per entry, e.g. [--network=none] or [--gpus, all].'),
+    per: z
+      .enum(['task', 'element'])
+      .optional()
+      .describe(
+        'task (default): every task starts a container of its own. element: on SLURM and Grid Engine, one container runs all the tasks packed into an array element (cluster.pack) one after another, paying the container start once per element; the image needs a POSIX shell with sed, awk and date (busybox is enough). Other backends start one per task.',
+      ),
     pull: z
       .enum(pullPolicies)
       .optional()

@@ -156,6 +156,11 @@ export interface ContainerPlan {
   options: string[];
   pull: PullPolicy;
   /**
+   * `element`: on a cluster, one container per array element runs its packed tasks. Plans
+   * recorded before this option have none: read it as `per ?? 'task'`.
+   */
+  per?: 'task' | 'element';
+  /**
    * Each image the tasks name (rendered) → its identity when planned: the engine's image id
    * (sha256:…, content-addressed: a tag moved to new content has a new one), or for an image
    * file its path, size and time; null when it could not be read.

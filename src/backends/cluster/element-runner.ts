@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellQuote } from '../../job/shell-quote.js';
+import { ELEMENT_IN_CONTAINER_VARIABLE } from '../../container/container-command.js';
 import { CONTAINER_LIMITS_FILE, RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
 import type { AttemptLaunch } from '../backend.js';
 
@@ -62,6 +63,25 @@ memory_peak_file() {
 }
 peak_file=$(memory_peak_file)
 
+# In a container of the element's own (container.per: element), that container's memory cgroup is
+# the attempts': its peak (which cannot be reset from inside: a packed attempt's is the largest so
+# far) and its oom kills, counted before and after each attempt, go where a container of the
+# attempt's own would put them (${CONTAINER_LIMITS_FILE}).
+oom_file=
+if [ -n "$${ELEMENT_IN_CONTAINER_VARIABLE}" ]; then
+  for f in /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak; do
+    if [ -r "$f" ]; then peak_file=$f; break; fi
+  done
+  for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+    if [ -r "$f" ]; then oom_file=$f; break; fi
+  done
+fi
+oom_kills() {
+  n=0
+  if [ -n "$oom_file" ]; then while read -r key value; do [ "$key" = oom_kill ] && n=$value; done < "$oom_file"; fi
+  echo "$n"
+}
+
 # Where the element has no cgroup to read, GNU time on the node's PATH measures an attempt's
 # largest process (its max RSS); where sh is bash, \`command -v time\` names its keyword.
 gnu_time=
@@ -95,6 +115,7 @@ run_attempt() {
   times > "$dir/.fanout.times"
   cpu_before=$(children_cpu_ms "$dir/.fanout.times")
   started=$(now_ms)
+  ooms_before=$(oom_kills)
   rm -f "$dir/.fanout.peak"
   set -- /bin/sh "$dir/${TASK_FILE}"
   [ -n "$time_s" ] && [ -n "$has_timeout" ] && set -- timeout -k "$grace_s" "$time_s" "$@"
@@ -107,6 +128,9 @@ run_attempt() {
   wait "$child"
   code=$?
   while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+  if [ -n "$oom_file" ]; then
+    printf 'peak %s\noom_kill %s\n' "$(cat "$peak_file" 2>/dev/null)" "$(($(oom_kills) - ooms_before))" > "$dir/${CONTAINER_LIMITS_FILE}"
+  fi
   # Stopped by the scheduler: the attempt ended because of it, and the scheduler's account says
   # how (cancelled, time limit), as when this element is killed outright; no record of ours.
   [ -n "$stopping" ] && exit 143
@@ -185,7 +209,9 @@ export function writeAttemptFiles(launch: AttemptLaunch, graceMs: number): void 
     .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
     .map(([key, value]) => `export ${key}=${shellQuote(value)}\n`)
     .join('');
-  const task = `cd ${shellQuote(launch.cwd)} || exit 125\n${exports}exec /bin/sh -c ${shellQuote(launch.command)}\n`;
+  // In a container shared by the element, the attempt runs its own command; otherwise its command starts its container.
+  const command = launch.sharedContainer?.command ?? launch.command;
+  const task = `cd ${shellQuote(launch.cwd)} || exit 125\n${exports}exec /bin/sh -c ${shellQuote(command)}\n`;
   writeFileSync(join(launch.attemptDir, TASK_FILE), task);
   const commit =
     `id=${launch.id}\n` +
