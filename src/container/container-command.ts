@@ -64,7 +64,8 @@ export function containerRun(launch: AttemptLaunch, plan: ContainerPlan, values:
     labels: { 'fanout.attempt': launch.attemptDir },
     options: plan.options,
     pullMissing: plan.pull !== 'never',
-    argv: ['/bin/sh', '-c', INNER, 'fanout-task', launch.command, join(launch.attemptDir, CONTAINER_LIMITS_FILE)],
+    // Only a container with a cgroup of its own can measure itself; apptainer's processes are the runner's to measure.
+    argv: engine.detached ? ['/bin/sh', '-c', INNER, 'fanout-task', launch.command, join(launch.attemptDir, CONTAINER_LIMITS_FILE)] : ['/bin/sh', '-c', launch.command],
   };
 }
 
@@ -137,8 +138,8 @@ export function elementContainerLine(attempts: readonly SharedContainer[], place
   };
   const words = containerEngine(first.engine).runWords(run);
   // The runner names the host in its records, as it does outside a container.
-  const at = words.indexOf('--network=host');
-  words.splice(at + 1, 0, '--uts=host', '--env', `${ELEMENT_IN_CONTAINER_VARIABLE}=1`);
+  const at = words.indexOf('--workdir');
+  words.splice(at, 0, '--uts=host', '--env', `${ELEMENT_IN_CONTAINER_VARIABLE}=1`);
   return `${first.engine} ${joinWords(words)}`;
 }
 

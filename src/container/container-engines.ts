@@ -77,7 +77,9 @@ function ociRunWords(run: ContainerRun, extra: { keepId: boolean; timeout: boole
   words.push('--user', { shell: '"$(id -u):$(id -g)"' });
   // Rootless podman maps the user to root unless told to keep its id.
   if (extra.keepId) words.push({ shell: '$([ "$(id -u)" = 0 ] || echo --userns=keep-id)' });
-  words.push('--network=host', `--pull=${run.pullMissing ? 'missing' : 'never'}`);
+  // The host's network, as the command has outside a container, unless the job chose one.
+  if (!run.options.some((option) => /^--net(work)?\b/.test(option))) words.push('--network=host');
+  words.push(`--pull=${run.pullMissing ? 'missing' : 'never'}`);
   if (run.memory !== null) words.push('--memory', String(run.memory), '--memory-swap', String(run.memory));
   words.push('--cpus', String(run.cpus));
   if (extra.timeout && run.timeoutSeconds !== null) words.push('--timeout', String(run.timeoutSeconds));
