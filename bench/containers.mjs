@@ -24,6 +24,9 @@ const HELP = `Usage: node bench/containers.mjs [options]
   --image <name>       use this image (it needs /bin/sh and true) instead of building one
   --out <file>         where to write the JSON (default bench/out/containers.json)
   --tmpdir <dir>       where the fresh temp folders go (default: the OS temp folder)
+  --cluster <name>     also run the container job on slurm or sge with cluster.pack, a container
+                       per task against one per packed element (container.per: element)
+  --pack <count>       tasks per array element for --cluster (default 10)
   --keep               keep the temp folders and the built image
   -h, --help           this text
 `;
@@ -38,6 +41,8 @@ const opts = benchOptions(
     out: { type: 'string', default: join(benchDir, 'out', 'containers.json') },
     tmpdir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    cluster: { type: 'string' },
+    pack: { type: 'string', default: '10' },
   },
   HELP,
 );
@@ -46,6 +51,11 @@ const N = positiveInt('--n', opts.n);
 const REPS = positiveInt('--reps', opts.reps);
 const CONCURRENCY = positiveInt('--concurrency', opts.concurrency);
 const STARTS = positiveInt('--starts', opts.starts);
+const PACK = positiveInt('--pack', opts.pack);
+if (opts.cluster !== undefined && opts.cluster !== 'slurm' && opts.cluster !== 'sge') {
+  console.error(`bench: --cluster takes slurm or sge, not ${opts.cluster}`);
+  process.exit(2);
+}
 const tmpRoot = existingDir('--tmpdir', opts.tmpdir);
 requireBuilt(root, 'bench:containers');
 
@@ -126,19 +136,22 @@ function freshDir(tag) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-/** The same job both ways: only the `container:` block differs. */
-function writeJob(dir, inContainer) {
+/** The same job every way: only the `container:` block (and, on a cluster, the packing) differs. */
+function writeJob(dir, inContainer, cluster) {
   const lines = ['command: "true"', 'tasks:', '  each:'];
   for (let i = 1; i <= N; i++) lines.push(`    - ${i}`);
-  lines.push(`concurrency: ${CONCURRENCY}`);
+  if (cluster) lines.push('cluster:', `  pack: ${PACK}`);
+  else lines.push(`concurrency: ${CONCURRENCY}`);
   if (inContainer) lines.push('container:', `  image: ${JSON.stringify(IMAGE)}`, '  engine: podman', '  pull: never');
+  if (cluster?.per) lines.push(`  per: ${cluster.per}`);
   writeFileSync(join(dir, 'job.yaml'), lines.join('\n') + '\n');
 }
 
-async function fanoutRun(inContainer) {
-  const dir = freshDir(inContainer ? 'container' : 'bare');
-  writeJob(dir, inContainer);
-  const r = await timed([process.execPath, fanoutBin, 'run', 'job.yaml', '--home', join(dir, 'home'), '--fresh', '--json'], { cwd: dir, capture: true });
+async function fanoutRun(inContainer, cluster = null) {
+  const dir = freshDir(cluster ? `${opts.cluster}-${cluster.per}` : inContainer ? 'container' : 'bare');
+  writeJob(dir, inContainer, cluster);
+  const backend = cluster ? ['--backend', opts.cluster] : [];
+  const r = await timed([process.execPath, fanoutBin, 'run', 'job.yaml', '--home', join(dir, 'home'), '--fresh', '--json', ...backend], { cwd: dir, capture: true });
   if (r.code !== 0) failed(`fanout run (${inContainer ? 'container' : 'bare'})`, r, dir);
   const status = JSON.parse(r.stdout.trim().split('\n').pop());
   if (status.state !== 'succeeded' || status.counts?.succeeded !== N) throw new Error(`fanout run did not succeed in ${dir}: ${JSON.stringify(status)}`);
@@ -223,6 +236,12 @@ const SCENARIOS = [
   { key: 'bare', label: `fanout, bare \`true\``, run: () => fanoutRun(false) },
   { key: 'container', label: `fanout, \`true\` in podman`, run: () => fanoutRun(true) },
   { key: 'amortised', label: `${CONCURRENCY} containers, ${N} tasks looped in them`, run: amortisedRun },
+  ...(opts.cluster
+    ? [
+        { key: 'clusterTask', label: `${opts.cluster}, pack ${PACK}, container per task`, run: () => fanoutRun(true, { per: 'task' }) },
+        { key: 'clusterElement', label: `${opts.cluster}, pack ${PACK}, per: element`, run: () => fanoutRun(true, { per: 'element' }) },
+      ]
+    : []),
 ];
 
 function machine() {
@@ -285,6 +304,7 @@ async function main() {
     amortisedMsPerTask: msPerTask(amortised.wallS),
     containerOverAmortised: container.wallS / amortised.wallS,
     podmanRunOverTrue: reference.podmanRun.medianS / reference.binTrue.medianS,
+    ...(opts.cluster ? { clusterTaskOverElementInRun: rows.clusterTask.inRunS / rows.clusterElement.inRunS } : {}),
   };
   about.loadAfter = os.loadavg()[0];
 
@@ -311,6 +331,9 @@ async function main() {
       `each container adds ${f(summary.extraSlotMsPerTask, 0)} ms to its task's slot`,
     `one container per slot (prototype): ${f(summary.amortisedMsPerTask, 1)} ms/task, ${f(summary.containerOverAmortised, 0)}x less than a container per task`,
     `podman run --rm ÷ /bin/true: ${f(summary.podmanRunOverTrue, 0)}x`,
+    ...(opts.cluster
+      ? [`${opts.cluster}, pack ${PACK}: a container per task ÷ one per element (per: element), in-run: ${f(summary.clusterTaskOverElementInRun, 1)}x`]
+      : []),
     `load average (1 min) before ${f(about.loadBefore, 2)}, after ${f(about.loadAfter, 2)} on ${about.cpuCount} CPUs`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
