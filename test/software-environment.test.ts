@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox } from './harness.js';
+import { finished, Sandbox } from './harness.js';
 import { describeOn, type BackendUnderTest } from './schedulers.js';
 
 /**
@@ -99,6 +99,40 @@ for (const backend of ['local', 'slurm', 'sge'] as const) {
     );
   });
 }
+
+describeWithModules('local', 'setup: and env: on pull workers', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box?.cleanup());
+
+  it('a pull worker runs the setup lines and passes env: for the tasks and the gather', async () => {
+    box.write(
+      'job.yaml',
+      [
+        'backend: workers',
+        'command: echo "{{ item }} $(mytool task) $TOOL_GREETING" > {{ out }}/v',
+        'tasks:',
+        '  each: [a, b]',
+        'vars:',
+        `  modulefiles: ${MODULEFILES}`,
+        'env:',
+        '  TOOL_GREETING: hello',
+        'setup:',
+        MODULES_READY,
+        '  - module load mytool/2.0',
+        'gather: mytool gather > all.txt && echo "$TOOL_GREETING" >> all.txt',
+        '',
+      ].join('\n'),
+    );
+    const queued = await box.run(['run', 'job.yaml', '--detach']);
+    expect(queued.code, queued.stderr).toBe(0);
+    const worked = await finished(box.start(['worker', '--until-empty', '--scratch', box.path('scratch')]));
+    expect(worked.code, worked.stderr).toBe(0);
+    expect(readFileSync(box.path('fanout-out/job/a/v'), 'utf8')).toBe('a mytool 2.0: task hello\n');
+    expect(readFileSync(box.path('fanout-out/job/b/v'), 'utf8')).toBe('b mytool 2.0: task hello\n');
+    expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('mytool 2.0: gather\nhello\n');
+  });
+});
 
 describeWithModules('local', 'setup: and env: in the cache key and in render', () => {
   let box: Sandbox;
