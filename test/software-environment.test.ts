@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox } from './harness.js';
 import { describeOn, type BackendUnderTest } from './schedulers.js';
 
@@ -132,6 +133,61 @@ describeWithModules('local', 'setup: and env: on pull workers', () => {
     expect(readFileSync(box.path('fanout-out/job/b/v'), 'utf8')).toBe('b mytool 2.0: task hello\n');
     expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('mytool 2.0: gather\nhello\n');
   });
+});
+
+/** Podman builds a tiny image here (busybox alone, nothing pulled); without podman this part skips with one line. */
+const PODMAN = ['/usr/bin/podman', '/usr/local/bin/podman'].find((path) => existsSync(path));
+const IMAGE = 'localhost/fanout-test-setup:1';
+
+(PODMAN || process.env.FANOUT_REQUIRE_SERVICES === '1' ? describe : describe.skip)('setup: and env: in a container', () => {
+  if (!PODMAN) console.log('setup: and env: in a container: skipped (no podman); install it with: apt-get install podman');
+  let box: Sandbox;
+  beforeAll(() => {
+    if (!PODMAN) throw new Error('podman is required here (FANOUT_REQUIRE_SERVICES=1) but not installed');
+    const context = mkdtempSync(join(tmpdir(), 'fanout-image-'));
+    try {
+      copyFileSync('/bin/busybox', join(context, 'busybox'));
+      writeFileSync(join(context, 'Containerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n');
+      execFileSync(PODMAN, ['build', '-q', '-t', IMAGE, context], { stdio: 'pipe' });
+    } finally {
+      rmSync(context, { recursive: true, force: true });
+    }
+  });
+  afterAll(() => {
+    if (PODMAN) execFileSync(PODMAN, ['rmi', '-f', IMAGE], { stdio: 'pipe' });
+  });
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box?.cleanup());
+
+  it(
+    'runs the setup lines inside the image, with env: passed in, for the tasks and the gather',
+    async () => {
+      box.write(
+        'job.yaml',
+        [
+          'command: echo "{{ item }} $GREETING $WHERE" > {{ out }}/v',
+          'tasks:',
+          '  each: [a, b]',
+          'container:',
+          `  image: ${IMAGE}`,
+          '  engine: podman',
+          'env:',
+          '  GREETING: hello',
+          'setup:',
+          // This machine has /etc/os-release; the image (busybox alone) has none.
+          '  - if [ -e /etc/os-release ]; then WHERE=outside; else WHERE=inside; fi',
+          'gather: echo "$GREETING $WHERE" > all.txt',
+          '',
+        ].join('\n'),
+      );
+      const result = await box.run(['run', 'job.yaml'], { timeoutMs: SLOW });
+      expect(result.code, result.stderr).toBe(0);
+      expect(readFileSync(box.path('fanout-out/job/a/v'), 'utf8')).toBe('a hello inside\n');
+      expect(readFileSync(box.path('fanout-out/job/b/v'), 'utf8')).toBe('b hello inside\n');
+      expect(readFileSync(box.path('fanout-out/job/all.txt'), 'utf8')).toBe('hello inside\n');
+    },
+    SLOW,
+  );
 });
 
 describeWithModules('local', 'setup: and env: in the cache key and in render', () => {
