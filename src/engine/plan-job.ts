@@ -16,6 +16,7 @@ import type { Dispatch, NewTask } from '../store/records.js';
 import { closest } from '../job/validate-job-file.js';
 import { cacheKey } from './cache-key.js';
 import { finalOut } from './home-layout.js';
+import { renderSoftwareEnvironment, withSetup } from './software-environment.js';
 
 /** A job ready to run: its tasks with their variables and cache keys, every template checked. */
 export interface PlannedJob {
@@ -48,6 +49,8 @@ const TASK_BUILTINS = ['index', 'name', 'out', 'outdir', 'jobdir'] as const;
 /** What a resource template may name: not `out`, which differs per attempt while resources escalate from the first. */
 const RESOURCE_BUILTINS = TASK_BUILTINS.filter((name) => name !== 'out');
 const GATHER_BUILTINS = ['outputs', 'manifest', 'outdir', 'jobdir'] as const;
+/** What `setup:` and `env:` may name besides the job's variables when the job has a gather: what tasks and the gather both have. */
+const ENVIRONMENT_GATHER_BUILTINS = ['outdir', 'jobdir'] as const;
 
 /** The value `{{ out }}` takes in a cache key: the real one differs per attempt. */
 const OUT_PLACEHOLDER = '\0out\0';
@@ -74,7 +77,11 @@ export async function planJob(
 
   const seeds = await expandTasks(spec.tasks, { locate, chunkDir: options.chunkDir });
   const first = seeds[0];
-  if (first) checkVariables(command, [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS], locate, spec.commandField, 'a task');
+  if (first) {
+    const known = [...Object.keys(spec.vars), ...Object.keys(first.vars), ...TASK_BUILTINS];
+    checkVariables(command, known, locate, spec.commandField, 'a task');
+    checkSoftwareEnvironment(spec, known, gather !== null, locate);
+  }
   const resourceTemplates = perTaskResourceTemplates(spec, [...Object.keys(spec.vars), ...Object.keys(first?.vars ?? {}), ...RESOURCE_BUILTINS], locate);
 
   const valuesOf = (seed: TaskSeed) => taskValues(spec, { ...spec.vars, ...seed.vars }, seed.index, seed.name, OUT_PLACEHOLDER);
@@ -88,14 +95,15 @@ export async function planJob(
   const tasks = seeds.map((seed): PlannedTask => {
     const vars = { ...spec.vars, ...seed.vars };
     const values = valuesOf(seed);
-    const rendered = renderTemplate(command, values) + containerKey(containerPlan, values);
+    const environment = renderSoftwareEnvironment(spec, values);
+    const rendered = withSetup(environment.setup, renderTemplate(command, values)) + containerKey(containerPlan, values);
     const resources = taskResources(spec, resourceTemplates, values, seed, locate);
     if (resourceTemplates.length > 0) checkResources(resources, capacity, locate, seed);
     const task = {
       index: seed.index,
       name: seed.name,
       vars,
-      cacheKey: cacheKey(rendered, vars, seed.inputs, sourceField),
+      cacheKey: cacheKey(rendered, environment.env, vars, seed.inputs, sourceField),
       out: finalOut(spec.outdir, seed.name),
       resources,
     };
@@ -242,6 +250,31 @@ function checkVariables(template: Template, known: string[], locate: Locate, fie
       `{{ ${variable} }} names a variable that ${what} does not have`,
       similar ? `did you mean {{ ${similar} }}?` : `known variables: ${[...new Set(known)].join(', ')}`,
     );
+  }
+}
+
+/**
+ * `setup:` lines and `env:` values: templates over what the command can name. The gather runs
+ * with them too, so in a job with a gather they may name only what it has as well: a job's
+ * variables, `jobdir` and `outdir` (a task's own values have no meaning for the gather).
+ */
+function checkSoftwareEnvironment(spec: JobSpec, taskKnown: string[], hasGather: boolean, locate: Locate): void {
+  const fields: Array<[string, string]> = [
+    ...(spec.setup ?? []).map((line, i, all): [string, string] => [all.length === 1 ? 'setup' : `setup[${i}]`, line]),
+    ...Object.entries(spec.env ?? {}).map(([name, value]): [string, string] => [`env.${name}`, value]),
+  ];
+  const gatherKnown = [...Object.keys(spec.vars), ...ENVIRONMENT_GATHER_BUILTINS];
+  for (const [field, source] of fields) {
+    const template = parseOrThrow(source, locate, field);
+    checkVariables(template, taskKnown, locate, field, 'a task');
+    const taskOnly = hasGather ? template.variables.find((variable) => !gatherKnown.includes(variable)) : undefined;
+    if (taskOnly !== undefined) {
+      throw new JobFileError(
+        locate(field),
+        `{{ ${taskOnly} }} is a task's own value, but the gather runs with the same setup: and env: and has none`,
+        `name only vars, jobdir or outdir in setup: and env:, and put what differs per task in the command (each task also has $FANOUT_${taskOnly.toUpperCase()})`,
+      );
+    }
   }
 }
 

@@ -52,6 +52,8 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     commandField: job.command === undefined ? 'script' : 'command',
     tasks: compileTaskSource(job.tasks, baseDir, locate),
     vars,
+    env: compileEnv(job.env, locate),
+    setup: job.setup === undefined ? [] : typeof job.setup === 'string' ? [job.setup] : job.setup,
     resources,
     perTaskResources,
     retry: {
@@ -97,6 +99,35 @@ function compileResources(written: NonNullable<JobFile['resources']>, locate: Lo
     else resources.timeMs = compiled.constant;
   }
   return { resources, perTaskResources };
+}
+
+/** What a shell accepts as a variable name, so every backend can pass it (a cluster node exports it). */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Every task gets FANOUT_RUN, FANOUT_OUT, FANOUT_<VAR>...; a job setting one would make fanout's own untrustworthy. */
+const RESERVED_ENV_PREFIX = 'FANOUT_';
+
+function compileEnv(env: JobFile['env'], locate: Locate): Record<string, string> {
+  const compiled: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env ?? {})) {
+    if (!ENV_NAME.test(name)) {
+      throw new JobFileError(
+        locate(`env.${name}`),
+        `"${name}" is not an environment variable name`,
+        'use letters, digits and _, not starting with a digit (e.g. OMP_NUM_THREADS)',
+      );
+    }
+    if (name.startsWith(RESERVED_ENV_PREFIX)) {
+      throw new JobFileError(
+        locate(`env.${name}`),
+        `${name} is a name fanout sets itself (every FANOUT_* variable is fanout's)`,
+        'choose another name; to pass a value to tasks, add it to `vars:` (each task gets FANOUT_<NAME>)',
+      );
+    }
+    const text = String(value);
+    if (text.includes('\0')) throw new JobFileError(locate(`env.${name}`), 'contains a NUL character, which no environment variable can hold', 'remove it');
+    compiled[name] = text;
+  }
+  return compiled;
 }
 
 /** Declared outputs live in the task's own output folder: a path leaving it could never be checked there. */

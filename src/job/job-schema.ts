@@ -144,6 +144,18 @@ export const jobFileSchema = z
     script: z.string().min(1).optional().describe('Multi-line shell script template run once per task.'),
     tasks,
     vars: z.record(z.string(), scalar).optional().describe('Shared values; `--set key=value` overrides them.'),
+    env: z
+      .record(z.string(), scalar)
+      .optional()
+      .describe(
+        "Extra environment variables for every task and the gather. Values are templates over the task's variables, inserted as they are (no shell quoting, no $VAR expansion); names FANOUT_* are fanout's own.",
+      ),
+    setup: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        'Shell lines run before the command in the same shell, on every backend and for the gather (e.g. `module load samtools/1.17`); templates like the command. A line that exits non-zero fails the attempt before the command runs.',
+      ),
     resources: z
       .strictObject({
         cpus: z

@@ -64,6 +64,17 @@ export interface JobSpec {
   commandField: 'command' | 'script';
   tasks: TaskSource;
   vars: Record<string, string>;
+  /**
+   * Extra environment variables of every task and of the gather: name → value template, the
+   * value inserted as it is. Never a FANOUT_* name. Runs recorded by a fanout without `env:` have
+   * no such field in their stored spec: read it as `spec.env ?? {}`.
+   */
+  env?: Record<string, string>;
+  /**
+   * Shell line templates run before the command in its shell (`setup:`), for tasks and the
+   * gather. Runs recorded by a fanout without `setup:` have no such field: read it as `spec.setup ?? []`.
+   */
+  setup?: string[];
   /** Every task's resources, except the fields in `perTaskResources`, which hold the defaults. */
   resources: Resources;
   /**

@@ -69,16 +69,23 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_format':
       return 'has characters that are not allowed';
-    case 'invalid_union':
-      return fieldName(issue.path) === 'resources.cpus'
-        ? `must be a whole number or text such as "{{ threads }}", not ${typeName(issue.input)}`
-        : 'must be a value (text, number, true/false) or a map of values';
+    case 'invalid_union': {
+      const field = fieldName(issue.path);
+      if (field === 'resources.cpus') return `must be a whole number or text such as "{{ threads }}", not ${typeName(issue.input)}`;
+      return UNION_SHAPES[field] ?? 'must be a value (text, number, true/false) or a map of values';
+    }
     default:
       return issue.message;
   }
 }
 
+/** What a field that takes one of several shapes takes, where it is not a value or a map of values. */
+const UNION_SHAPES: Record<string, string> = {
+  setup: 'must be a shell line or a list of shell lines',
+};
+
 const FIXES: Record<string, string> = {
+  setup: 'e.g. `setup: module load samtools/1.17`, or a list of such lines',
   name: 'use letters, digits, ".", "_" and "-", starting with a letter or digit',
   'resources.cpus': resourceFix('cpus'),
   'resources.memory': resourceFix('memory'),
