@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
 import { taskValues } from '../../engine/plan-job.js';
-import type { DeclaredOutput } from '../../job/job-spec.js';
+import { renderSoftwareEnvironment, withSetup } from '../../engine/software-environment.js';
+import type { DeclaredOutput, Resources } from '../../job/job-spec.js';
+import { shellQuote } from '../../job/shell-quote.js';
+import { formatBytes, formatDuration } from '../../job/units.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
@@ -30,15 +33,35 @@ export function registerRender(program: Command): void {
       // Comments first, so the output still runs as a script: where the task runs and what each
       // value became (relative paths resolved), which is what a task that cannot find a file got wrong.
       const folder = engine.layout.attemptDir({ id: nextRun, spec: planned.spec }, task.index, 1);
+      const environment = renderSoftwareEnvironment(planned.spec, values);
       const lines = [
         `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
+        describeResources(task.resources),
         ...declaredOutputs(planned.spec.outputs ?? []),
-        renderTemplate(planned.command, values),
+        ...envExports(environment.env),
+        withSetup(environment.setup, renderTemplate(planned.command, values)),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
+}
+
+/** The task's own resources (they may differ per task), as its first attempt gets them. */
+function describeResources({ cpus, memory, timeMs }: Resources): string {
+  const limits = [
+    `${cpus} cpu${cpus === 1 ? '' : 's'}`,
+    memory === null ? 'memory not limited' : `memory ${formatBytes(memory)}`,
+    timeMs === null ? 'time not limited' : `time ${formatDuration(timeMs)}`,
+  ];
+  return `# resources: ${limits.join(', ')}`;
+}
+
+/** The job's `env:` as the task gets it, as lines that give a shell running this output the same. */
+function envExports(env: Readonly<Record<string, string>>): string[] {
+  const names = Object.keys(env);
+  if (names.length === 0) return [];
+  return ["# env: (in the task's environment, not part of its command)", ...names.map((name) => `export ${name}=${shellQuote(env[name]!)}`)];
 }
 
 /** The check an attempt makes after its command exits 0 (engine/output-check.ts), as a comment. */
