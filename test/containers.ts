@@ -24,8 +24,15 @@ const BUSYBOX = '/bin/busybox';
 const built = new Set<string>();
 const PODMAN_TIMEOUT_MS = 120_000;
 
+/** The engines the suites run for real: podman everywhere, docker on the local backend (its daemon reached through DOCKER_HOST). */
+export type TestEngine = 'podman' | 'docker';
+
+function engineCall(engine: TestEngine, args: string[]): string {
+  return execFileSync(engine, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: PODMAN_TIMEOUT_MS });
+}
+
 function podman(args: string[]): string {
-  return execFileSync('podman', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: PODMAN_TIMEOUT_MS });
+  return engineCall('podman', args);
 }
 
 function said(error: unknown): string {
@@ -38,13 +45,14 @@ function said(error: unknown): string {
  * Build the test image under `tag`, its marker file holding `marker`; the same tag built again
  * with another marker is the same name for new content (a retagged image). Returns its id.
  */
-export function buildImage(tag: string, marker: string): string {
+export function buildImage(tag: string, marker: string, engine: TestEngine = 'podman'): string {
   const context = mkdtempSync(join(tmpdir(), 'fanout-image-'));
   try {
     copyFileSync(BUSYBOX, join(context, 'busybox'));
     writeFileSync(join(context, 'marker'), `${marker}\n`);
+    // Docker's builder looks for a Dockerfile; podman reads either name.
     writeFileSync(
-      join(context, 'Containerfile'),
+      join(context, 'Dockerfile'),
       [
         'FROM scratch',
         'COPY busybox /bin/busybox',
@@ -55,9 +63,9 @@ export function buildImage(tag: string, marker: string): string {
         '',
       ].join('\n'),
     );
-    podman(['build', '--quiet', '--tag', tag, context]);
-    const id = podman(['image', 'inspect', '--format', '{{.Id}}', tag]).trim();
-    built.add(id);
+    engineCall(engine, ['build', '--quiet', '--tag', tag, context]);
+    const id = engineCall(engine, ['image', 'inspect', '--format', '{{.Id}}', tag]).trim();
+    if (engine === 'podman') built.add(id);
     return id;
   } finally {
     rmSync(context, { recursive: true, force: true });
