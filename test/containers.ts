@@ -132,22 +132,25 @@ export function describeWithPodman(name: string, title: string, body: (tag: stri
   });
 }
 
-/** Containers fanout started for attempts under this sandbox that still exist (running or not). */
-export function containersLeft(box: Sandbox): string[] {
-  const lines = podman(['ps', '--all', '--filter', 'label=fanout.attempt', '--format', '{{.ID}} {{ index .Labels "fanout.attempt" }}']);
+/** Containers fanout started under this sandbox (an attempt's, or a packed element's with `per: element`), running (`all`: or not). */
+function sandboxContainers(box: Sandbox, all: boolean): string[] {
+  const format = '{{.ID}}\t{{ index .Labels "fanout.attempt" }}\t{{ index .Labels "fanout.element" }}';
+  const lines = podman(['ps', ...(all ? ['--all'] : []), '--format', format]);
   return lines
     .split('\n')
-    .filter((line) => line.split(' ').slice(1).join(' ').startsWith(box.dir))
-    .map((line) => line.split(' ')[0]!);
+    .map((line) => line.split('\t'))
+    .filter(([, attempt, element]) => attempt?.startsWith(box.dir) || element?.startsWith(box.dir))
+    .map(([id]) => id!);
+}
+
+/** Containers of this sandbox's attempts that still exist (running or not). */
+export function containersLeft(box: Sandbox): string[] {
+  return sandboxContainers(box, true);
 }
 
 /** Containers of this sandbox's attempts that are running now. */
 export function containersRunning(box: Sandbox): string[] {
-  const lines = podman(['ps', '--filter', 'label=fanout.attempt', '--format', '{{.ID}} {{ index .Labels "fanout.attempt" }}']);
-  return lines
-    .split('\n')
-    .filter((line) => line.split(' ').slice(1).join(' ').startsWith(box.dir))
-    .map((line) => line.split(' ')[0]!);
+  return sandboxContainers(box, false);
 }
 
 /**
