@@ -54,6 +54,10 @@ export interface ContainerEngine {
   /** argv printing the image's content identity, or failing when it is not present. */
   imageIdArgs(image: string): string[];
   pullArgs(image: string): string[];
+  /** argv printing the engine's version. */
+  readonly versionArgs: string[];
+  /** argv that succeeds only when the engine can run containers here (its storage, runtime or daemon answer); null: nothing to ask beyond the program. */
+  readonly readyArgs: string[] | null;
 }
 
 function volume(mount: BindMount): string {
@@ -95,6 +99,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: (run) => ociRunWords(run, { keepId: true, timeout: true }),
     imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
     pullArgs: (image) => ['pull', '--quiet', image],
+    versionArgs: ['--version'],
+    readyArgs: ['info', '--format', '{{.Host.OCIRuntime.Name}}'],
   },
   docker: {
     name: 'docker',
@@ -102,6 +108,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: (run) => ociRunWords(run, { keepId: false, timeout: false }),
     imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
     pullArgs: (image) => ['pull', '--quiet', image],
+    versionArgs: ['--version'],
+    readyArgs: ['info', '--format', '{{.ServerVersion}}'],
   },
   apptainer: {
     name: 'apptainer',
@@ -109,6 +117,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: apptainerRunWords,
     imageIdArgs: (image) => ['inspect', image],
     pullArgs: (image) => ['pull', image],
+    versionArgs: ['--version'],
+    readyArgs: null,
   },
   singularity: {
     name: 'singularity',
@@ -116,6 +126,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: apptainerRunWords,
     imageIdArgs: (image) => ['inspect', image],
     pullArgs: (image) => ['pull', image],
+    versionArgs: ['--version'],
+    readyArgs: null,
   },
 };
 

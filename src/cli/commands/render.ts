@@ -1,8 +1,13 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
-import { taskValues } from '../../engine/plan-job.js';
-import type { DeclaredOutput } from '../../job/job-spec.js';
+import { newTasks, taskImageIdentity, taskValues } from '../../engine/plan-job.js';
+import { bareTaskLaunch } from '../../engine/task-launch.js';
+import { containerCommandLine, containerRun } from '../../container/container-command.js';
+import type { ContainerRun } from '../../container/container-engines.js';
+import type { ImageIdentity } from '../../container/container-plan.js';
+import type { ContainerPlan, DeclaredOutput } from '../../job/job-spec.js';
+import { shellQuote } from '../../job/shell-quote.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
@@ -34,8 +39,17 @@ export function registerRender(program: Command): void {
         `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
         ...declaredOutputs(planned.spec.outputs ?? []),
-        renderTemplate(planned.command, values),
       ];
+      const plan = planned.spec.containerPlan ?? null;
+      if (plan === null) {
+        lines.push(renderTemplate(planned.command, values));
+      } else {
+        const record = newTasks(planned, new Set()).find((t) => t.index === task.index)!;
+        const places = { attemptDir: folder, stagingOut: out, finalOut: task.out };
+        const bare = bareTaskLaunch(planned.spec, planned.command, { id: 0, runId: nextRun, task: record, attempt: 1 }, places);
+        const run = containerRun(bare.launch, plan, bare.values, planned.spec.baseDir);
+        lines.push(...containerLines(plan, run, taskImageIdentity(planned.spec, task), bare.launch.command, [folder, out]), containerCommandLine(plan, run));
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
@@ -45,4 +59,19 @@ export function registerRender(program: Command): void {
 function declaredOutputs(outputs: readonly DeclaredOutput[]): string[] {
   if (outputs.length === 0) return [];
   return [`# after it exits 0, {{ out }} must hold: ${outputs.map((o) => (o.nonEmpty ? `${o.path} (not empty)` : o.path)).join(', ')}`];
+}
+
+/**
+ * What the container line below them means, as comments (the engine, the image and its identity,
+ * what is mounted), then the folders the runner creates before it starts the container: the
+ * engine refuses to mount a folder that does not exist, so without them the line would not run.
+ */
+function containerLines(plan: ContainerPlan, run: ContainerRun, identity: ImageIdentity | null, command: string, folders: string[]): string[] {
+  const mounts = run.mounts.map((m) => `${m.source === m.target ? m.source : `${m.source} → ${m.target}`}${m.readOnly ? ' (read-only)' : ''}`);
+  return [
+    `# runs in a container: engine ${plan.engine}, image ${run.image}, identity ${identity?.imageDigest ?? 'unknown'}, pull ${plan.pull}`,
+    `# mounts: ${mounts.join(', ')}`,
+    ...command.split('\n').map((line, i) => `# ${i === 0 ? 'its command, run inside by /bin/sh -c: ' : '  '}${line}`),
+    `mkdir -p ${folders.map(shellQuote).join(' ')}`,
+  ];
 }
