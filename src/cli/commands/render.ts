@@ -23,7 +23,8 @@ export function registerRender(program: Command): void {
     withReadOnlyEngine(options, async (engine) => {
       const planned = await engine.plan(file, planOptions(options));
       const script = await engine.submissionScript(planned);
-      if (script !== null) {
+      const plan = planned.spec.containerPlan ?? null;
+      if (script !== null && plan === null) {
         process.stdout.write(script);
         return;
       }
@@ -40,7 +41,6 @@ export function registerRender(program: Command): void {
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
         ...declaredOutputs(planned.spec.outputs ?? []),
       ];
-      const plan = planned.spec.containerPlan ?? null;
       if (plan === null) {
         lines.push(renderTemplate(planned.command, values));
       } else {
@@ -49,6 +49,17 @@ export function registerRender(program: Command): void {
         const bare = bareTaskLaunch(planned.spec, planned.command, { id: 0, runId: nextRun, task: record, attempt: 1 }, places);
         const run = containerRun(bare.launch, plan, bare.values, planned.spec.baseDir);
         lines.push(...containerLines(plan, run, taskImageIdentity(planned.spec, task), bare.launch.command, [folder, out]), containerCommandLine(plan, run));
+      }
+      if (script !== null) {
+        // The submission script stays what runs; the container line a node runs for this task follows it, commented out.
+        process.stdout.write(`${script.replace(/\n?$/, '\n')}\n# on the node, task ${task.name}'s attempt starts its container so:\n`);
+        process.stdout.write(
+          `${lines
+            .flatMap((line) => line.split('\n'))
+            .map((line) => (line.startsWith('#') ? line : `#   ${line}`))
+            .join('\n')}\n`,
+        );
+        return;
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
