@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
 import { startUiServer } from '../src/ui/ui-server.js';
 import { finished, Sandbox, waitFor } from './harness.js';
+import { describeOn } from './schedulers.js';
 
 /**
  * What users see of a job that runs in a container, with podman for real: `render` prints the
@@ -89,6 +90,25 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
     rmSync(box.path('.fanout'), { recursive: true, force: true });
     rmSync(box.path('fanout-out'), { recursive: true, force: true });
   }, 180_000);
+
+  describeOn('slurm', 'render on a cluster backend', () => {
+    it('prints the submission script, then the container line a node runs for the task, commented out', async () => {
+      const result = await box.run(['render', 'job.yaml', '--backend', 'slurm', '--task', 'b']);
+      expect(result.code, result.stderr).toBe(0);
+      const [script, after] = result.stdout.split("\n# on the node, task b's attempt starts its container so:\n") as [string, string | undefined];
+      expect(script).toMatch(/^#!/);
+      expect(script).toContain('#SBATCH');
+      expect(after).toContain(`# runs in a container: engine podman, image ${IMAGE}, identity ${digest}`);
+      expect(after).toMatch(/^# {3}podman run --rm /m);
+      // Nothing after the script runs: every line is a comment.
+      expect(
+        after!
+          .trimEnd()
+          .split('\n')
+          .every((line) => line.startsWith('#')),
+      ).toBe(true);
+    }, 120_000);
+  });
 
   it('validate says which engine and image it found, and refuses a missing image (pull: never) or engine naming the field, file and line', async () => {
     const ok = await box.run(['validate', 'job.yaml']);
