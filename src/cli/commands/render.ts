@@ -83,6 +83,9 @@ function containerLines(plan: ContainerPlan, run: ContainerRun, identity: ImageI
     `# runs in a container: engine ${plan.engine}, image ${run.image}, identity ${identity?.imageDigest ?? 'unknown'}, pull ${plan.pull}`,
     `# mounts: ${mounts.join(', ')}`,
     ...command.split('\n').map((line, i) => `# ${i === 0 ? 'its command, run inside by /bin/sh -c: ' : '  '}${line}`),
-    `mkdir -p ${folders.map(shellQuote).join(' ')}`,
+    // A pull worker with an s3:// workdir runs the attempt in scratch folders of its own instead.
+    folders.some(isObjectStoreUri)
+      ? '# a pull worker runs it with scratch folders of its own in place of the s3:// paths below'
+      : `mkdir -p ${folders.map(shellQuote).join(' ')}`,
   ];
 }
