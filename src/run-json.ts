@@ -131,6 +131,6 @@ export function attemptJson(attempt: AttemptRecord | GatherAttemptRecord, image:
 }
 
 /** Without a container the fields are there, null: the shape does not depend on the job. */
-function imageFields(identity: ImageIdentity | null): { image: string | null; imageDigest: string | null } {
+export function imageFields(identity: ImageIdentity | null): { image: string | null; imageDigest: string | null } {
   return identity ?? { image: null, imageDigest: null };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
+import { Fanout } from '../src/index.js';
 import { startUiServer } from '../src/ui/ui-server.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { describeOn } from './schedulers.js';
@@ -172,6 +173,14 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
     } finally {
       await server.close();
       await engine.close();
+    }
+    // The TypeScript API's results say the same.
+    const fo = await Fanout.open({ home: box.path('.fanout') });
+    try {
+      const results = await (await fo.run(1)).gather();
+      expect(results.map((r) => [r.name, r.image, r.imageDigest])).toEqual(tasks.map((t) => [t.name, t.image, t.imageDigest]));
+    } finally {
+      await fo.close();
     }
   }, 180_000);
 
