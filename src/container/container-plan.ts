@@ -204,7 +204,8 @@ interface Ran {
 
 function run(program: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv): Promise<Ran> {
   return new Promise((resolve) => {
-    execFile(program, args, { env, timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    // SIGKILL at the limit: an engine stuck on a lock or a dead daemon may ignore SIGTERM.
+    execFile(program, args, { env, timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       const timedOut = error !== null && (error as { killed?: boolean }).killed === true;
       const said = timedOut ? `no answer after ${timeoutMs / 1000}s` : (stderr.trim() || stdout.trim() || `exit code ${code}`).split('\n').slice(-3).join('; ');
