@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,57 @@ describe('examples', () => {
     expect(manifest.map((t: { name: string }) => t.name)).toEqual(['cont1', 'cont2', 'trea1', 'trea2']);
     expect(manifest[0]).toMatchObject({ index: 0, vars: { condition: 'control', replicate: '1' }, out: join(out, 'cont1') });
   });
+});
+
+/**
+ * The container example: its image is built with the command its README gives (so the test
+ * depends on no image left by anyone), then the job runs a tool the host does not have.
+ * Skipped where podman cannot build or run the image, unless FANOUT_REQUIRE_SERVICES=1 (CI).
+ */
+const CONTAINER_EXAMPLE = join(EXAMPLES, 'container');
+const IMAGE = /^\s*image: (\S+)$/m.exec(readFileSync(join(CONTAINER_EXAMPLE, 'job.yaml'), 'utf8'))![1]!;
+
+/** Why the README's build command or a run of the built image fails here, or null when both work. */
+function containerExampleUnbuildable(): string | null {
+  const buildCommand = /^podman build .*$/m.exec(readFileSync(join(CONTAINER_EXAMPLE, 'README.md'), 'utf8'))![0];
+  // From the repository's root, as the README says.
+  const built = spawnSync('sh', ['-c', buildCommand], { cwd: resolve(EXAMPLES, '..'), encoding: 'utf8', timeout: 300_000 });
+  if (built.status !== 0) return `${buildCommand}: ${(built.stderr || built.error?.message || '').trim().split('\n').slice(-2).join('; ')}`;
+  const ran = spawnSync('podman', ['run', '--rm', IMAGE, 'true'], { encoding: 'utf8', timeout: 120_000 });
+  if (ran.status !== 0) return `podman run --rm ${IMAGE} true: ${(ran.stderr || '').trim().split('\n').slice(-2).join('; ')}`;
+  return null;
+}
+
+describe('examples in a container', () => {
+  let box: Sandbox;
+  beforeEach(() => (box = new Sandbox()));
+  afterEach(() => box.cleanup());
+
+  it("container: the README builds the image, and each task runs the image's tool on its file", async (context) => {
+    const why = containerExampleUnbuildable();
+    if (why !== null) {
+      if (process.env.FANOUT_REQUIRE_SERVICES === '1') throw new Error(`podman is required here (FANOUT_REQUIRE_SERVICES=1) but: ${why}`);
+      process.stderr.write(`examples: container example skipped (${why}); set podman up (apt-get install podman runc busybox-static)\n`);
+      context.skip();
+    }
+    // The proof that the tasks ran in the image: the tool exists only there.
+    expect(spawnSync('sh', ['-c', 'command -v fasta-stats']).status).not.toBe(0);
+
+    const result = await box.run(['run', join(CONTAINER_EXAMPLE, 'job.yaml')], { timeoutMs: 180_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const rows = readFileSync(box.path('fanout-out', 'container', 'stats.tsv'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(rows[0]).toBe('file\trecords\tbases\tgc_percent');
+    const files = ['sampleA.fa', 'sampleB.fa', 'sampleC.fa'];
+    expect(rows.slice(1).map((row) => row.split('\t')[0])).toEqual(files);
+    for (const [i, file] of files.entries()) {
+      const records = readFileSync(join(CONTAINER_EXAMPLE, 'data', file), 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('>')).length;
+      expect(rows[i + 1]!.split('\t')[1]).toBe(String(records));
+    }
+  }, 300_000);
 });
 
 describe('gather', () => {

@@ -53,7 +53,7 @@ export class Fanout {
   /**
    * Open fanout's state: SQLite in `home` (default `.fanout` in the current folder, or
    * `FANOUT_HOME`), or PostgreSQL at `store`. The backend options (`backend`, `concurrency`,
-   * `cluster`, `slurm`, `sge`, `profile`, `workdir`) are defaults for every run; a job's own fields win.
+   * `cluster`, `slurm`, `sge`, `container`, `profile`, `workdir`) are defaults for every run; a job's own fields win.
    * An unknown option, or settings the chosen backend does not use, is a FanoutApiError.
    */
   static async open(options: FanoutOptions = {}): Promise<Fanout> {

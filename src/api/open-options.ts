@@ -1,7 +1,15 @@
 import type { EngineOptions } from '../engine/engine.js';
 import { FanoutApiError } from '../errors.js';
 import { homeFolder, storeLocation } from '../cli/cli-context.js';
-import { jobFileSchema, type BackendName, type ClusterSettings, type JobDefinition, type SgeSettings, type SlurmSettings } from '../job/job-schema.js';
+import {
+  jobFileSchema,
+  type BackendName,
+  type ClusterSettings,
+  type ContainerSettings,
+  type JobDefinition,
+  type SgeSettings,
+  type SlurmSettings,
+} from '../job/job-schema.js';
 import type { Locate } from '../job/field-location.js';
 import { resolveLocation } from '../storage/location.js';
 import { parseDuration, parseMemory } from '../job/units.js';
@@ -34,10 +42,12 @@ export interface FanoutOptions {
   slurm?: SlurmSettings;
   /** Default Grid Engine settings for every run, as in a job file. */
   sge?: SgeSettings;
+  /** Default container for every run (image, engine, mounts, options, pull), as in a job file; a job's own keys win. */
+  container?: ContainerSettings;
 }
 
 /** The job-file fields `Fanout.open` may give defaults for. */
-const JOB_DEFAULT_KEYS = ['backend', 'concurrency', 'profile', 'workdir', 'cluster', 'slurm', 'sge'] as const;
+const JOB_DEFAULT_KEYS = ['backend', 'concurrency', 'profile', 'workdir', 'cluster', 'slurm', 'sge', 'container'] as const;
 /** @internal */
 export type JobDefaults = Pick<JobDefinition, (typeof JOB_DEFAULT_KEYS)[number]>;
 
@@ -56,7 +66,7 @@ export function compileOpenOptions(options: FanoutOptions): { engine: EngineOpti
   for (const key of JOB_DEFAULT_KEYS) if (options[key] !== undefined) defaults[key] = options[key];
   const locate: Locate = (field) => ({ file: LABEL, field });
   const parsed = jobFileSchema
-    .pick({ backend: true, concurrency: true, profile: true, workdir: true, cluster: true, slurm: true, sge: true })
+    .pick({ backend: true, concurrency: true, profile: true, workdir: true, cluster: true, slurm: true, sge: true, container: true })
     .safeParse(defaults, { reportInput: true });
   if (!parsed.success) {
     const error = issueToError(parsed.error.issues[0]!, locate);
@@ -99,7 +109,7 @@ export function refuseUnknownKeys(options: Record<string, unknown>, known: reado
 
 /**
  * @internal A job with the open defaults filled in: the job's own fields win; of the settings maps
- * (cluster, slurm, sge) each key the job sets wins.
+ * (cluster, slurm, sge, container) each key the job sets wins.
  */
 export function withDefaults(job: unknown, defaults: JobDefaults): unknown {
   if (typeof job !== 'object' || job === null || Array.isArray(job)) return job;

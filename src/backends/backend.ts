@@ -2,6 +2,7 @@ import type { JobSpec } from '../job/job-spec.js';
 import type { Locate } from '../job/field-location.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import type { Dispatch, ProcessIdentity } from '../store/records.js';
+import type { SharedContainer } from '../container/container-engines.js';
 
 /**
  * How an attempt gets compute. The engine decides what runs and when; a backend only starts
@@ -45,6 +46,12 @@ export interface AttemptLaunch {
    * neither limits the command's processes to it nor measures them for it.
    */
   limitsInside?: boolean;
+  /**
+   * Set when a runner that runs several attempts one after another (a packed cluster element)
+   * may run them all in one container (`container.per: element`): what that container needs of
+   * this attempt, and the command to run inside it. `command` runs it in a container of its own.
+   */
+  sharedContainer?: SharedContainer;
 }
 
 /** An attempt a previous coordinator launched and did not see end. */

@@ -29,15 +29,24 @@ export interface ContainerRun {
   cpus: number;
   /** A last-resort limit the engine enforces itself (seconds), past the runner's own; null: none. */
   timeoutSeconds: number | null;
-  /** A file the engine writes the container's id into, for stopping it. */
-  cidFile: string;
+  /** A file the engine writes the container's id into, for stopping it; null: none. */
+  cidFile: string | null;
   /** Labels that name the attempt, so a container left behind can be found and removed. */
   labels: Record<string, string>;
   options: string[];
   /** Pull the image where the attempt runs when it is not there. */
   pullMissing: boolean;
-  /** The command in the container: argv, run as is. */
-  argv: string[];
+  /** The command in the container: argv (its first word literal). */
+  argv: [string, ...ShellWord[]];
+}
+
+/** What an attempt brings to a container shared with other attempts (see AttemptLaunch.sharedContainer). */
+export interface SharedContainer {
+  engine: ContainerEngineName;
+  /** The container this attempt alone would run in; a shared one takes its image, limits and mounts. */
+  run: ContainerRun;
+  /** The attempt's own command, to run inside the shared container. */
+  command: string;
 }
 
 export interface ContainerEngine {
@@ -66,13 +75,15 @@ function volume(mount: BindMount): string {
 
 /** podman and docker share their command line, but for the few flags one lacks. */
 function ociRunWords(run: ContainerRun, extra: { keepId: boolean; timeout: boolean }): ShellWord[] {
-  const words: ShellWord[] = ['run', '--rm', '--cidfile', run.cidFile];
+  const words: ShellWord[] = ['run', '--rm', ...(run.cidFile === null ? [] : ['--cidfile', run.cidFile])];
   for (const [key, value] of Object.entries(run.labels)) words.push('--label', `${key}=${value}`);
   // Files the task writes belong to whoever runs fanout, not to the image's user (often root).
   words.push('--user', { shell: '"$(id -u):$(id -g)"' });
   // Rootless podman maps the user to root unless told to keep its id.
   if (extra.keepId) words.push({ shell: '$([ "$(id -u)" = 0 ] || echo --userns=keep-id)' });
-  words.push('--network=host', `--pull=${run.pullMissing ? 'missing' : 'never'}`);
+  // The host's network, as the command has outside a container, unless the job chose one.
+  if (!run.options.some((option) => /^--net(work)?\b/.test(option))) words.push('--network=host');
+  words.push(`--pull=${run.pullMissing ? 'missing' : 'never'}`);
   if (run.memory !== null) words.push('--memory', String(run.memory), '--memory-swap', String(run.memory));
   words.push('--cpus', String(run.cpus));
   if (extra.timeout && run.timeoutSeconds !== null) words.push('--timeout', String(run.timeoutSeconds));
@@ -80,7 +91,7 @@ function ociRunWords(run: ContainerRun, extra: { keepId: boolean; timeout: boole
   for (const mount of run.mounts) words.push('--volume', volume(mount));
   for (const name of run.envNames) words.push('--env', name);
   // An image whose entrypoint is its tool would take our shell as that tool's argument.
-  words.push('--entrypoint', run.argv[0]!, ...run.options, run.image, ...run.argv.slice(1));
+  words.push('--entrypoint', run.argv[0], ...run.options, run.image, ...run.argv.slice(1));
   return words;
 }
 

@@ -54,6 +54,7 @@ export async function planContainer(spec: JobSpec, tasks: readonly TaskView[], l
     mounts: settings.mounts ?? [],
     options: settings.options ?? [],
     pull: settings.pull ?? 'missing',
+    per: settings.per ?? 'task',
     digests: {},
   };
   const images = renderEach(plan, tasks, spec.baseDir, locate);
@@ -208,7 +209,8 @@ function run(program: string, args: string[], timeoutMs: number, env: NodeJS.Pro
     execFile(program, args, { env, timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       const timedOut = error !== null && (error as { killed?: boolean }).killed === true;
-      const said = timedOut ? `no answer after ${timeoutMs / 1000}s` : (stderr.trim() || stdout.trim() || `exit code ${code}`).split('\n').slice(-3).join('; ');
+      // Engines print retries first (podman: three tries at a registry); the last line is the verdict.
+      const said = timedOut ? `no answer after ${timeoutMs / 1000}s` : (stderr.trim() || stdout.trim() || `exit code ${code}`).split('\n').at(-1)!.trim();
       resolve({ code, stdout, said });
     });
   });

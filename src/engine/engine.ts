@@ -318,7 +318,7 @@ export class Engine {
     return backend;
   }
 
-  /** The job as a backend may check it: its first tasks' first attempts, with the job's resources. */
+  /** The job as a backend may check it: its first tasks' first attempts, each with its own resources. */
   private planSample(planned: PlannedJob, run: RunPlace): PlanSample {
     const { spec } = planned;
     return {
@@ -329,9 +329,9 @@ export class Engine {
           id: task.index,
           attemptDir: this.layout.attemptDir(run, task.index, 1),
           cwd: this.layout.attemptDir(run, task.index, 1),
-          cpus: spec.resources.cpus,
-          memory: spec.resources.memory,
-          timeMs: spec.resources.timeMs,
+          cpus: task.resources.cpus,
+          memory: task.resources.memory,
+          timeMs: task.resources.timeMs,
           command: 'true',
           env: {},
         })),

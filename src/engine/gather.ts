@@ -13,7 +13,9 @@ import type { CacheEntry, GatherOutcome, RunRecord, TaskRecord } from '../store/
 import type { RunQueries } from '../store/run-queries.js';
 import type { Store } from '../store/store.js';
 import { finalOut, type HomeLayout } from './home-layout.js';
+import { hashEnv } from './cache-key.js';
 import { jobValues, taskEnvironment } from './plan-job.js';
+import { renderSoftwareEnvironment, withSetup } from './software-environment.js';
 
 /**
  * The gather step: once every task of a run succeeded, one command over all their committed
@@ -61,7 +63,9 @@ export class GatherStep {
     // Keyed on where the outputs are kept, not on a worker's local copies of them.
     const spec = run.spec;
     const outputs = tasks.map((task) => finalOut(spec.outdir, task.name));
-    this.cacheKey = gatherKey(renderTemplate(template, { ...jobValues(spec), outputs, manifest: layout.manifestPath(run), outdir: spec.outdir }), producers);
+    const values = { ...jobValues(spec), outputs, manifest: layout.manifestPath(run), outdir: spec.outdir };
+    const environment = renderSoftwareEnvironment(spec, values);
+    this.cacheKey = gatherKey(withSetup(environment.setup, renderTemplate(template, values)), environment.env, producers);
   }
 
   /** The gather of `run`, over its tasks as they are now; null when the job has none. */
@@ -88,7 +92,9 @@ export class GatherStep {
     const outputs = tasks.map((task) => (mirrored ? join(outdir, task.name) : finalOut(spec.outdir, task.name)));
     writeManifest(places.manifest, tasks, outputs);
     const values = { ...jobValues(spec), outputs, manifest: places.manifest, outdir };
-    const command = renderTemplate(this.template, values);
+    // The gather runs with the tasks' `setup:` and `env:`: the tools it calls come from the same modules.
+    const environment = renderSoftwareEnvironment(spec, values);
+    const command = withSetup(environment.setup, renderTemplate(this.template, values));
     mkdirSync(places.attemptDir, { recursive: true });
     const launch: AttemptLaunch = {
       id: places.launchId,
@@ -98,10 +104,13 @@ export class GatherStep {
       memory: null,
       timeMs: null,
       command: commandOrScript(command, places.attemptDir),
-      env: taskEnvironment(
-        { ...jobValues(spec), manifest: places.manifest, outdir },
-        { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) },
-      ),
+      env: {
+        ...environment.env,
+        ...taskEnvironment(
+          { ...jobValues(spec), manifest: places.manifest, outdir },
+          { FANOUT_RUN: String(run.id), FANOUT_TASK: 'gather', FANOUT_ATTEMPT: String(attempt) },
+        ),
+      },
     };
     return { launch: gatherInContainer(spec, launch, values), finish: this.finisher(places.attemptDir) };
   }
@@ -241,8 +250,9 @@ async function producingAttempts(queries: RunQueries, run: RunRecord, tasks: Tas
   });
 }
 
-function gatherKey(command: string, producers: string[]): string {
+function gatherKey(command: string, env: Readonly<Record<string, string>>, producers: string[]): string {
   const hash = createHash('sha256').update(command);
+  hashEnv(hash, env);
   for (const producer of producers) hash.update(`\0${producer}`);
   return `gather:${hash.digest('hex').slice(0, 32)}`;
 }

@@ -5,6 +5,7 @@ import type { TaskRecord } from '../store/records.js';
 import { withOutputCheck } from './output-check.js';
 import { inContainer } from '../container/container-command.js';
 import { taskEnvironment, taskValues } from './plan-job.js';
+import { renderSoftwareEnvironment, withSetup } from './software-environment.js';
 
 /** Where one attempt of a task runs and writes. */
 export interface AttemptPlaces {
@@ -44,6 +45,7 @@ export function bareTaskLaunch(
 ): { launch: AttemptLaunch; values: Record<string, TemplateValue> } {
   const { task } = identity;
   const values = taskValues(spec, identity.vars ?? task.vars, task.index, task.name, places.stagingOut);
+  const environment = renderSoftwareEnvironment(spec, values);
   const launch: AttemptLaunch = {
     id: identity.id,
     attemptDir: places.attemptDir,
@@ -53,13 +55,17 @@ export function bareTaskLaunch(
     cpus: task.cpus,
     memory: task.memory,
     timeMs: task.timeMs,
-    command: withOutputCheck(renderTemplate(command, values), places.stagingOut, spec.outputs ?? []),
-    env: taskEnvironment(values, {
-      FANOUT_RUN: String(identity.runId),
-      FANOUT_TASK: task.name,
-      FANOUT_ATTEMPT: String(identity.attempt),
-      FANOUT_OUT: places.stagingOut,
-    }),
+    command: withOutputCheck(withSetup(environment.setup, renderTemplate(command, values)), places.stagingOut, spec.outputs ?? []),
+    // The job's `env:` first, so fanout's FANOUT_* variables always win (compileJob refuses them there too).
+    env: {
+      ...environment.env,
+      ...taskEnvironment(values, {
+        FANOUT_RUN: String(identity.runId),
+        FANOUT_TASK: task.name,
+        FANOUT_ATTEMPT: String(identity.attempt),
+        FANOUT_OUT: places.stagingOut,
+      }),
+    },
   };
   return { launch, values };
 }

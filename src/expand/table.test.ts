@@ -16,8 +16,8 @@ describe('expandTable', () => {
   it('makes one task per row, columns as variables, named by the first column', async () => {
     const file = await table('samples.csv', 'sample,reads\ns1,"1,000"\ns2,5\n');
     expect(await expandTable(file, ctx)).toEqual([
-      { index: 0, name: 's1', vars: { sample: 's1', reads: '1,000' }, inputs: [] },
-      { index: 1, name: 's2', vars: { sample: 's2', reads: '5' }, inputs: [] },
+      { index: 0, name: 's1', vars: { sample: 's1', reads: '1,000' }, inputs: [], origin: `${file}:2` },
+      { index: 1, name: 's2', vars: { sample: 's2', reads: '5' }, inputs: [], origin: `${file}:3` },
     ]);
   });
 
@@ -32,7 +32,7 @@ describe('expandTable', () => {
 
   it('passes values with quotes, newlines, $() and backticks through verbatim', async () => {
     const file = await table('t.csv', 'name,cmd\n"a ""b""","$(x)\n`y`"\n');
-    expect(await expandTable(file, ctx)).toEqual([{ index: 0, name: 'a "b"', vars: { cmd: '$(x)\n`y`' }, inputs: [] }]);
+    expect(await expandTable(file, ctx)).toEqual([{ index: 0, name: 'a "b"', vars: { cmd: '$(x)\n`y`' }, inputs: [], origin: `${file}:2` }]);
   });
 
   it.each(['t.tsv', 't.TAB'])('reads %s as tab-separated, without quoting', async (name) => {

@@ -47,7 +47,7 @@ export async function expandTable(file: string, ctx: ExpandContext): Promise<Tas
       // `name` is the task's name, which the template already offers; TaskSeed.vars leaves it out.
       if (variable !== 'name') vars[variable] = row.fields[column] ?? '';
     });
-    return { index, name: nameOf(row), vars, inputs: [] };
+    return { index, name: nameOf(row), vars, inputs: [], origin: `${file}:${row.line}` };
   });
 }
 

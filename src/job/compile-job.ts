@@ -1,7 +1,9 @@
 import { isAbsolute, resolve } from 'node:path';
 import { JobFileError } from '../errors.js';
 import type { JobFile } from './job-schema.js';
-import type { DeclaredOutput, JobSpec, NotifySpec, TaskSource } from './job-spec.js';
+import type { DeclaredOutput, JobSpec, NotifySpec, Resources, TaskSource } from './job-spec.js';
+import { ResourceExpressionError } from './resource-expression.js';
+import { compileResource, RESOURCE_FIELDS, type CompiledResource } from './resource-setting.js';
 import type { Locate } from './field-location.js';
 import { parseDuration, parseMemory } from './units.js';
 import { resolvePathValue } from './path-values.js';
@@ -36,16 +38,7 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
   checkSetOverrides(context.set, Object.keys(vars), context.file);
   for (const [key, value] of Object.entries(context.set)) vars[key] = resolvePathValue(value, context.cwd);
 
-  const memoryText = job.resources?.memory;
-  const memory = memoryText === undefined ? null : parseMemory(memoryText);
-  if (memoryText !== undefined && memory === null) {
-    throw new JobFileError(locate('resources.memory'), `"${memoryText}" is not a size`, 'write a size with a unit, e.g. 512MB or 4GB');
-  }
-  const timeText = job.resources?.time;
-  const timeMs = timeText === undefined ? null : parseDuration(timeText);
-  if (timeText !== undefined && timeMs === null) {
-    throw new JobFileError(locate('resources.time'), `"${timeText}" is not a duration`, 'write a duration with a unit, e.g. 90s, 30m or 2h');
-  }
+  const { resources, perTaskResources } = compileResources(job.resources ?? {}, locate);
 
   if (job.cluster?.poll !== undefined && parseDuration(job.cluster.poll) === null) {
     throw new JobFileError(locate('cluster.poll'), `"${job.cluster.poll}" is not a duration`, 'write a duration with a unit, e.g. 5s or 1m');
@@ -59,7 +52,10 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     commandField: job.command === undefined ? 'script' : 'command',
     tasks: compileTaskSource(job.tasks, baseDir, locate),
     vars,
-    resources: { cpus: job.resources?.cpus ?? 1, memory, timeMs },
+    env: compileEnv(job.env, locate),
+    setup: job.setup === undefined ? [] : typeof job.setup === 'string' ? [job.setup] : job.setup,
+    resources,
+    perTaskResources,
     retry: {
       max: job.retry?.max ?? 0,
       on: job.retry?.on ?? [...DEFAULT_RETRY_ON],
@@ -81,6 +77,57 @@ export function compileJob(job: JobFile, context: CompileContext): JobSpec {
     container: job.container ?? {},
     notify: compileNotify(job.notify, locate),
   };
+}
+
+/** Constant fields become values now; the rest are kept as written, for each task to compute (plan-job.ts). */
+function compileResources(written: NonNullable<JobFile['resources']>, locate: Locate): Pick<JobSpec, 'resources' | 'perTaskResources'> {
+  const resources: Resources = { cpus: 1, memory: null, timeMs: null };
+  const perTaskResources: NonNullable<JobSpec['perTaskResources']> = {};
+  for (const field of RESOURCE_FIELDS) {
+    const value = written[field];
+    if (value === undefined) continue;
+    let compiled: CompiledResource;
+    try {
+      compiled = compileResource(field, value);
+    } catch (error) {
+      if (error instanceof ResourceExpressionError) throw new JobFileError(locate(`resources.${field}`), error.message, error.fix);
+      throw error;
+    }
+    if ('perTask' in compiled) perTaskResources[field] = compiled.perTask;
+    else if (field === 'cpus') resources.cpus = compiled.constant;
+    else if (field === 'memory') resources.memory = compiled.constant;
+    else resources.timeMs = compiled.constant;
+  }
+  return { resources, perTaskResources };
+}
+
+/** What a shell accepts as a variable name, so every backend can pass it (a cluster node exports it). */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Every task gets FANOUT_RUN, FANOUT_OUT, FANOUT_<VAR>...; a job setting one would make fanout's own untrustworthy. */
+const RESERVED_ENV_PREFIX = 'FANOUT_';
+
+function compileEnv(env: JobFile['env'], locate: Locate): Record<string, string> {
+  const compiled: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env ?? {})) {
+    if (!ENV_NAME.test(name)) {
+      throw new JobFileError(
+        locate(`env.${name}`),
+        `"${name}" is not an environment variable name`,
+        'use letters, digits and _, not starting with a digit (e.g. OMP_NUM_THREADS)',
+      );
+    }
+    if (name.startsWith(RESERVED_ENV_PREFIX)) {
+      throw new JobFileError(
+        locate(`env.${name}`),
+        `${name} is a name fanout sets itself (every FANOUT_* variable is fanout's)`,
+        'choose another name; to pass a value to tasks, add it to `vars:` (each task gets FANOUT_<NAME>)',
+      );
+    }
+    const text = String(value);
+    if (text.includes('\0')) throw new JobFileError(locate(`env.${name}`), 'contains a NUL character, which no environment variable can hold', 'remove it');
+    compiled[name] = text;
+  }
+  return compiled;
 }
 
 /** Declared outputs live in the task's own output folder: a path leaving it could never be checked there. */

@@ -101,6 +101,12 @@ export const containerSettings = z
         "Extra folders to bind-mount (templates): PATH (at the same path), SRC:DEST or SRC:DEST:ro. Inputs, {{ out }}, the attempt folder and the job file's folder are mounted at their own paths without asking.",
       ),
     options: z.array(z.string()).optional().describe('Extra engine flags, one per entry, e.g. [--network=none] or [--gpus, all].'),
+    per: z
+      .enum(['task', 'element'])
+      .optional()
+      .describe(
+        'task (default): every task starts a container of its own. element: on SLURM and Grid Engine, one container runs all the tasks packed into an array element (cluster.pack) one after another, paying the container start once per element; the image needs a POSIX shell with sed, awk and date (busybox is enough). Other backends start one per task.',
+      ),
     pull: z
       .enum(pullPolicies)
       .optional()
@@ -138,13 +144,41 @@ export const jobFileSchema = z
     script: z.string().min(1).optional().describe('Multi-line shell script template run once per task.'),
     tasks,
     vars: z.record(z.string(), scalar).optional().describe('Shared values; `--set key=value` overrides them.'),
+    env: z
+      .record(z.string(), scalar)
+      .optional()
+      .describe(
+        "Extra environment variables for every task and the gather. Values are templates over the task's variables, inserted as they are (no shell quoting, no $VAR expansion); names FANOUT_* are fanout's own.",
+      ),
+    setup: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        'Shell lines run before the command in the same shell, on every backend and for the gather (e.g. `module load samtools/1.17`); templates like the command. A line that exits non-zero fails the attempt before the command runs.',
+      ),
     resources: z
       .strictObject({
-        cpus: z.int().min(1).optional().describe('Cores per task (default 1).'),
-        memory: memory.optional().describe('Memory per task; an attempt past it is stopped and recorded as oom.'),
-        time: duration.optional().describe('Time per attempt; an attempt past it is stopped and recorded as timeout.'),
+        cpus: z
+          .union([z.int().min(1), z.string()])
+          .optional()
+          .describe('Cores per task (default 1): a whole number, or a template or expression giving one per task, e.g. "{{ threads }}".'),
+        memory: z
+          .string()
+          .optional()
+          .describe(
+            'Memory per task; an attempt past it is stopped and recorded as oom. A size with a unit (512MB, 4GB, 4GiB or 4G), or a template or expression giving one per task, e.g. "{{ mem }}" or "2GB + 3 * size(file)".',
+          ),
+        time: z
+          .string()
+          .optional()
+          .describe(
+            'Time per attempt; an attempt past it is stopped and recorded as timeout. A duration (90s, 30m, 2h, 1h30m, HH:MM:SS), or a template or expression giving one per task, e.g. "{{ hours }}h" or "10m + 2s * size(chunk) / 1MB".',
+          ),
       })
-      .optional(),
+      .optional()
+      .describe(
+        "What each task gets. Templates render over the task's variables; expressions use numbers, sizes and durations with units, + - * / and parentheses, and size(variable) (the bytes of the file or folder a variable names).",
+      ),
     retry: z
       .strictObject({
         max: z.int().min(0).max(MAX_RETRIES).optional().describe(`Retries after the first attempt (default 0, at most ${MAX_RETRIES}).`),

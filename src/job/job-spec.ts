@@ -1,3 +1,4 @@
+import type { ResourceField } from './resource-expression.js';
 import type { BackendName, ClusterSettings, ContainerEngineName, ContainerSettings, NotifyEvent, PullPolicy, SgeSettings, SlurmSettings } from './job-schema.js';
 
 /**
@@ -63,7 +64,25 @@ export interface JobSpec {
   commandField: 'command' | 'script';
   tasks: TaskSource;
   vars: Record<string, string>;
+  /**
+   * Extra environment variables of every task and of the gather: name → value template, the
+   * value inserted as it is. Never a FANOUT_* name. Runs recorded by a fanout without `env:` have
+   * no such field in their stored spec: read it as `spec.env ?? {}`.
+   */
+  env?: Record<string, string>;
+  /**
+   * Shell line templates run before the command in its shell (`setup:`), for tasks and the
+   * gather. Runs recorded by a fanout without `setup:` have no such field: read it as `spec.setup ?? []`.
+   */
+  setup?: string[];
+  /** Every task's resources, except the fields in `perTaskResources`, which hold the defaults. */
   resources: Resources;
+  /**
+   * The resource fields each task computes for itself, as written: templates (`{{ mem }}`) and
+   * expressions over input sizes (`2GB + 3 * size(file)`). Runs recorded by a fanout without
+   * them have no such field in their stored spec: read it as `spec.perTaskResources ?? {}`.
+   */
+  perTaskResources?: Partial<Record<ResourceField, string>>;
   retry: RetryPolicy;
   /** null: as many as the machine's resources allow. */
   concurrency: number | null;
@@ -133,6 +152,8 @@ export interface TaskSeed {
   vars: Record<string, string>;
   /** Absolute paths of files or folders the task reads, for the cache key. */
   inputs: string[];
+  /** Where the task comes from when its name does not say, e.g. a table row (`samples.csv:3`), for messages. */
+  origin?: string;
 }
 
 /** A job's container, resolved when its run is planned; what every attempt's command line is built from. */
@@ -145,6 +166,11 @@ export interface ContainerPlan {
   /** Extra engine flags. */
   options: string[];
   pull: PullPolicy;
+  /**
+   * `element`: on a cluster, one container per array element runs its packed tasks. Plans
+   * recorded before this option have none: read it as `per ?? 'task'`.
+   */
+  per?: 'task' | 'element';
   /**
    * Each image the tasks name (rendered) → its identity when planned: the engine's image id
    * (sha256:…, content-addressed: a tag moved to new content has a new one), or for an image

@@ -39,11 +39,21 @@ const TIME_UNITS: Record<string, number> = {
   d: 86_400_000,
 };
 
+/** Bytes per `unit` (any case), or undefined when it is not a size unit. */
+export function memoryUnitFactor(unit: string): number | undefined {
+  return MEMORY_UNITS[unit.toLowerCase()];
+}
+
+/** Milliseconds per `unit` (any case), or undefined when it is not a time unit. */
+export function timeUnitFactor(unit: string): number | undefined {
+  return TIME_UNITS[unit.toLowerCase()];
+}
+
 /** `"512MB"` → 512000000. Returns null when the text is not a size with a unit. */
 export function parseMemory(text: string): number | null {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$/.exec(text);
   if (!match) return null;
-  const factor = MEMORY_UNITS[match[2]!.toLowerCase()];
+  const factor = memoryUnitFactor(match[2]!);
   if (factor === undefined) return null;
   const bytes = Math.round(Number(match[1]) * factor);
   return bytes > 0 ? bytes : null;
@@ -61,7 +71,7 @@ export function parseDuration(text: string): number | null {
   if (!/^(\d+(?:\.\d+)?[a-zA-Z]+)+$/.test(compact)) return null;
   let total = 0;
   for (const part of compact.matchAll(/(\d+(?:\.\d+)?)([a-zA-Z]+)/g)) {
-    const factor = TIME_UNITS[part[2]!.toLowerCase()];
+    const factor = timeUnitFactor(part[2]!);
     if (factor === undefined) return null;
     total += Number(part[1]) * factor;
   }

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { JobFileError, UserError } from '../errors.js';
 import { jobFileSchema, taskSourceKeys, type JobFile } from './job-schema.js';
 import { fieldName, type Locate } from './field-location.js';
+import { resourceFix } from './resource-setting.js';
 
 /**
  * Check parsed job-file data against the schema and the rules a schema cannot say
@@ -68,17 +69,27 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_format':
       return 'has characters that are not allowed';
-    case 'invalid_union':
-      return 'must be a value (text, number, true/false) or a map of values';
+    case 'invalid_union': {
+      const field = fieldName(issue.path);
+      if (field === 'resources.cpus') return `must be a whole number or text such as "{{ threads }}", not ${typeName(issue.input)}`;
+      return UNION_SHAPES[field] ?? 'must be a value (text, number, true/false) or a map of values';
+    }
     default:
       return issue.message;
   }
 }
 
+/** What a field that takes one of several shapes takes, where it is not a value or a map of values. */
+const UNION_SHAPES: Record<string, string> = {
+  setup: 'must be a shell line or a list of shell lines',
+};
+
 const FIXES: Record<string, string> = {
+  setup: 'e.g. `setup: module load samtools/1.17`, or a list of such lines',
   name: 'use letters, digits, ".", "_" and "-", starting with a letter or digit',
-  'resources.memory': 'write a size with a unit, e.g. 512MB or 4GB',
-  'resources.time': 'write a duration with a unit, e.g. 90s, 30m or 2h',
+  'resources.cpus': resourceFix('cpus'),
+  'resources.memory': resourceFix('memory'),
+  'resources.time': resourceFix('time'),
   'tasks.chunks.size': 'write a size with a unit, e.g. 10MB',
   'notify.webhook': 'write an http:// or https:// URL',
   'notify.command': 'write a shell command that reads the JSON summary on stdin',

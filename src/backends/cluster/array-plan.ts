@@ -2,8 +2,9 @@ import type { AttemptLaunch } from '../backend.js';
 import type { ElementResources } from './scheduler.js';
 
 /**
- * How launches become array jobs: launches that ask for the same resources share arrays; `pack`
- * of them run one after another in each element; arrays are cut at the cluster's size limit.
+ * How launches become array jobs: launches that ask for the same resources (and, sharing a
+ * container per element, the same image) share arrays; `pack` of them run one after another in
+ * each element; arrays are cut at the cluster's size limit.
  */
 
 export interface PlannedArray {
@@ -18,7 +19,7 @@ export const ELEMENT_TIME_MARGIN_MS = 60_000;
 export function planArrays(launches: readonly AttemptLaunch[], options: { pack: number; maxArraySize: number }): PlannedArray[] {
   const groups = new Map<string, AttemptLaunch[]>();
   for (const launch of launches) {
-    const key = `${launch.cpus}/${launch.memory ?? '-'}/${launch.timeMs ?? '-'}/${launch.limitsInside === true}`;
+    const key = `${launch.cpus}/${launch.memory ?? '-'}/${launch.timeMs ?? '-'}/${launch.limitsInside === true}/${sharedContainerKey(launch)}`;
     const group = groups.get(key);
     if (group) group.push(launch);
     else groups.set(key, [launch]);
@@ -40,4 +41,10 @@ export function planArrays(launches: readonly AttemptLaunch[], options: { pack: 
     }
   }
   return arrays;
+}
+
+/** Attempts may share an element's container only when they would run in the same image with the same flags. */
+function sharedContainerKey(launch: AttemptLaunch): string {
+  const shared = launch.sharedContainer;
+  return shared ? JSON.stringify([shared.engine, shared.run.image, shared.run.options]) : '';
 }

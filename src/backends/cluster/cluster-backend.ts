@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { JobFileError, UserError } from '../../errors.js';
 import type { Locate } from '../../job/field-location.js';
 import type { AttemptResult } from '../../runner/launcher.js';
@@ -13,6 +13,8 @@ import { writeAttemptFiles, writeRunner } from './element-runner.js';
 import { SubmitError, type SchedulerCommands } from './scheduler-commands.js';
 import { elementKey, type ClusterFacts, type ElementRef, type ElementReport, type ElementState, type Scheduler } from './scheduler.js';
 import { findTemplate, renderSubmissionScript, type ScriptTemplate } from './submission-script.js';
+import { elementContainerLine } from '../../container/container-command.js';
+import type { ShellWord } from '../../container/container-engines.js';
 
 export interface ClusterBackendOptions {
   scheduler: Scheduler;
@@ -404,6 +406,7 @@ export class ClusterBackend implements PushBackend {
       runner,
       runDir: this.options.runDir,
       elementList: join(arrayDir, 'elements'),
+      enclose: elementContainer(array, this.options.runDir),
     });
   }
 
@@ -630,4 +633,16 @@ function cancelledResult(error: string): AttemptResult {
 
 function infraResult(error: string): AttemptResult {
   return { ...lostResult(error), reason: 'infra' };
+}
+
+/**
+ * With `container.per: element`, the whole element runs in one container: the runner, then each
+ * of its attempts' commands, paying the container start once per element.
+ */
+function elementContainer(array: PlannedArray, runDir: string): ((argv: [string, ...ShellWord[]]) => string) | undefined {
+  const shared = array.elements.flat().flatMap((launch) => (launch.sharedContainer ? [launch.sharedContainer] : []));
+  if (shared.length === 0) return undefined;
+  // The runner commits each attempt's output itself: the folders outputs move into come along.
+  const outputFolders = array.elements.flat().flatMap((launch) => (launch.finalOut ? [dirname(launch.finalOut)] : []));
+  return (argv) => elementContainerLine(shared, [runDir, ...new Set(outputFolders)], argv);
 }

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellQuote } from '../../job/shell-quote.js';
+import { ELEMENT_IN_CONTAINER_VARIABLE } from '../../container/container-command.js';
 import { CONTAINER_LIMITS_FILE, RESULT_FILE, STDERR_FILE, STDOUT_FILE } from '../../runner/result-record.js';
 import type { AttemptLaunch } from '../backend.js';
 
@@ -62,6 +63,25 @@ memory_peak_file() {
 }
 peak_file=$(memory_peak_file)
 
+# In a container of the element's own (container.per: element), that container's memory cgroup is
+# the attempts': its peak (which cannot be reset from inside: a packed attempt's is the largest so
+# far) and its oom kills, counted before and after each attempt, go where a container of the
+# attempt's own would put them (${CONTAINER_LIMITS_FILE}).
+oom_file=
+if [ -n "$${ELEMENT_IN_CONTAINER_VARIABLE}" ]; then
+  for f in /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak; do
+    if [ -r "$f" ]; then peak_file=$f; break; fi
+  done
+  for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+    if [ -r "$f" ]; then oom_file=$f; break; fi
+  done
+fi
+oom_kills() {
+  n=0
+  if [ -n "$oom_file" ]; then while read -r key value; do [ "$key" = oom_kill ] && n=$value; done < "$oom_file"; fi
+  echo "$n"
+}
+
 # Where the element has no cgroup to read, GNU time on the node's PATH measures an attempt's
 # largest process (its max RSS); where sh is bash, \`command -v time\` names its keyword.
 gnu_time=
@@ -87,7 +107,7 @@ run_attempt() {
   dir=$run_dir/$1
   # Already ran: the scheduler restarted this element (requeue); keep the first result.
   [ -f "$dir/${RESULT_FILE}" ] && return 0
-  id=0 staging='' final='' time_s='' grace_s=10
+  id=0 staging='' final='' time_s='' grace_s=10 limits_inside=''
   . "$dir/${COMMIT_FILE}" || return 0
   [ -n "$staging" ] && mkdir -p "$staging"
   # A cgroup v1 peak can be reset, so each packed attempt gets its own; memory.peak cannot.
@@ -95,13 +115,25 @@ run_attempt() {
   times > "$dir/.fanout.times"
   cpu_before=$(children_cpu_ms "$dir/.fanout.times")
   started=$(now_ms)
+  ooms_before=$(oom_kills)
   rm -f "$dir/.fanout.peak"
   set -- /bin/sh "$dir/${TASK_FILE}"
   [ -n "$time_s" ] && [ -n "$has_timeout" ] && set -- timeout -k "$grace_s" "$time_s" "$@"
   # Outside timeout, whose signals go to its own process group: time must outlive the command.
-  [ -n "$gnu_time" ] && set -- "$gnu_time" -f %M -o "$dir/.fanout.peak" "$@"
-  "$@" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null
+  # An attempt in a container measures itself; GNU time would measure the engine's client.
+  [ -n "$gnu_time" ] && [ -z "$limits_inside" ] && set -- "$gnu_time" -f %M -o "$dir/.fanout.peak" "$@"
+  # In the background, so that a stop (below) reaches the attempt while it runs.
+  "$@" > "$dir/${STDOUT_FILE}" 2> "$dir/${STDERR_FILE}" < /dev/null &
+  child=$!
+  wait "$child"
   code=$?
+  while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+  if [ -n "$oom_file" ]; then
+    printf 'peak %s\noom_kill %s\n' "$(cat "$peak_file" 2>/dev/null)" "$(($(oom_kills) - ooms_before))" > "$dir/${CONTAINER_LIMITS_FILE}"
+  fi
+  # Stopped by the scheduler: the attempt ended because of it, and the scheduler's account says
+  # how (cancelled, time limit), as when this element is killed outright; no record of ours.
+  [ -n "$stopping" ] && exit 143
   ended=$(now_ms)
   times > "$dir/.fanout.times"
   cpu_ms=$(($(children_cpu_ms "$dir/.fanout.times") - cpu_before))
@@ -143,9 +175,21 @@ run_attempt() {
     mv "$dir/${RESULT_FILE}.tmp" "$dir/${RESULT_FILE}"
 }
 
+# A warning before the scheduler kills this element (Grid Engine's SIGUSR2 under -notify, a
+# SIGTERM): the attempt is told to stop, and this element waits for it, runs no more attempts,
+# and ends. An attempt in a container stops its container then (which SIGKILL would leave running).
+stopping=''
+stop_attempt() {
+  stopping=1
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+}
+child=''
+trap stop_attempt USR2 TERM
+
 line=$(sed -n "\${element}p" "$list")
 [ -n "$line" ] || { echo "fanout: element $element is not in $list" >&2; exit 3; }
 for attempt in $line; do
+  [ -n "$stopping" ] && break
   run_attempt "$attempt"
 done
 `;
@@ -165,13 +209,16 @@ export function writeAttemptFiles(launch: AttemptLaunch, graceMs: number): void 
     .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
     .map(([key, value]) => `export ${key}=${shellQuote(value)}\n`)
     .join('');
-  const task = `cd ${shellQuote(launch.cwd)} || exit 125\n${exports}exec /bin/sh -c ${shellQuote(launch.command)}\n`;
+  // In a container shared by the element, the attempt runs its own command; otherwise its command starts its container.
+  const command = launch.sharedContainer?.command ?? launch.command;
+  const task = `cd ${shellQuote(launch.cwd)} || exit 125\n${exports}exec /bin/sh -c ${shellQuote(command)}\n`;
   writeFileSync(join(launch.attemptDir, TASK_FILE), task);
   const commit =
     `id=${launch.id}\n` +
     `staging=${launch.stagingOut ? shellQuote(launch.stagingOut) : "''"}\n` +
     `final=${launch.finalOut && launch.stagingOut ? shellQuote(launch.finalOut) : "''"}\n` +
     `time_s=${launch.timeMs === null ? "''" : Math.max(1, Math.ceil(launch.timeMs / 1000))}\n` +
-    `grace_s=${Math.max(1, Math.ceil(graceMs / 1000))}\n`;
+    `grace_s=${Math.max(1, Math.ceil(graceMs / 1000))}\n` +
+    `limits_inside=${launch.limitsInside ? 1 : "''"}\n`;
   writeFileSync(join(launch.attemptDir, COMMIT_FILE), commit);
 }

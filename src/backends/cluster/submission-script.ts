@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
-import { shellQuote } from '../../job/shell-quote.js';
+import { joinWords, type ShellWord } from '../../container/container-engines.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type TemplateValue } from '../../job/template.js';
 import type { ArrayScript, Scheduler } from './scheduler.js';
 import { ceilMebibytes } from '../../job/units.js';
@@ -40,6 +40,8 @@ export interface ScriptInputs {
   runner: string;
   runDir: string;
   elementList: string;
+  /** Runs the element runner's command line in a container (`container.per: element`); absent: as it is. */
+  enclose?: (argv: [string, ...ShellWord[]]) => string;
 }
 
 export function renderSubmissionScript(inputs: ScriptInputs): string {
@@ -56,10 +58,11 @@ export function renderSubmissionScript(inputs: ScriptInputs): string {
     throw new UserError(`submission template ${template.origin} names {{ ${unknown} }}, which fanout does not provide`, `use only: ${TEMPLATE_VARIABLES.join(', ')}`);
   }
   const line = `"$((${scheduler.elementVariable} - ${scheduler.firstElement} + 1))"`;
+  const runElement: [string, ...ShellWord[]] = ['/bin/sh', inputs.runner, inputs.runDir, inputs.elementList, { shell: line }];
   const { resources } = array;
   const values: Record<string, TemplateValue> = {
     directives: scheduler.directives(array).join('\n'),
-    run_element: `exec /bin/sh ${shellQuote(inputs.runner)} ${shellQuote(inputs.runDir)} ${shellQuote(inputs.elementList)} ${line}`,
+    run_element: `exec ${inputs.enclose ? inputs.enclose(runElement) : joinWords(runElement)}`,
     job_name: array.jobName,
     elements: String(array.elements),
     cpus: String(resources.cpus),

@@ -82,6 +82,9 @@ export class SgeScheduler implements Scheduler {
     }
     if (resources.timeMs !== null) limits.push(`h_rt=${Math.ceil(resources.timeMs / 1000)}`);
     if (limits.length > 0) lines.push(`-l ${limits.join(',')}`);
+    // qdel kills with SIGKILL, which a container outlives (its engine runs it, not the element);
+    // with -notify it first sends SIGUSR2, on which the attempt stops its container.
+    if (resources.limitsInside) lines.push('-notify');
     if (sge.queue !== undefined) lines.push(`-q ${sge.queue}`);
     lines.push(...(sge.extra ?? []));
     if (script.inheritEnvironment) lines.push('-V');

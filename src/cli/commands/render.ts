@@ -1,13 +1,15 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
-import { newTasks, taskImageIdentity, taskValues } from '../../engine/plan-job.js';
+import { taskImageIdentity, taskValues } from '../../engine/plan-job.js';
+import { renderSoftwareEnvironment, withSetup } from '../../engine/software-environment.js';
 import { bareTaskLaunch } from '../../engine/task-launch.js';
 import { containerCommandLine, containerRun } from '../../container/container-command.js';
 import type { ContainerRun } from '../../container/container-engines.js';
 import type { ImageIdentity } from '../../container/container-plan.js';
-import type { ContainerPlan, DeclaredOutput } from '../../job/job-spec.js';
+import type { ContainerPlan, DeclaredOutput, Resources } from '../../job/job-spec.js';
 import { shellQuote } from '../../job/shell-quote.js';
+import { formatBytes, formatDuration } from '../../job/units.js';
 import { renderTemplate } from '../../job/template.js';
 import { isObjectStoreUri } from '../../storage/location.js';
 import { planOptions, withReadOnlyEngine, withPlanFlags, type GlobalOptions, type PlanFlags } from '../cli-context.js';
@@ -36,17 +38,20 @@ export function registerRender(program: Command): void {
       // Comments first, so the output still runs as a script: where the task runs and what each
       // value became (relative paths resolved), which is what a task that cannot find a file got wrong.
       const folder = engine.layout.attemptDir({ id: nextRun, spec: planned.spec }, task.index, 1);
+      const environment = renderSoftwareEnvironment(planned.spec, values);
       const lines = [
         `# task ${task.name}, attempt 1, runs in its own folder: ${isObjectStoreUri(folder) ? `a scratch folder of its worker (kept at ${folder})` : folder}`,
         ...Object.entries(values).map(([key, value]) => `# {{ ${key} }} = ${(typeof value === 'string' ? value : value.join(' ')).replace(/\n/g, '\\n')}`),
+        describeResources(task.resources),
         ...declaredOutputs(planned.spec.outputs ?? []),
+        ...envExports(environment.env),
       ];
       if (plan === null) {
-        lines.push(renderTemplate(planned.command, values));
+        lines.push(withSetup(environment.setup, renderTemplate(planned.command, values)));
       } else {
-        const record = newTasks(planned, new Set()).find((t) => t.index === task.index)!;
+        // The attempt as the runner gets it (setup lines and the output check included), then in its container.
         const places = { attemptDir: folder, stagingOut: out, finalOut: task.out };
-        const bare = bareTaskLaunch(planned.spec, planned.command, { id: 0, runId: nextRun, task: record, attempt: 1 }, places);
+        const bare = bareTaskLaunch(planned.spec, planned.command, { id: 0, runId: nextRun, task: { ...task, ...task.resources }, attempt: 1 }, places);
         const run = containerRun(bare.launch, plan, bare.values, planned.spec.baseDir);
         lines.push(...containerLines(plan, run, taskImageIdentity(planned.spec, task), bare.launch.command, [folder, out]), containerCommandLine(plan, run));
       }
@@ -64,6 +69,23 @@ export function registerRender(program: Command): void {
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
+}
+
+/** The task's own resources (they may differ per task), as its first attempt gets them. */
+function describeResources({ cpus, memory, timeMs }: Resources): string {
+  const limits = [
+    `${cpus} cpu${cpus === 1 ? '' : 's'}`,
+    memory === null ? 'memory not limited' : `memory ${formatBytes(memory)}`,
+    timeMs === null ? 'time not limited' : `time ${formatDuration(timeMs)}`,
+  ];
+  return `# resources: ${limits.join(', ')}`;
+}
+
+/** The job's `env:` as the task gets it, as lines that give a shell running this output the same. */
+function envExports(env: Readonly<Record<string, string>>): string[] {
+  const names = Object.keys(env);
+  if (names.length === 0) return [];
+  return ["# env: (in the task's environment, not part of its command)", ...names.map((name) => `export ${name}=${shellQuote(env[name]!)}`)];
 }
 
 /** The check an attempt makes after its command exits 0 (engine/output-check.ts), as a comment. */
