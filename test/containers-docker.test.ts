@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildImage, MARKER } from './containers.js';
 import { Sandbox } from './harness.js';
 
 /**
@@ -13,7 +12,8 @@ import { Sandbox } from './harness.js';
  * attempt and that Docker's memory kill is an oom.
  */
 
-const DOCKER_HOST = process.env.DOCKER_HOST ?? 'unix:///run/fanout-docker.sock';
+// Where scripts/containers/start-dockerd.sh starts it; the image builds below reach it the same way.
+const DOCKER_HOST = (process.env.DOCKER_HOST ??= 'unix:///run/fanout-docker.sock');
 const env = { DOCKER_HOST };
 
 function dockerUnavailable(): string | null {
@@ -27,21 +27,6 @@ function dockerUnavailable(): string | null {
 
 function docker(args: string[]): string {
   return execFileSync('docker', args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
-}
-
-/** A FROM-scratch image holding Debian's busybox-static and a marker naming its build. */
-function buildImage(tag: string, marker: string): void {
-  const dir = mkdtempSync(join(tmpdir(), 'fanout-docker-image-'));
-  try {
-    copyFileSync('/bin/busybox', join(dir, 'busybox'));
-    writeFileSync(
-      join(dir, 'Dockerfile'),
-      ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', `RUN echo ${marker} > /inside-image`, ''].join('\n'),
-    );
-    docker(['build', '--quiet', '--tag', tag, dir]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 function containersOf(box: Sandbox): string[] {
@@ -60,7 +45,7 @@ describeWithDocker('containers on docker (local backend)', { timeout: 300_000 },
   let box: Sandbox;
   beforeAll(() => {
     if (why !== null) throw new Error(`docker is required here (FANOUT_REQUIRE_SERVICES=1) but not usable: ${why}`);
-    buildImage(tag, 'first');
+    buildImage(tag, 'first', 'docker');
   });
   afterAll(() => {
     if (why === null) docker(['image', 'rm', '--force', tag]);
@@ -73,7 +58,7 @@ describeWithDocker('containers on docker (local backend)', { timeout: 300_000 },
   }
 
   it('runs each task inside the image, as the user who runs fanout, with its FANOUT_ variables', async () => {
-    job(['command: "cat /inside-image > {{ out }}/where; id -u >> {{ out }}/where; echo $FANOUT_TASK >> {{ out }}/where"', 'tasks:', '  each: [a, b, c, d, e, f]']);
+    job([`command: "cat ${MARKER} > {{ out }}/where; id -u >> {{ out }}/where; echo $FANOUT_TASK >> {{ out }}/where"`, 'tasks:', '  each: [a, b, c, d, e, f]']);
     const result = await box.run(['run', 'job.yaml'], { env });
     expect(result.stderr).not.toMatch(/error|warning/i);
     expect(result.code).toBe(0);
@@ -108,9 +93,9 @@ describeWithDocker('containers on docker (local backend)', { timeout: 300_000 },
   });
 
   it('reruns tasks when the tag moves to new content, and skips them when it does not', async () => {
-    job(['command: "cat /inside-image > {{ out }}/where"', 'tasks:', '  each: [one]']);
+    job([`command: "cat ${MARKER} > {{ out }}/where"`, 'tasks:', '  each: [one]']);
     expect((await box.run(['run', 'job.yaml'], { env })).code).toBe(0);
-    buildImage(tag, 'second');
+    buildImage(tag, 'second', 'docker');
     expect((await box.run(['run', 'job.yaml'], { env })).code).toBe(0);
     expect(readFileSync(box.path('fanout-out', 'docked', 'one', 'where'), 'utf8')).toBe('second\n');
     const third = await box.run(['run', 'job.yaml'], { env });

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox } from './harness.js';
+import { describeWithPodman } from './containers.js';
 import { describeOn, type BackendUnderTest } from './schedulers.js';
 
 /**
@@ -135,27 +135,8 @@ describeWithModules('local', 'setup: and env: on pull workers', () => {
   });
 });
 
-/** Podman builds a tiny image here (busybox alone, nothing pulled); without podman this part skips with one line. */
-const PODMAN = ['/usr/bin/podman', '/usr/local/bin/podman'].find((path) => existsSync(path));
-const IMAGE = 'localhost/fanout-test-setup:1';
-
-(PODMAN || process.env.FANOUT_REQUIRE_SERVICES === '1' ? describe : describe.skip)('setup: and env: in a container', () => {
-  if (!PODMAN) console.log('setup: and env: in a container: skipped (no podman); install it with: apt-get install podman');
+describeWithPodman('setup', 'setup: and env: in a container', (IMAGE) => {
   let box: Sandbox;
-  beforeAll(() => {
-    if (!PODMAN) throw new Error('podman is required here (FANOUT_REQUIRE_SERVICES=1) but not installed');
-    const context = mkdtempSync(join(tmpdir(), 'fanout-image-'));
-    try {
-      copyFileSync('/bin/busybox', join(context, 'busybox'));
-      writeFileSync(join(context, 'Containerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n');
-      execFileSync(PODMAN, ['build', '-q', '-t', IMAGE, context], { stdio: 'pipe' });
-    } finally {
-      rmSync(context, { recursive: true, force: true });
-    }
-  });
-  afterAll(() => {
-    if (PODMAN) execFileSync(PODMAN, ['rmi', '-f', IMAGE], { stdio: 'pipe' });
-  });
   beforeEach(() => (box = new Sandbox()));
   afterEach(() => box?.cleanup());
 
