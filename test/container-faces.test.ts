@@ -1,13 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
 import { Fanout } from '../src/index.js';
 import { startUiServer } from '../src/ui/ui-server.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { describeOn } from './schedulers.js';
+import { describeWithPodman, MARKER } from './containers.js';
 
 /**
  * What users see of a job that runs in a container, with podman for real: `render` prints the
@@ -15,41 +15,15 @@ import { describeOn } from './schedulers.js';
  * is missing, `backends` lists the engines, and `tasks --json`, the dashboard's API and the
  * dashboard itself show each task's image and its identity.
  */
-const IMAGE = 'localhost/fanout-test-container-faces:1';
 const required = process.env.FANOUT_REQUIRE_SERVICES === '1';
-const podmanRuns = spawnSync('podman', ['info', '--format', '{{.Host.OCIRuntime.Name}}'], { timeout: 60_000 }).status === 0;
 const CHROMIUM = '/usr/bin/chromium';
 
-if (!podmanRuns && !required) {
-  process.stderr.write(
-    'container-faces: skipped: podman cannot run here (apt-get install podman runc; see /work/shared/containers/README.md); set FANOUT_REQUIRE_SERVICES=1 to fail instead\n',
-  );
-}
-
-/** A FROM scratch image holding busybox and a marker only it has. */
-function buildImage(): string {
-  const context = mkdtempSync(join(tmpdir(), 'fanout-image-'));
-  try {
-    cpSync('/bin/busybox', join(context, 'busybox'));
-    writeFileSync(
-      join(context, 'Containerfile'),
-      ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', 'RUN echo inside-the-image > /marker', ''].join('\n'),
-    );
-    execFileSync('podman', ['build', '--quiet', '-t', IMAGE, context], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
-    return execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', IMAGE], { encoding: 'utf8' }).trim();
-  } finally {
-    rmSync(context, { recursive: true, force: true });
-  }
-}
-
-describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it (podman)', () => {
+describeWithPodman('faces', 'a job in a container, as users see it (podman)', (IMAGE) => {
   let box: Sandbox;
   let digest = '';
 
   beforeAll(() => {
-    if (!podmanRuns) throw new Error('podman cannot run here and FANOUT_REQUIRE_SERVICES=1: install podman and runc (see /work/shared/containers/README.md)');
-    if (!existsSync('/bin/busybox')) throw new Error('/bin/busybox is missing: apt-get install busybox-static');
-    digest = buildImage();
+    digest = execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', IMAGE], { encoding: 'utf8' }).trim();
     box = new Sandbox('fanout container faces ');
     box.write("in put/it's a.txt", 'alpha\n');
     box.write('in put/b.txt', 'beta\n');
@@ -57,7 +31,7 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
       'job.yaml',
       [
         'name: faces',
-        'command: cat /marker {{ file }} > {{ out }}/seen.txt',
+        `command: cat ${MARKER} {{ file }} > {{ out }}/seen.txt`,
         'tasks:',
         '  files: "in put/*.txt"',
         'container:',
@@ -68,10 +42,7 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
     );
   }, 300_000);
 
-  afterAll(() => {
-    box?.cleanup();
-    if (podmanRuns) spawnSync('podman', ['rmi', '--force', IMAGE], { stdio: 'ignore' });
-  });
+  afterAll(() => box?.cleanup());
 
   it('render prints the container line a task runs, with the engine, image, identity and mounts; the output runs as a script', async () => {
     const result = await box.run(['render', 'job.yaml']);
@@ -87,7 +58,7 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
     const ran = spawnSync('/bin/sh', [script], { cwd: box.dir, encoding: 'utf8', timeout: 120_000 });
     expect(ran.status, ran.stderr).toBe(0);
     const out = /^# \{\{ out \}\} = (.*)$/m.exec(result.stdout)![1]!;
-    expect(readFileSync(join(out, 'seen.txt'), 'utf8')).toBe('inside-the-image\nbeta\n');
+    expect(readFileSync(join(out, 'seen.txt'), 'utf8')).toBe(`${IMAGE}\nbeta\n`);
     rmSync(box.path('.fanout'), { recursive: true, force: true });
     rmSync(box.path('fanout-out'), { recursive: true, force: true });
   }, 180_000);
@@ -152,7 +123,7 @@ describe.skipIf(!podmanRuns && !required)('a job in a container, as users see it
   it("tasks --json, the dashboard's API and the task detail show each task's image and its digest", async () => {
     const run = await box.run(['run', 'job.yaml']);
     expect(run.code, run.stderr).toBe(0);
-    expect(readFileSync(box.path("fanout-out/faces/it's a/seen.txt"), 'utf8')).toBe('inside-the-image\nalpha\n');
+    expect(readFileSync(box.path("fanout-out/faces/it's a/seen.txt"), 'utf8')).toBe(`${IMAGE}\nalpha\n`);
 
     const tasks = JSON.parse((await box.run(['tasks', '--json'])).stdout) as Array<{ name: string; image: string; imageDigest: string }>;
     expect(tasks.map((t) => [t.name, t.image, t.imageDigest])).toEqual([
