@@ -2,6 +2,9 @@
 import type { AttemptRecord, GatherAttemptRecord, RunRecord, TaskCounts, TaskRecord } from './store/records.js';
 import type { TaskRow } from './store/task-page.js';
 import type { Unattended } from './engine/unattended-run.js';
+import { taskImageIdentity } from './engine/plan-job.js';
+import type { ImageIdentity } from './container/container-plan.js';
+import type { JobSpec } from './job/job-spec.js';
 
 /** The `status --json` shape other tools and the dashboard rely on. */
 export interface StatusJson {
@@ -48,9 +51,13 @@ export interface TaskJson {
   memory: number | null;
   peakMemory: number | null;
   durationMs: number | null;
+  /** The container image it runs in (rendered), or null: its run used no container. */
+  image: string | null;
+  /** That image's identity when the run was planned (sha256:… for podman and docker). */
+  imageDigest: string | null;
 }
 
-export function taskJson(task: TaskRecord): TaskJson {
+export function taskJson(task: TaskRecord, spec: JobSpec): TaskJson {
   return {
     index: task.index,
     name: task.name,
@@ -61,6 +68,7 @@ export function taskJson(task: TaskRecord): TaskJson {
     memory: task.memory,
     peakMemory: task.peakMemory,
     durationMs: task.durationMs,
+    ...imageFields(taskImageIdentity(spec, task)),
   };
 }
 
@@ -69,8 +77,8 @@ export interface TaskRowJson extends TaskJson {
   host: string | null;
 }
 
-export function taskRowJson(task: TaskRow): TaskRowJson {
-  return { ...taskJson(task), host: task.host };
+export function taskRowJson(task: TaskRow, spec: JobSpec): TaskRowJson {
+  return { ...taskJson(task, spec), host: task.host };
 }
 
 /** One attempt and its result record (times as ISO strings; null fields until it ends). */
@@ -91,10 +99,16 @@ export interface AttemptJson {
   timeMs: number | null;
   host: string | null;
   worker: string | null;
+  /** The container image the attempt ran in and its identity (see TaskJson); null without a container, and for the gather. */
+  image: string | null;
+  imageDigest: string | null;
 }
 
-/** An attempt of a task or of the gather (which asks for no memory or time of its own). */
-export function attemptJson(attempt: AttemptRecord | GatherAttemptRecord): AttemptJson {
+/**
+ * An attempt of a task or of the gather (which asks for no memory or time of its own); `image`:
+ * its task's (taskImageIdentity), the same for all of a task's attempts.
+ */
+export function attemptJson(attempt: AttemptRecord | GatherAttemptRecord, image: ImageIdentity | null = null): AttemptJson {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     attempt: attempt.attempt,
@@ -112,5 +126,11 @@ export function attemptJson(attempt: AttemptRecord | GatherAttemptRecord): Attem
     timeMs: 'timeMs' in attempt ? attempt.timeMs : null,
     host: attempt.host,
     worker: attempt.worker,
+    ...imageFields(image),
   };
+}
+
+/** Without a container the fields are there, null: the shape does not depend on the job. */
+export function imageFields(identity: ImageIdentity | null): { image: string | null; imageDigest: string | null } {
+  return identity ?? { image: null, imageDigest: null };
 }

@@ -148,6 +148,8 @@ describe('TaskResult', () => {
       outputs: string;
       record: AttemptRecord | null;
       attempts: number;
+      image: string | null;
+      imageDigest: string | null;
       value: unknown;
       error?: TaskError;
     }>();

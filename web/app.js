@@ -441,6 +441,13 @@ async function showTask(detail, runId, name) {
         ['cpu time', a.cpuMs === null ? null : duration(a.cpuMs)],
         ['host', a.host],
         ['worker', a.worker],
+        // Only for a run in a container: which image, and its content identity when the run was planned.
+        ...(a.image === null
+          ? []
+          : [
+              ['image', a.image],
+              ['image digest', a.imageDigest],
+            ]),
       ].flatMap(([label, value]) => [el('dt', {}, label), el('dd', {}, dash(value))]),
     );
     log.textContent = '';

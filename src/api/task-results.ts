@@ -1,5 +1,7 @@
 import type { Engine } from '../engine/engine.js';
 import { finalOut } from '../engine/home-layout.js';
+import { taskImageIdentity } from '../engine/plan-job.js';
+import { imageFields } from '../run-json.js';
 import type { AttemptReason } from '../job/job-spec.js';
 import type { AttemptFiles } from '../storage/attempt-files.js';
 import { forEachLimited, TREE_TRANSFERS } from '../storage/parallel.js';
@@ -23,6 +25,10 @@ export interface TaskResult<T = unknown> {
   record: AttemptRecord | null;
   /** Attempts this run made for it. */
   attempts: number;
+  /** The container image it ran in (rendered); null when its job has no `container:`. */
+  image: string | null;
+  /** That image's identity when the run was planned (`podman image inspect --format {{.Id}}`); null without a container. */
+  imageDigest: string | null;
   /** For a function map: what the function returned (undefined when it returned undefined, or failed). */
   value: T | undefined;
   /** Why it did not succeed: for failed and cancelled tasks. */
@@ -57,6 +63,7 @@ export async function taskResults(engine: Engine, files: AttemptFiles, run: RunR
       outputs,
       record,
       attempts: task.attempts,
+      ...imageFields(taskImageIdentity(run.spec, task)),
       value: undefined,
     };
     if (returns && (task.state === 'succeeded' || task.state === 'skipped')) result.value = await files.readReturnValue(outputs);

@@ -63,6 +63,10 @@ export interface ContainerEngine {
   /** argv printing the image's content identity, or failing when it is not present. */
   imageIdArgs(image: string): string[];
   pullArgs(image: string): string[];
+  /** argv printing the engine's version. */
+  readonly versionArgs: string[];
+  /** argv that succeeds only when the engine can run containers here (its storage, runtime or daemon answer); null: nothing to ask beyond the program. */
+  readonly readyArgs: string[] | null;
 }
 
 function volume(mount: BindMount): string {
@@ -106,6 +110,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: (run) => ociRunWords(run, { keepId: true, timeout: true }),
     imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
     pullArgs: (image) => ['pull', '--quiet', image],
+    versionArgs: ['--version'],
+    readyArgs: ['info', '--format', '{{.Host.OCIRuntime.Name}}'],
   },
   docker: {
     name: 'docker',
@@ -113,6 +119,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: (run) => ociRunWords(run, { keepId: false, timeout: false }),
     imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
     pullArgs: (image) => ['pull', '--quiet', image],
+    versionArgs: ['--version'],
+    readyArgs: ['info', '--format', '{{.ServerVersion}}'],
   },
   apptainer: {
     name: 'apptainer',
@@ -120,6 +128,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: apptainerRunWords,
     imageIdArgs: (image) => ['inspect', image],
     pullArgs: (image) => ['pull', image],
+    versionArgs: ['--version'],
+    readyArgs: null,
   },
   singularity: {
     name: 'singularity',
@@ -127,6 +137,8 @@ const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
     runWords: apptainerRunWords,
     imageIdArgs: (image) => ['inspect', image],
     pullArgs: (image) => ['pull', image],
+    versionArgs: ['--version'],
+    readyArgs: null,
   },
 };
 

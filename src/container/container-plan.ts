@@ -70,6 +70,21 @@ export function taskImage(plan: Pick<ContainerPlan, 'image'>, values: Readonly<R
   return renderTemplate(parseTemplate(plan.image), values, PLAIN).trim();
 }
 
+/** The image a task runs in and that image's identity when its run was planned. */
+export interface ImageIdentity {
+  /** The image's name as the task uses it (the template, rendered). */
+  image: string;
+  /** The engine's content id (sha256:…), or for an image file its path, size and time; null when it could not be read. */
+  imageDigest: string | null;
+}
+
+/** A task's image and its identity, from the plan its run recorded; null: the run used no container. */
+export function imageIdentityOf(plan: ContainerPlan | null | undefined, values: Readonly<Record<string, TemplateValue>>): ImageIdentity | null {
+  if (!plan) return null;
+  const image = taskImage(plan, values);
+  return { image, imageDigest: plan.digests[image] ?? null };
+}
+
 /** A task's `mounts:`, rendered; an entry that is not a mount says why. */
 export function taskMounts(plan: Pick<ContainerPlan, 'mounts'>, values: Readonly<Record<string, TemplateValue>>, baseDir: string): Array<BindMount | MountProblem> {
   return plan.mounts.map((entry) => parseMount(renderTemplate(parseTemplate(entry), values, PLAIN), baseDir));
@@ -122,6 +137,49 @@ function renderEach(plan: ContainerPlan, tasks: readonly TaskView[], baseDir: st
   return images;
 }
 
+/** How long `fanout backends` waits for an engine's answer: a stuck daemon must not hang it. */
+const VERSION_TIMEOUT_MS = 5_000;
+const READY_TIMEOUT_MS = 15_000;
+
+/** One container engine as `fanout backends` reports it. */
+export interface ContainerEngineReport {
+  engine: ContainerEngineName;
+  /** On this machine's PATH. */
+  found: boolean;
+  /** Found and, where the engine can be asked, able to run containers here. */
+  usable: boolean;
+  /** What `<engine> --version` printed; null when not found or it did not answer. */
+  version: string | null;
+  detail: string;
+}
+
+/** Each container engine: on PATH, its version, and whether it can run containers here (asked all at once, each with a time limit). */
+export function containerEngineReports(env: NodeJS.ProcessEnv = process.env): Promise<ContainerEngineReport[]> {
+  return Promise.all(
+    containerEngines.map(async (name): Promise<ContainerEngineReport> => {
+      if (!onPath(name, env)) return { engine: name, found: false, usable: false, version: null, detail: 'not found on PATH' };
+      const engine = containerEngine(name);
+      const [version, ready] = await Promise.all([
+        run(name, engine.versionArgs, VERSION_TIMEOUT_MS, env),
+        engine.readyArgs === null ? null : run(name, engine.readyArgs, READY_TIMEOUT_MS, env),
+      ]);
+      const said = version.code === 0 ? version.stdout.trim().split('\n')[0]! : null;
+      const named = said ?? `found, but \`${name} ${engine.versionArgs.join(' ')}\` failed (${version.said})`;
+      if (ready === null)
+        return { engine: name, found: true, usable: version.code === 0, version: said, detail: `${named}; runs without a daemon (not checked further)` };
+      if (ready.code !== 0)
+        return {
+          engine: name,
+          found: true,
+          usable: false,
+          version: said,
+          detail: `${named}; cannot run containers: \`${name} ${engine.readyArgs!.join(' ')}\` failed (${ready.said})`,
+        };
+      return { engine: name, found: true, usable: true, version: said, detail: `${named}; runs containers (${name} ${engine.readyArgs![0]} answered)` };
+    }),
+  );
+}
+
 function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
   for (const folder of (env.PATH ?? '').split(delimiter)) {
     if (!folder) continue;
@@ -147,7 +205,8 @@ interface Ran {
 
 function run(program: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv): Promise<Ran> {
   return new Promise((resolve) => {
-    execFile(program, args, { env, timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    // SIGKILL at the limit: an engine stuck on a lock or a dead daemon may ignore SIGTERM.
+    execFile(program, args, { env, timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       const timedOut = error !== null && (error as { killed?: boolean }).killed === true;
       // Engines print retries first (podman: three tries at a registry); the last line is the verdict.

@@ -6,7 +6,7 @@ import type { JobSpec, Resources, TaskSeed } from '../job/job-spec.js';
 import { parseResourceExpression, ResourceExpressionError, sizeVariables, type ResourceField } from '../job/resource-expression.js';
 import { RESOURCE_FIELDS, resourceValue } from '../job/resource-setting.js';
 import { isObjectStoreUri } from '../storage/location.js';
-import { containerKey, planContainer } from '../container/container-plan.js';
+import { containerKey, imageIdentityOf, planContainer, type ImageIdentity } from '../container/container-plan.js';
 import { pathSize } from './path-size.js';
 import type { Locate } from '../job/field-location.js';
 import { parseTemplate, renderTemplate, TemplateSyntaxError, type Template, type TemplateValue } from '../job/template.js';
@@ -84,7 +84,7 @@ export async function planJob(
   }
   const resourceTemplates = perTaskResourceTemplates(spec, [...Object.keys(spec.vars), ...Object.keys(first?.vars ?? {}), ...RESOURCE_BUILTINS], locate);
 
-  const valuesOf = (seed: TaskSeed) => taskValues(spec, { ...spec.vars, ...seed.vars }, seed.index, seed.name, OUT_PLACEHOLDER);
+  const valuesOf = (seed: TaskSeed) => plannedValues(spec, { ...seed, vars: { ...spec.vars, ...seed.vars } });
   const containerPlan = await planContainer(
     spec,
     seeds.map((seed) => ({ name: seed.name, values: valuesOf(seed) })),
@@ -119,6 +119,21 @@ export async function planJob(
     backend: options.backend.name,
     dispatch: options.backend.dispatch,
   };
+}
+
+/** A task's values as its plan rendered them (its image, its cache key): `{{ out }}` differs per attempt, so it is a placeholder. */
+function plannedValues(spec: JobSpec, task: Pick<PlannedTask, 'vars' | 'index' | 'name'>): Record<string, TemplateValue> {
+  return taskValues(spec, task.vars, task.index, task.name, OUT_PLACEHOLDER);
+}
+
+/**
+ * The image a task of a run ran in, and its identity when the run was planned (what
+ * `tasks --json` and the dashboard show); null when the run used no container. The same for all
+ * its attempts in the run, and for the earlier attempts a skipped task reused: their cache key
+ * holds the image's identity.
+ */
+export function taskImageIdentity(spec: JobSpec, task: Pick<PlannedTask, 'vars' | 'index' | 'name'>): ImageIdentity | null {
+  return spec.containerPlan ? imageIdentityOf(spec.containerPlan, plannedValues(spec, task)) : null;
 }
 
 /** Every value a task's template can name. */

@@ -1,6 +1,6 @@
 import type { AttemptLaunch } from '../backends/backend.js';
 import type { JobSpec } from '../job/job-spec.js';
-import { renderTemplate, type Template } from '../job/template.js';
+import { renderTemplate, type Template, type TemplateValue } from '../job/template.js';
 import type { TaskRecord } from '../store/records.js';
 import { withOutputCheck } from './output-check.js';
 import { inContainer } from '../container/container-command.js';
@@ -22,12 +22,27 @@ export interface AttemptPlaces {
  * are the task's variables as this attempt sees them (a worker puts staged-in local copies of
  * object-storage inputs in place of their URIs).
  */
-export function taskLaunch(
+export function taskLaunch(spec: JobSpec, command: Template, identity: AttemptIdentity, places: AttemptPlaces): AttemptLaunch {
+  const { launch, values } = bareTaskLaunch(spec, command, identity, places);
+  const container = spec.containerPlan ?? null;
+  return container === null ? launch : inContainer(launch, container, values, spec.baseDir);
+}
+
+interface AttemptIdentity {
+  id: number;
+  runId: number;
+  task: Pick<TaskRecord, 'index' | 'name' | 'vars' | 'cpus' | 'memory' | 'timeMs'>;
+  attempt: number;
+  vars?: Record<string, string>;
+}
+
+/** The attempt as it runs on the host, before any container: what `fanout render` shows run in one. */
+export function bareTaskLaunch(
   spec: JobSpec,
   command: Template,
-  identity: { id: number; runId: number; task: TaskRecord; attempt: number; vars?: Record<string, string> },
+  identity: AttemptIdentity,
   places: AttemptPlaces,
-): AttemptLaunch {
+): { launch: AttemptLaunch; values: Record<string, TemplateValue> } {
   const { task } = identity;
   const values = taskValues(spec, identity.vars ?? task.vars, task.index, task.name, places.stagingOut);
   const environment = renderSoftwareEnvironment(spec, values);
@@ -52,6 +67,5 @@ export function taskLaunch(
       }),
     },
   };
-  const container = spec.containerPlan ?? null;
-  return container === null ? launch : inContainer(launch, container, values, spec.baseDir);
+  return { launch, values };
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attemptJson, statusJson, taskRowJson } from '../run-json.js';
 import type { Engine } from '../engine/engine.js';
+import { taskImageIdentity } from '../engine/plan-job.js';
 import { UserError } from '../errors.js';
 import type { AttemptFiles } from '../storage/attempt-files.js';
 import { TASK_STATES, type AttemptRecord, type GatherAttemptRecord, type RunRecord, type TaskState } from '../store/records.js';
@@ -77,16 +78,22 @@ export async function handleApi(context: ApiContext, request: IncomingMessage, r
     allow(method, 'GET');
     const query = taskQuery(url.searchParams);
     const page = await engine.store.pageTasks(run.id, query);
-    return sendJson(response, { total: page.total, page: query.page, size: query.limit, tasks: page.tasks.map(taskRowJson) });
+    return sendJson(response, { total: page.total, page: query.page, size: query.limit, tasks: page.tasks.map((task) => taskRowJson(task, run.spec)) });
   }
   if (part === 'tasks' && name !== undefined) {
     allow(method, 'GET');
     const attempts = await taskAttempts(engine, run, name);
+    const task = await engine.store.getTask(run.id, name);
     if (sub === undefined) {
-      const task = await engine.store.getTask(run.id, name);
-      return sendJson(response, task ? taskRowJson({ ...task, host: attempts.at(-1)?.host ?? null }) : { name: 'gather', state: run.gatherState });
+      return sendJson(response, task ? taskRowJson({ ...task, host: attempts.at(-1)?.host ?? null }, run.spec) : { name: 'gather', state: run.gatherState });
     }
-    if (sub === 'attempts' && number === undefined) return sendJson(response, attempts.map(attemptJson));
+    if (sub === 'attempts' && number === undefined) {
+      const image = task ? taskImageIdentity(run.spec, task) : null;
+      return sendJson(
+        response,
+        attempts.map((attempt) => attemptJson(attempt, image)),
+      );
+    }
     if (sub === 'attempts' && number !== undefined && leaf === 'log' && segments.length === 7) {
       const attempt = attempts.find((a) => String(a.attempt) === number);
       if (!attempt) throw new ApiError(404, `task "${name}" of run ${run.id} has no attempt ${number}`, `it has ${attempts.length}`);

@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { stagingOut } from '../../engine/home-layout.js';
-import { taskValues } from '../../engine/plan-job.js';
+import { taskImageIdentity, taskValues } from '../../engine/plan-job.js';
 import { renderSoftwareEnvironment, withSetup } from '../../engine/software-environment.js';
-import type { DeclaredOutput, Resources } from '../../job/job-spec.js';
+import { bareTaskLaunch } from '../../engine/task-launch.js';
+import { containerCommandLine, containerRun } from '../../container/container-command.js';
+import type { ContainerRun } from '../../container/container-engines.js';
+import type { ImageIdentity } from '../../container/container-plan.js';
+import type { ContainerPlan, DeclaredOutput, Resources } from '../../job/job-spec.js';
 import { shellQuote } from '../../job/shell-quote.js';
 import { formatBytes, formatDuration } from '../../job/units.js';
 import { renderTemplate } from '../../job/template.js';
@@ -21,7 +25,8 @@ export function registerRender(program: Command): void {
     withReadOnlyEngine(options, async (engine) => {
       const planned = await engine.plan(file, planOptions(options));
       const script = await engine.submissionScript(planned);
-      if (script !== null) {
+      const plan = planned.spec.containerPlan ?? null;
+      if (script !== null && plan === null) {
         process.stdout.write(script);
         return;
       }
@@ -40,8 +45,27 @@ export function registerRender(program: Command): void {
         describeResources(task.resources),
         ...declaredOutputs(planned.spec.outputs ?? []),
         ...envExports(environment.env),
-        withSetup(environment.setup, renderTemplate(planned.command, values)),
       ];
+      if (plan === null) {
+        lines.push(withSetup(environment.setup, renderTemplate(planned.command, values)));
+      } else {
+        // The attempt as the runner gets it (setup lines and the output check included), then in its container.
+        const places = { attemptDir: folder, stagingOut: out, finalOut: task.out };
+        const bare = bareTaskLaunch(planned.spec, planned.command, { id: 0, runId: nextRun, task: { ...task, ...task.resources }, attempt: 1 }, places);
+        const run = containerRun(bare.launch, plan, bare.values, planned.spec.baseDir);
+        lines.push(...containerLines(plan, run, taskImageIdentity(planned.spec, task), bare.launch.command, [folder, out]), containerCommandLine(plan, run));
+      }
+      if (script !== null) {
+        // The submission script stays what runs; the container line a node runs for this task follows it, commented out.
+        process.stdout.write(`${script.replace(/\n?$/, '\n')}\n# on the node, task ${task.name}'s attempt starts its container so:\n`);
+        process.stdout.write(
+          `${lines
+            .flatMap((line) => line.split('\n'))
+            .map((line) => (line.startsWith('#') ? line : `#   ${line}`))
+            .join('\n')}\n`,
+        );
+        return;
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     }),
   );
@@ -68,4 +92,22 @@ function envExports(env: Readonly<Record<string, string>>): string[] {
 function declaredOutputs(outputs: readonly DeclaredOutput[]): string[] {
   if (outputs.length === 0) return [];
   return [`# after it exits 0, {{ out }} must hold: ${outputs.map((o) => (o.nonEmpty ? `${o.path} (not empty)` : o.path)).join(', ')}`];
+}
+
+/**
+ * What the container line below them means, as comments (the engine, the image and its identity,
+ * what is mounted), then the folders the runner creates before it starts the container: the
+ * engine refuses to mount a folder that does not exist, so without them the line would not run.
+ */
+function containerLines(plan: ContainerPlan, run: ContainerRun, identity: ImageIdentity | null, command: string, folders: string[]): string[] {
+  const mounts = run.mounts.map((m) => `${m.source === m.target ? m.source : `${m.source} → ${m.target}`}${m.readOnly ? ' (read-only)' : ''}`);
+  return [
+    `# runs in a container: engine ${plan.engine}, image ${run.image}, identity ${identity?.imageDigest ?? 'unknown'}, pull ${plan.pull}`,
+    `# mounts: ${mounts.join(', ')}`,
+    ...command.split('\n').map((line, i) => `# ${i === 0 ? 'its command, run inside by /bin/sh -c: ' : '  '}${line}`),
+    // A pull worker with an s3:// workdir runs the attempt in scratch folders of its own instead.
+    folders.some(isObjectStoreUri)
+      ? '# a pull worker runs it with scratch folders of its own in place of the s3:// paths below'
+      : `mkdir -p ${folders.map(shellQuote).join(' ')}`,
+  ];
 }

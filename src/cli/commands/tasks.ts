@@ -21,7 +21,7 @@ export function registerTasks(program: Command): void {
         const run = await engine.resolveRun(ref);
         const tasks = await engine.store.listTasks(run.id, { state: state as TaskState | undefined });
         if (options.json) {
-          process.stdout.write(`${JSON.stringify(tasks.map(taskJson))}\n`);
+          process.stdout.write(`${JSON.stringify(tasks.map((task) => taskJson(task, run.spec)))}\n`);
           return;
         }
         const rows = tasks.map((t) => [

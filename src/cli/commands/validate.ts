@@ -14,6 +14,14 @@ export function registerValidate(program: Command): void {
       const names = planned.tasks.slice(0, 10).map((t) => printable(t.name));
       const more = planned.tasks.length > 10 ? `, … (${planned.tasks.length - 10} more)` : '';
       process.stdout.write(`${file}: ok, job ${planned.spec.name}, ${planned.tasks.length} task(s) from ${planned.spec.tasks.kind}: ${names.join(', ')}${more}\n`);
+      // The plan found the engine and read each image's identity (pulling it if allowed): say what it found.
+      const container = planned.spec.containerPlan;
+      if (container) {
+        const digests = Object.entries(container.digests);
+        const images = digests.slice(0, 10).map(([image, digest]) => `${image} (${digest ?? 'identity unknown'})`);
+        const moreImages = digests.length > 10 ? `, … (${digests.length - 10} more)` : '';
+        process.stdout.write(`  in containers: ${container.engine}, pull ${container.pull}, image(s) present: ${images.join(', ')}${moreImages}\n`);
+      }
     }),
   );
 }
