@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { buildImage, IGNORES_TERM, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER } from './containers.js';
+import { buildImage, IGNORES_TERM, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 
 /**
@@ -33,18 +33,7 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
   );
 
   it('records an oom inside the container as oom, and the escalated retry succeeds', async () => {
-    job([
-      'command: head -c 150000000 /dev/zero | tail > /dev/null',
-      'tasks:',
-      '  each: [hog]',
-      'resources:',
-      '  memory: 60MB',
-      'retry:',
-      '  max: 2',
-      '  escalate:',
-      '    memory: 4',
-      ...container(),
-    ]);
+    job([...OOM_THEN_FITS, ...container()]);
     const result = await box.run(['run', 'job.yaml'], { timeoutMs: SLOW });
     expect(result.code, result.stderr).toBe(0);
     expect(attempts()).toEqual([

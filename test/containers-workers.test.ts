@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob } from './containers.js';
+import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
 
@@ -53,26 +53,7 @@ describeWithPodman('workers', 'containers on pull workers', (tag) => {
     it(
       'records an oom inside the container as oom, and the escalated retry succeeds',
       async () => {
-        box.write(
-          'job.yaml',
-          [
-            'backend: workers',
-            'workdir: shared-work',
-            'command: head -c 150000000 /dev/zero | tail > /dev/null',
-            'tasks:',
-            '  each: [hog]',
-            'resources:',
-            '  memory: 60MB',
-            'retry:',
-            '  max: 2',
-            '  escalate:',
-            '    memory: 4',
-            'container:',
-            `  image: ${tag}`,
-            '  pull: never',
-            '',
-          ].join('\n'),
-        );
+        box.write('job.yaml', ['backend: workers', 'workdir: shared-work', ...OOM_THEN_FITS, 'container:', `  image: ${tag}`, '  pull: never', ''].join('\n'));
         await queue();
         const done = await finished(worker('--until-empty'), SLOW);
         expect(done.code, done.stderr).toBe(0);

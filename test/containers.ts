@@ -195,3 +195,19 @@ export function expectRanInside(outdir: string, marker: string): void {
     expect(env, name).toMatch(/^FANOUT_RUN=\d+$/m);
   }
 }
+
+/**
+ * A task that reads 150 MB into memory under a 60 MB limit, with retries that multiply its memory
+ * by 4: killed by the container's memory limit first (oom), then it fits.
+ */
+export const OOM_THEN_FITS = [
+  'command: head -c 150000000 /dev/zero | tail > /dev/null',
+  'tasks:',
+  '  each: [hog]',
+  'resources:',
+  '  memory: 60MB',
+  'retry:',
+  '  max: 2',
+  '  escalate:',
+  '    memory: 4',
+];

@@ -103,43 +103,43 @@ function apptainerRunWords(run: ContainerRun): ShellWord[] {
   return words;
 }
 
+/** podman and docker look at and fetch images alike. */
+const OCI_IMAGES = {
+  imageIdArgs: (image: string) => ['image', 'inspect', '--format', '{{.Id}}', image],
+  pullArgs: (image: string) => ['pull', '--quiet', image],
+  versionArgs: ['--version'],
+};
+
+/** apptainer and singularity are one program under two names. */
+function apptainerLike(name: 'apptainer' | 'singularity'): ContainerEngine {
+  return {
+    name,
+    detached: false,
+    runWords: apptainerRunWords,
+    imageIdArgs: (image) => ['inspect', image],
+    pullArgs: (image) => ['pull', image],
+    versionArgs: ['--version'],
+    readyArgs: null,
+  };
+}
+
 const ENGINES: Record<ContainerEngineName, ContainerEngine> = {
   podman: {
     name: 'podman',
     detached: true,
     runWords: (run) => ociRunWords(run, { keepId: true, timeout: true }),
-    imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
-    pullArgs: (image) => ['pull', '--quiet', image],
-    versionArgs: ['--version'],
+    ...OCI_IMAGES,
     readyArgs: ['info', '--format', '{{.Host.OCIRuntime.Name}}'],
   },
   docker: {
     name: 'docker',
     detached: true,
     runWords: (run) => ociRunWords(run, { keepId: false, timeout: false }),
-    imageIdArgs: (image) => ['image', 'inspect', '--format', '{{.Id}}', image],
-    pullArgs: (image) => ['pull', '--quiet', image],
-    versionArgs: ['--version'],
+    ...OCI_IMAGES,
     readyArgs: ['info', '--format', '{{.ServerVersion}}'],
   },
-  apptainer: {
-    name: 'apptainer',
-    detached: false,
-    runWords: apptainerRunWords,
-    imageIdArgs: (image) => ['inspect', image],
-    pullArgs: (image) => ['pull', image],
-    versionArgs: ['--version'],
-    readyArgs: null,
-  },
-  singularity: {
-    name: 'singularity',
-    detached: false,
-    runWords: apptainerRunWords,
-    imageIdArgs: (image) => ['inspect', image],
-    pullArgs: (image) => ['pull', image],
-    versionArgs: ['--version'],
-    readyArgs: null,
-  },
+  apptainer: apptainerLike('apptainer'),
+  singularity: apptainerLike('singularity'),
 };
 
 export function containerEngine(name: ContainerEngineName): ContainerEngine {
