@@ -1,8 +1,10 @@
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, OOM_THEN_FITS } from './containers.js';
+import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
+import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
 
 /**
  * Containers on pull workers, with real podman: state in PostgreSQL, each worker's launcher
@@ -79,6 +81,52 @@ describeWithPodman('workers', 'containers on pull workers', (tag) => {
       expect((await finished(running, SLOW)).code).toBe(0);
       expect(await status()).toMatchObject({ state: 'cancelled', counts: { cancelled: 3 } });
       expect(containersLeft(box)).toEqual([]);
+    });
+
+    describeWithS3('with a workdir and outdir in S3 (no shared disk)', () => {
+      it(
+        'mounts the chunk a worker staged in and its {{ out }}: the tool in the image reads one and writes the other',
+        async () => {
+          const bucket = await createBucket(s3Endpoint());
+          const s3 = { ...env, ...s3Env(s3Endpoint()) };
+          box.write('reads.fa', ['>r1', 'ACGT', '>r2', 'GGCC', '>r3', 'TTAA', '>r4', 'CCGG', ''].join('\n'));
+          box.write(
+            'job.yaml',
+            [
+              'backend: workers',
+              `workdir: s3://${bucket}/work`,
+              `outdir: s3://${bucket}/out`,
+              `command: grep -c '>' {{ chunk }} > {{ out }}/records && cat ${MARKER} > {{ out }}/marker`,
+              'tasks:',
+              '  chunks: { file: reads.fa, count: 2 }',
+              'container:',
+              `  image: ${tag}`,
+              '  pull: never',
+              '',
+            ].join('\n'),
+          );
+          const queued = await box.run(['run', 'job.yaml', '--detach'], { env: s3 });
+          expect(queued.code, queued.stderr).toBe(0);
+          const done = await finished(box.start(['worker', '--cpus', '2', '--until-empty', '--scratch', box.path('scratch')], { env: s3 }), SLOW);
+          expect(done.code, done.stderr).toBe(0);
+          const tasks = JSON.parse((await box.run(['tasks', '--json'], { env: s3 })).stdout) as Array<{ name: string; state: string }>;
+          expect(tasks.map((task) => task.state)).toEqual(['succeeded', 'succeeded']);
+          const client = new S3Client({ endpoint: s3Endpoint(), region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS });
+          try {
+            const text = async (key: string) => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+            let records = 0;
+            for (const task of tasks) {
+              records += Number(await text(`out/${task.name}/records`));
+              expect(await text(`out/${task.name}/marker`)).toBe(`${tag}\n`);
+            }
+            expect(records).toBe(4);
+          } finally {
+            client.destroy();
+          }
+          expect(containersLeft(box)).toEqual([]);
+        },
+        SLOW,
+      );
     });
   });
 });
