@@ -100,6 +100,26 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
     SLOW,
   );
 
+  it(
+    'the coordinator and its launcher both SIGKILLed: the resumed run removes the containers it gives up as lost',
+    async () => {
+      // The first attempt would run for minutes; only a removal of its container ends it early.
+      job([`command: if [ "$FANOUT_ATTEMPT" = 1 ]; then sleep 300; fi; echo {{ item }} > {{ out }}/v`, 'tasks:', '  each: [t0, t1]', ...container()]);
+      const first = box.start(['run', 'job.yaml']);
+      await waitFor(() => containersRunning(box).length === 2, 60_000, 'two running containers');
+      const launcher = box.query<{ launcher: string }>('SELECT launcher FROM attempts WHERE launcher IS NOT NULL LIMIT 1')[0]!;
+      const launcherPid = (JSON.parse(launcher.launcher) as { pid: number }).pid;
+      first.kill('SIGKILL');
+      process.kill(launcherPid, 'SIGKILL');
+      await finished(first);
+      const second = await box.run(['run', 'job.yaml', '--json'], { timeoutMs: SLOW });
+      expect(second.code, second.stderr).toBe(0);
+      expect(box.query<{ reason: string }>('SELECT reason FROM attempts WHERE attempt = 1').map((a) => a.reason)).toEqual(['lost', 'lost']);
+      await waitFor(() => containersLeft(box).length === 0, 60_000, "the lost attempts' containers removed");
+    },
+    SLOW,
+  );
+
   it('inputs in a folder named with quotes and spaces, and a mount with a space and a quote, are read inside the container', async () => {
     // Outside the job file's folder, so that only the input's own mount and `mounts:` bring them in.
     const data = box.path('my "data" dir');

@@ -6,6 +6,7 @@ import type { TemplateValue } from '../job/template.js';
 import { CONTAINER_LIMITS_FILE } from '../runner/result-record.js';
 import { containerEngine, joinWords, type BindMount, type ContainerRun, type SharedContainer, type ShellWord } from './container-engines.js';
 import { attemptMounts } from './container-mounts.js';
+import { cidFileName } from './left-containers.js';
 import { taskImage, taskMounts } from './container-plan.js';
 
 /**
@@ -16,9 +17,6 @@ import { taskImage, taskMounts } from './container-plan.js';
  * cancel, Ctrl-C, Grid Engine's SIGUSR2 before a qdel), and the engine limits memory and cpus: inside, a last step writes the
  * container's memory peak and oom kills to a file the runner reads (CONTAINER_LIMITS_FILE).
  */
-
-/** In the attempt's folder: the id of its container, for stopping it. */
-const CID_FILE = '.fanout.cid';
 
 /** Seconds a stopped container gets between SIGTERM and SIGKILL; within the runner's grace (10 s by default). */
 const CONTAINER_STOP_SECONDS = 5;
@@ -60,7 +58,7 @@ export function containerRun(launch: AttemptLaunch, plan: ContainerPlan, values:
     memory: engine.detached ? launch.memory : null,
     cpus: launch.cpus,
     timeoutSeconds: launch.timeMs === null ? null : Math.ceil(launch.timeMs / 1000) + ENGINE_TIMEOUT_MARGIN_SECONDS,
-    cidFile: join(launch.attemptDir, CID_FILE),
+    cidFile: join(launch.attemptDir, cidFileName(plan.engine)),
     labels: { 'fanout.attempt': launch.attemptDir },
     options: plan.options,
     pullMissing: plan.pull !== 'never',
@@ -84,7 +82,7 @@ export function inContainer(launch: AttemptLaunch, plan: ContainerPlan, values: 
   const engine = containerEngine(plan.engine);
   if (!engine.detached) return { ...launch, command: line };
   const shared = plan.per === 'element' ? { sharedContainer: { engine: plan.engine, run, command: launch.command } } : {};
-  const cid = shellQuote(join(launch.attemptDir, CID_FILE));
+  const cid = shellQuote(join(launch.attemptDir, cidFileName(plan.engine)));
   const program = shellQuote(plan.engine);
   // The container runs apart from this script: a stop must go to the engine, and this script
   // waits for the container's own exit status after passing the stop on.

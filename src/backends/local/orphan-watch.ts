@@ -2,6 +2,7 @@ import { isAlive } from '../../process-identity.js';
 import { lostResult, readResultRecord } from '../../runner/result-record.js';
 import type { ProcessIdentity } from '../../store/records.js';
 import type { OrphanAttempt, ResultListener } from '../backend.js';
+import { removeLeftContainer } from '../../container/left-containers.js';
 
 const POLL_MS = 250;
 
@@ -45,6 +46,8 @@ export class OrphanWatch {
         this.onResult(id, result);
       } else if (!supervisorAlive) {
         this.waiting.delete(id);
+        // Its processes may outlive the launcher; a container surely does, unless removed.
+        removeLeftContainer(dir);
         this.onResult(id, lostResult('the process supervising it ended without recording a result'));
       }
     }
