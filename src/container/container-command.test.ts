@@ -112,7 +112,7 @@ describe('podman and docker', () => {
       const run = containerRun(launch, containerPlan, values, jobDir);
       const words = wordsArrived(containerCommandLine(containerPlan, run), engine);
       expect(words.slice(0, 2)).toEqual(['run', '--rm']);
-      expect(flagValues(words, '--cidfile')).toEqual([join(attemptDir, '.fanout.podman.cid')]);
+      expect(flagValues(words, '--cidfile')).toEqual([join(attemptDir, `.fanout.${engine}.cid`)]);
       expect(flagValues(words, '--label')).toEqual([`fanout.attempt=${attemptDir}`]);
       const ids = execFileSync('/bin/sh', ['-c', 'printf "%s:%s" "$(id -u)" "$(id -g)"'], { encoding: 'utf8' });
       expect(flagValues(words, '--user')).toEqual([ids]);
