@@ -14,8 +14,9 @@ import { taskImage, taskMounts } from './container-plan.js';
  * runner, pull worker) runs what comes out like any command: a shell script that starts the
  * container and waits for it. Where the engine runs containers apart from its client (podman's
  * conmon, dockerd), the script stops the container itself when the attempt is stopped (timeout,
- * cancel, Ctrl-C, Grid Engine's SIGUSR2 before a qdel), and the engine limits memory and cpus: inside, a last step writes the
- * container's memory peak and oom kills to a file the runner reads (CONTAINER_LIMITS_FILE).
+ * cancel, Ctrl-C, Grid Engine's SIGUSR2 before a qdel), and the engine limits memory and cpus:
+ * inside, a last step writes the container's memory peak and oom kills to a file the runner
+ * reads (CONTAINER_LIMITS_FILE).
  */
 
 /** Seconds a stopped container gets between SIGTERM and SIGKILL; within the runner's grace (10 s by default). */
