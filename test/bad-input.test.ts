@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, symlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
+import { expectRefused } from './refused.js';
 
 /**
  * Every bad input is refused before any task runs (exit 2, no run recorded), with one message
@@ -16,15 +17,7 @@ describe('bad input', () => {
 
   async function refused(job: string, expected: RegExp[], file = 'job.yaml') {
     box.write(file, job);
-    const result = await box.run(['run', file]);
-    expect(result.code, result.stderr).toBe(2);
-    const message = result.stderr.trim();
-    expect(message.split('\n')).toHaveLength(1);
-    for (const pattern of expected) expect(message).toMatch(pattern);
-    // Nothing ran: no run was recorded and no task output exists.
-    expect(existsSync(box.path('fanout-out'))).toBe(false);
-    if (existsSync(box.path('.fanout', 'state.db'))) expect(box.query('SELECT id FROM runs')).toEqual([]);
-    return message;
+    return expectRefused(box, ['run', file], expected);
   }
 
   it('malformed YAML names the line', async () => {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { buildImage, IGNORES_TERM, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
+import { expectRefused } from './refused.js';
 
 /**
  * Containers on the local backend, with real podman: tasks run in the image as the user running
@@ -166,14 +167,8 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
   /** Refused before anything runs: exit 2, one line naming the file, line and field, and no task ran. */
   async function refused(lines: string[], expected: RegExp[]) {
     job(['command: touch {{ jobdir }}/ran-{{ name }}', ...lines]);
-    const result = await box.run(['run', 'job.yaml']);
-    expect(result.code, result.stderr).toBe(2);
-    const message = result.stderr.trim();
-    expect(message.split('\n')).toHaveLength(1);
-    for (const pattern of expected) expect(message).toMatch(pattern);
-    expect(existsSync(box.path('fanout-out'))).toBe(false);
+    await expectRefused(box, ['run', 'job.yaml'], expected);
     expect(existsSync(box.path('ran-a'))).toBe(false);
-    if (existsSync(box.path('.fanout', 'state.db'))) expect(box.query('SELECT id FROM runs')).toEqual([]);
   }
 
   it('an unknown engine is refused by the schema, naming the field', async () => {

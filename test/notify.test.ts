@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './harness.js';
+import { expectRefused } from './refused.js';
 import { closedPort, WebhookReceiver } from './webhook-receiver.js';
 
 /**
@@ -187,12 +188,7 @@ describe('bad notify fields', () => {
 
   async function refused(notify: string[], expected: RegExp[]): Promise<void> {
     box.write('job.yaml', ['command: "true"', 'tasks:', '  each: [a]', 'notify:', ...notify, ''].join('\n'));
-    const result = await box.run(['run', 'job.yaml']);
-    expect(result.code, result.stderr).toBe(2);
-    const message = result.stderr.trim();
-    expect(message.split('\n')).toHaveLength(1);
-    for (const pattern of expected) expect(message).toMatch(pattern);
-    expect(existsSync(box.path('fanout-out'))).toBe(false);
+    await expectRefused(box, ['run', 'job.yaml'], expected);
   }
 
   it('a webhook that is not http or https', async () => {

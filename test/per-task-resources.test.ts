@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HOG } from './conformance.js';
 import { Sandbox } from './harness.js';
+import { expectRefused } from './refused.js';
 import { describeOn, runJobIds } from './schedulers.js';
 
 /**
@@ -33,14 +34,7 @@ describe('per-task resources on the local backend', () => {
 
   /** Refused before anything ran: exit 2, one line, no run recorded, no output. */
   async function refused(expected: RegExp[]): Promise<string> {
-    const result = await box.run(['run', 'job.yaml']);
-    expect(result.code, result.stderr).toBe(2);
-    const message = result.stderr.trim();
-    expect(message.split('\n')).toHaveLength(1);
-    for (const pattern of expected) expect(message).toMatch(pattern);
-    expect(existsSync(box.path('fanout-out'))).toBe(false);
-    if (existsSync(box.path('.fanout', 'state.db'))) expect(box.query('SELECT id FROM runs')).toEqual([]);
-    return message;
+    return expectRefused(box, ['run', 'job.yaml'], expected);
   }
 
   it('takes each row of a table its own memory, cpus and time, and records them on the task', async () => {

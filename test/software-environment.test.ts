@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finished, Sandbox } from './harness.js';
+import { expectRefused } from './refused.js';
 import { describeWithPodman } from './containers.js';
 import { describeOn, type BackendUnderTest } from './schedulers.js';
 
@@ -236,12 +237,7 @@ describe('setup: and env: bad input', () => {
   /** Refused before anything runs (exit 2, no run), with one line naming file, line, field and fix. */
   async function refused(lines: string[], expected: RegExp[]) {
     box.write('job.yaml', `${lines.join('\n')}\n`);
-    const result = await box.run(['run', 'job.yaml']);
-    expect(result.code, result.stderr).toBe(2);
-    const message = result.stderr.trim();
-    expect(message.split('\n')).toHaveLength(1);
-    for (const pattern of expected) expect(message).toMatch(pattern);
-    expect(existsSync(box.path('fanout-out'))).toBe(false);
+    await expectRefused(box, ['run', 'job.yaml'], expected);
   }
   const base = ['command: echo {{ sample }}', 'tasks:', '  each: [{sample: s1}]'];
 

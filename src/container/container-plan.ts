@@ -6,7 +6,7 @@ import { configuredSettings } from '../job/config-files.js';
 import type { Locate } from '../job/field-location.js';
 import { containerEngines, type ContainerEngineName } from '../job/job-schema.js';
 import type { ContainerPlan, JobSpec } from '../job/job-spec.js';
-import { parseTemplate, renderTemplate, type TemplateValue } from '../job/template.js';
+import { parseTemplate, renderTemplate, type Template, type TemplateValue } from '../job/template.js';
 import { containerEngine, type BindMount } from './container-engines.js';
 import { parseMount, type MountProblem } from './container-mounts.js';
 
@@ -26,7 +26,7 @@ interface TaskView {
   values: Readonly<Record<string, TemplateValue>>;
 }
 
-export async function planContainer(spec: JobSpec, tasks: readonly TaskView[], locate: Locate, env: NodeJS.ProcessEnv = process.env): Promise<ContainerPlan | null> {
+export async function planContainer(spec: JobSpec, tasks: Iterable<TaskView>, locate: Locate, env: NodeJS.ProcessEnv = process.env): Promise<ContainerPlan | null> {
   const settings = configuredSettings(spec, env).container;
   const jobGaveOne = spec.container !== undefined && Object.keys(spec.container).length > 0;
   if (settings.image === undefined) {
@@ -62,12 +62,20 @@ export async function planContainer(spec: JobSpec, tasks: readonly TaskView[], l
   return plan;
 }
 
+/** The image and mount templates, parsed once: they are rendered for every task and every launch. */
+const parsedTemplates = new Map<string, Template>();
+function parsedOnce(source: string): Template {
+  let template = parsedTemplates.get(source);
+  if (!template) parsedTemplates.set(source, (template = parseTemplate(source)));
+  return template;
+}
+
 /** Image names and mount paths are not shell: template values go in as they are. */
 const PLAIN = { quote: false };
 
 /** The image a task runs in (the plan's template, rendered with the task's values). */
 export function taskImage(plan: Pick<ContainerPlan, 'image'>, values: Readonly<Record<string, TemplateValue>>): string {
-  return renderTemplate(parseTemplate(plan.image), values, PLAIN).trim();
+  return renderTemplate(parsedOnce(plan.image), values, PLAIN).trim();
 }
 
 /** The image a task runs in and that image's identity when its run was planned. */
@@ -87,7 +95,7 @@ export function imageIdentityOf(plan: ContainerPlan | null | undefined, values: 
 
 /** A task's `mounts:`, rendered; an entry that is not a mount says why. */
 export function taskMounts(plan: Pick<ContainerPlan, 'mounts'>, values: Readonly<Record<string, TemplateValue>>, baseDir: string): Array<BindMount | MountProblem> {
-  return plan.mounts.map((entry) => parseMount(renderTemplate(parseTemplate(entry), values, PLAIN), baseDir));
+  return plan.mounts.map((entry) => parseMount(renderTemplate(parsedOnce(entry), values, PLAIN), baseDir));
 }
 
 /**
@@ -97,25 +105,29 @@ export function taskMounts(plan: Pick<ContainerPlan, 'mounts'>, values: Readonly
 export function containerKey(plan: ContainerPlan | null, values: Readonly<Record<string, TemplateValue>>): string {
   if (plan === null) return '';
   const image = taskImage(plan, values);
-  const mounts = plan.mounts.map((entry) => renderTemplate(parseTemplate(entry), values, PLAIN));
+  const mounts = plan.mounts.map((entry) => renderTemplate(parsedOnce(entry), values, PLAIN));
   return ['\0container', plan.engine, image, plan.digests[image] ?? '', ...plan.options, ...mounts].join('\0');
 }
 
-/** Each task's image and mounts, rendered and checked; the distinct images. */
-function renderEach(plan: ContainerPlan, tasks: readonly TaskView[], baseDir: string, locate: Locate): Set<string> {
-  const first = tasks[0];
-  if (first) {
-    const templates: Array<[string, string]> = [['container.image', plan.image], ...plan.mounts.map((entry, i): [string, string] => [`container.mounts.${i}`, entry])];
-    for (const [field, source] of templates) {
-      const unknown = parseTemplate(source).variables.find((variable) => !(variable in first.values));
-      if (unknown !== undefined) {
-        throw new JobFileError(locate(field), `{{ ${unknown} }} names a variable that a task does not have`, `known variables: ${Object.keys(first.values).join(', ')}`);
-      }
+/** Every task has the same variables: the first one's tell whether the templates name only those. */
+function checkVariables(templates: Array<[string, string]>, values: Readonly<Record<string, TemplateValue>>, locate: Locate): void {
+  for (const [field, source] of templates) {
+    const unknown = parsedOnce(source).variables.find((variable) => !(variable in values));
+    if (unknown !== undefined) {
+      throw new JobFileError(locate(field), `{{ ${unknown} }} names a variable that a task does not have`, `known variables: ${Object.keys(values).join(', ')}`);
     }
   }
+}
+
+/** Each task's image and mounts, rendered and checked; the distinct images. */
+function renderEach(plan: ContainerPlan, tasks: Iterable<TaskView>, baseDir: string, locate: Locate): Set<string> {
+  const templates: Array<[string, string]> = [['container.image', plan.image], ...plan.mounts.map((entry, i): [string, string] => [`container.mounts.${i}`, entry])];
+  let first = true;
   const images = new Set<string>();
   const checkedSources = new Set<string>();
   for (const task of tasks) {
+    if (first) checkVariables(templates, task.values, locate);
+    first = false;
     const rendered = taskImage(plan, task.values);
     if (rendered === '') {
       throw new JobFileError(locate('container.image'), `is empty for task ${task.name}`, 'give every task an image (check the variable the template names)');

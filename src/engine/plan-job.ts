@@ -85,9 +85,12 @@ export async function planJob(
   const resourceTemplates = perTaskResourceTemplates(spec, [...Object.keys(spec.vars), ...Object.keys(first?.vars ?? {}), ...RESOURCE_BUILTINS], locate);
 
   const valuesOf = (seed: TaskSeed) => plannedValues(spec, { ...seed, vars: { ...spec.vars, ...seed.vars } });
+  // Lazily: a job without a container renders nothing more for it.
   const containerPlan = await planContainer(
     spec,
-    seeds.map((seed) => ({ name: seed.name, values: valuesOf(seed) })),
+    (function* () {
+      for (const seed of seeds) yield { name: seed.name, values: valuesOf(seed) };
+    })(),
     locate,
   );
   const plan = createHash('sha256');
