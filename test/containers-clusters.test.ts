@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { IGNORES_TERM, MARKER, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, OOM_THEN_FITS } from './containers.js';
+import { IGNORES_TERM, MARKER, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, OOM_RETRIES, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { describeOn } from './schedulers.js';
 
@@ -39,7 +39,7 @@ describeWithPodman('clusters', 'containers on the clusters', (tag) => {
       it(
         'records an oom inside the container as oom, and the escalated retry succeeds',
         async () => {
-          job([...OOM_THEN_FITS, ...container]);
+          job([...OOM_THEN_FITS, ...OOM_RETRIES, ...container]);
           const result = await run(['run', 'job.yaml']);
           expect(attempts()).toEqual([
             { attempt: 1, reason: 'oom' },
@@ -87,12 +87,7 @@ describeWithPodman('clusters', 'containers on the clusters', (tag) => {
             '  each: [a, hog, b, c, d, e]',
             'cluster:',
             '  pack: 3',
-            'resources:',
-            '  memory: 60MB',
-            'retry:',
-            '  max: 2',
-            '  escalate:',
-            '    memory: 4',
+            ...OOM_RETRIES,
             ...container,
             '  per: element',
           ]);

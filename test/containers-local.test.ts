@@ -1,6 +1,17 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { buildImage, IGNORES_TERM, containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_THEN_FITS } from './containers.js';
+import {
+  buildImage,
+  IGNORES_TERM,
+  containersLeft,
+  containersRunning,
+  describeWithPodman,
+  expectRanInside,
+  insideJob,
+  MARKER,
+  OOM_RETRIES,
+  OOM_THEN_FITS,
+} from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { expectRefused } from './refused.js';
 
@@ -34,7 +45,7 @@ describeWithPodman('local', 'containers on the local backend', (tag) => {
   );
 
   it('records an oom inside the container as oom, and the escalated retry succeeds', async () => {
-    job([...OOM_THEN_FITS, ...container()]);
+    job([...OOM_THEN_FITS, ...OOM_RETRIES, ...container()]);
     const result = await box.run(['run', 'job.yaml'], { timeoutMs: SLOW });
     expect(result.code, result.stderr).toBe(0);
     expect(attempts()).toEqual([

@@ -1,7 +1,7 @@
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_THEN_FITS } from './containers.js';
+import { containersLeft, containersRunning, describeWithPodman, expectRanInside, insideJob, MARKER, OOM_RETRIES, OOM_THEN_FITS } from './containers.js';
 import { finished, Sandbox, waitFor } from './harness.js';
 import { createDatabase, describeWithPostgres } from './services/postgres.js';
 import { createBucket, describeWithS3, s3Endpoint, s3Env, S3_TEST_CREDENTIALS } from './services/s3.js';
@@ -55,7 +55,10 @@ describeWithPodman('workers', 'containers on pull workers', (tag) => {
     it(
       'records an oom inside the container as oom, and the escalated retry succeeds',
       async () => {
-        box.write('job.yaml', ['backend: workers', 'workdir: shared-work', ...OOM_THEN_FITS, 'container:', `  image: ${tag}`, '  pull: never', ''].join('\n'));
+        box.write(
+          'job.yaml',
+          ['backend: workers', 'workdir: shared-work', ...OOM_THEN_FITS, ...OOM_RETRIES, 'container:', `  image: ${tag}`, '  pull: never', ''].join('\n'),
+        );
         await queue();
         const done = await finished(worker('--until-empty'), SLOW);
         expect(done.code, done.stderr).toBe(0);

@@ -200,14 +200,7 @@ export function expectRanInside(outdir: string, marker: string): void {
  * A task that reads 150 MB into memory under a 60 MB limit, with retries that multiply its memory
  * by 4: killed by the container's memory limit first (oom), then it fits.
  */
-export const OOM_THEN_FITS = [
-  'command: head -c 150000000 /dev/zero | tail > /dev/null',
-  'tasks:',
-  '  each: [hog]',
-  'resources:',
-  '  memory: 60MB',
-  'retry:',
-  '  max: 2',
-  '  escalate:',
-  '    memory: 4',
-];
+export const OOM_THEN_FITS = ['command: head -c 150000000 /dev/zero | tail > /dev/null', 'tasks:', '  each: [hog]'];
+
+/** 60 MB a task, and retries that multiply it by 4: what lets OOM_THEN_FITS fit on its second attempt. */
+export const OOM_RETRIES = ['resources:', '  memory: 60MB', 'retry:', '  max: 2', '  escalate:', '    memory: 4'];

@@ -93,6 +93,11 @@ export function imageIdentityOf(plan: ContainerPlan | null | undefined, values: 
   return { image, imageDigest: plan.digests[image] ?? null };
 }
 
+/** Whether the image is one for the whole job: its template names only these values (the gather's, which has no task's). */
+export function imageNamesOnly(plan: Pick<ContainerPlan, 'image'>, values: Readonly<Record<string, TemplateValue>>): boolean {
+  return parsedOnce(plan.image).variables.every((variable) => variable in values);
+}
+
 /** A task's `mounts:`, rendered; an entry that is not a mount says why. */
 export function taskMounts(plan: Pick<ContainerPlan, 'mounts'>, values: Readonly<Record<string, TemplateValue>>, baseDir: string): Array<BindMount | MountProblem> {
   return plan.mounts.map((entry) => parseMount(renderTemplate(parsedOnce(entry), values, PLAIN), baseDir));

@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import type { JobSpec } from '../job/job-spec.js';
 import { parseTemplate, renderTemplate, type Template, type TemplateValue } from '../job/template.js';
 import { inContainer } from '../container/container-command.js';
+import { imageNamesOnly } from '../container/container-plan.js';
 import type { AttemptResult } from '../runner/launcher.js';
 import { joinLocation } from '../storage/location.js';
 import type { Storage } from '../storage/storage.js';
@@ -280,6 +281,6 @@ export function gatherBackendSpec(spec: JobSpec): JobSpec {
  */
 function gatherInContainer(spec: JobSpec, launch: AttemptLaunch, values: Record<string, TemplateValue>): AttemptLaunch {
   const plan = spec.containerPlan ?? null;
-  if (plan === null || parseTemplate(plan.image).variables.some((variable) => !(variable in values))) return launch;
+  if (plan === null || !imageNamesOnly(plan, values)) return launch;
   return inContainer(launch, plan, values, spec.baseDir);
 }
